@@ -1,0 +1,117 @@
+"""Command-line flags every lab script shares, input checks, and the error contract.
+
+Bad input ends with one line on stderr naming the problem and the fix, and exit code 2.
+"""
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+
+from mnistlab.errors import LabError
+
+
+class LabParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with a pointer to --help) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
+def positive_int(text):
+    value = _number(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = _number(text, float, "a number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = _number(text, float, "a number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def fraction(text):
+    value = _number(text, float, "a number")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
+    return value
+
+
+def _number(text, kind, what):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+def make_parser(description, *, epochs, batch_size, lr, lab_note=""):
+    """A parser with the common flags; the defaults passed in are the lab's values."""
+    parser = LabParser(
+        description=description,
+        epilog=lab_note,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    common = parser.add_argument_group("common flags (every lab script)")
+    common.add_argument("--data", metavar="PATH", default=None,
+                        help="local Keras mnist.npz; if unset, the MNIST_NPZ environment variable, "
+                             "else keras.datasets.mnist.load_data() (needs internet once)")
+    common.add_argument("--out", metavar="DIR", default=None,
+                        help="figures go to DIR/plots, numbers to DIR/results "
+                             "(default: this folder, or ./quick with --quick)")
+    common.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
+    common.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
+    common.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    common.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same numbers on CPU")
+    common.add_argument("--quick", action="store_true",
+                        help="every part on a small subset with 1-2 epochs, to check that everything works")
+    common.add_argument("--save-model", action="store_true", help="also write the trained model as a .keras file")
+    return parser
+
+
+class Outputs:
+    """The run's output folders, checked writable before any training starts."""
+
+    def __init__(self, root):
+        self.root = root
+        self.plots = os.path.join(root, "plots")
+        self.results = os.path.join(root, "results")
+        for folder in (self.plots, self.results):
+            try:
+                os.makedirs(folder, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                raise LabError(f"cannot write to {folder} ({exc.strerror}); pass --out to a writable folder")
+
+    def plot(self, name):
+        return os.path.join(self.plots, name)
+
+    def result(self, name):
+        return os.path.join(self.results, name)
+
+
+def run(main, argv=None):
+    """Call ``main(argv)``; turn LabError into one line and exit 2, Ctrl-C into exit 130."""
+    prog = os.path.basename(sys.argv[0]) if argv is None else main.__module__ + ".py"
+    try:
+        return main(argv)
+    except LabError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; what had finished is saved, rerun the same command to go on",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,118 @@
+"""MNIST loading, checking and preprocessing, and the lab's salt-and-pepper noise.
+
+Source order: an explicit path (``--data``), else the ``MNIST_NPZ`` environment variable,
+else ``keras.datasets.mnist.load_data()`` (which downloads once and caches).
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+from mnistlab.errors import LabError
+
+NUM_CLASSES = 10
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+OFFLINE_HINT = (
+    "pass --data /path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz"
+)
+
+
+def resolve_source(path=None):
+    """The local file to read, or None for the Keras download."""
+    return path or os.environ.get("MNIST_NPZ") or None
+
+
+def load_mnist(path=None):
+    """Return ``(x_train, y_train), (x_test, y_test)`` as checked uint8 arrays."""
+    source = resolve_source(path)
+    if source is None:
+        arrays = _download()
+    else:
+        arrays = _read_npz(source)
+    check_arrays(arrays, source or "the Keras download")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _download():
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # any network or cache failure reads the same to the user
+        raise LabError(f"could not download MNIST ({type(exc).__name__}); {OFFLINE_HINT}")
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _read_npz(path):
+    if not os.path.exists(path):
+        raise LabError(f"data file not found: {path}; {OFFLINE_HINT}")
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise LabError(f"data file cannot be read: {path}; check its permissions or pass another --data")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in KEYS if key not in npz.files]
+            if missing:
+                raise LabError(
+                    f"data file {path} lacks {', '.join(missing)}; it must be Keras's mnist.npz "
+                    f"with keys {', '.join(KEYS)}"
+                )
+            return {key: npz[key] for key in KEYS}
+    except LabError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise LabError(f"data file {path} holds pickled objects, which are not loaded; use Keras's mnist.npz")
+        raise LabError(f"data file {path} is corrupt ({exc}); replace it with Keras's mnist.npz")
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise LabError(f"data file {path} is not a readable .npz ({exc}); replace it with Keras's mnist.npz")
+
+
+def check_arrays(arrays, source):
+    """Raise LabError unless the four arrays look like MNIST."""
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise LabError(f"x_{split} in {source} has shape {x.shape}, expected (N, 28, 28); use Keras's mnist.npz")
+        if y.ndim != 1:
+            raise LabError(f"y_{split} in {source} has shape {y.shape}, expected (N,); use Keras's mnist.npz")
+        if len(x) != len(y):
+            raise LabError(f"x_{split} and y_{split} in {source} differ in length ({len(x)} vs {len(y)}); use Keras's mnist.npz")
+        if len(x) == 0:
+            raise LabError(f"x_{split} in {source} is empty; use Keras's mnist.npz")
+        if x.dtype != np.uint8:
+            raise LabError(f"x_{split} in {source} is {x.dtype}, expected uint8 pixels 0-255; use Keras's mnist.npz")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= NUM_CLASSES:
+            raise LabError(f"y_{split} in {source} has labels outside 0-9; use Keras's mnist.npz")
+
+
+def preprocess(x, y):
+    """Pixels to float32 in [0, 1]; labels to one-hot float32 rows."""
+    import keras
+
+    return x.astype("float32") / 255.0, keras.utils.to_categorical(y, NUM_CLASSES)
+
+
+def subset(x, y, n):
+    """The first ``n`` examples (MNIST is already shuffled), for --quick runs."""
+    return x[:n], y[:n]
+
+
+def salt_and_pepper(x, noise_level, rng):
+    """Return a copy of ``x`` where each pixel is, with probability ``noise_level``, set to 0 or 1.
+
+    The lab's definition: a corrupted pixel becomes 0 (pepper) or 1 (salt) with equal chance,
+    so at level 1 no original pixel is left (though some happen to equal their new value).
+    """
+    noise_level = check_noise_level(noise_level)
+    x = np.asarray(x)
+    corrupt = rng.random(x.shape) < noise_level
+    salt = rng.random(x.shape) < 0.5
+    return np.where(corrupt, salt.astype(x.dtype), x)
+
+
+def check_noise_level(noise_level):
+    level = float(noise_level)
+    if not np.isfinite(level) or not 0.0 <= level <= 1.0:
+        raise LabError(f"noise level {noise_level} is outside [0, 1]; pass a fraction such as 0.4")
+    return level

@@ -1,0 +1,80 @@
+"""Shared test fixtures: a tiny learnable MNIST-like data set, and the real one when present.
+
+Unit tests run on the TensorFlow backend (the lab's), whatever the scripts default to.
+"""
+
+import os
+
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_digits(n, seed=0):
+    """``n`` 28x28 uint8 images whose class k shows a bright band in rows 2k..2k+3, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for k in range(10):
+        x[y == k, 2 * k + 2:2 * k + 6, 4:24] = 230
+    return x, y
+
+
+def write_npz(path, **overrides):
+    (x_train, y_train), (x_test, y_test) = make_digits(600, 1), make_digits(200, 2)
+    arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    arrays.update(overrides)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return str(path)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    return write_npz(tmp_path / "tiny_mnist.npz")
+
+
+@pytest.fixture
+def real_mnist():
+    path = os.environ.get("MNIST_NPZ")
+    if not path or not os.path.isfile(path):
+        pytest.skip("real MNIST not available: set MNIST_NPZ to Keras's mnist.npz "
+                    "(.ci/run uses ../shared/data/mnist.npz)")
+    return path
+
+
+def assert_png(path):
+    """The file exists, is a PNG, and decodes to a non-empty image."""
+    import matplotlib.image
+
+    assert os.path.isfile(path), f"{path} was not written"
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_SIGNATURE, f"{path} is not a PNG"
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def run_script(script, *args, env=None):
+    """Run a lab script as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def run_main(main, argv, capsys):
+    """Run a script's main in-process through the CLI wrapper; returns (code, stdout, stderr)."""
+    from mnistlab import cli
+
+    try:
+        code = cli.run(main, argv)
+    except SystemExit as exc:  # argparse exits by itself on a bad flag
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

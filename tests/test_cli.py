@@ -1,0 +1,77 @@
+"""Bad input: one line on stderr naming the problem and the fix, exit code 2, nothing written."""
+
+import os
+
+import pytest
+
+import mlp_mnist
+from conftest import run_main, run_script, write_npz
+
+BAD_FLAGS = {
+    "negative epochs": (["--epochs", "-1"], "--epochs: must be a positive whole number"),
+    "zero epochs": (["--epochs", "0"], "--epochs: must be a positive whole number"),
+    "fractional epochs": (["--epochs", "2.5"], "--epochs: must be a whole number"),
+    "zero batch size": (["--batch-size", "0"], "--batch-size: must be a positive whole number"),
+    "negative learning rate": (["--lr", "-0.1"], "--lr: must be greater than 0"),
+    "NaN learning rate": (["--lr", "nan"], "--lr: must be finite"),
+    "negative L2": (["--l2", "-0.0001"], "--l2: must be 0 or more"),
+    "no replicates": (["--replicates", "0"], "--replicates: must be a positive whole number"),
+    "unknown flag": (["--epocs", "3"], "unrecognized arguments"),
+}
+
+
+def assert_one_line_error(code, err, pattern):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert pattern in lines[0]
+
+
+@pytest.mark.parametrize("case", BAD_FLAGS)
+def test_bad_flag(case, tiny_npz, tmp_path, capsys):
+    flags, pattern = BAD_FLAGS[case]
+    code, _, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--out", str(tmp_path / "o"), *flags], capsys)
+    assert_one_line_error(code, err, pattern)
+    assert "--help" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_data_file_names_the_fix(tmp_path, capsys):
+    code, _, err = run_main(mlp_mnist.main, ["--data", str(tmp_path / "x.npz"), "--out", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "data file not found")
+    assert "--data" in err and "MNIST_NPZ" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_wrong_shaped_data_file(tmp_path, capsys):
+    import numpy as np
+
+    path = write_npz(tmp_path / "bad.npz", x_test=np.zeros((200, 32, 32), np.uint8))
+    code, _, err = run_main(mlp_mnist.main, ["--data", path, "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_error(code, err, "x_test")
+
+
+def test_unwritable_output_folder(tiny_npz, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--out", str(blocker / "sub")], capsys)
+    assert_one_line_error(code, err, "cannot write to")
+    assert "--out" in err
+
+
+def test_script_exits_2_without_traceback_from_the_shell(tmp_path):
+    result = run_script("mlp_mnist.py", "--data", str(tmp_path / "missing.npz"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("mlp_mnist.py: error: data file not found")
+    assert "Traceback" not in result.stderr
+
+
+def test_help_shows_each_flag_with_its_lab_default():
+    result = run_script("mlp_mnist.py", "--help")
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    for expected in ("--epochs EPOCHS training epochs (default: 20)", "(default: 128)",
+                     "learning rate (default: 0.1)", "--replicates", "(default: 3)",
+                     "(default: 40)", "--study", "--quick", "--seed", "--data", "--out"):
+        assert expected in help_text, expected

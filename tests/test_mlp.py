@@ -1,0 +1,113 @@
+"""The lab MLP (questions 1-2): structure, training, figures, results, the resumable study."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import mlp_mnist
+from conftest import assert_png, make_digits, run_main, run_script
+from mnistlab import data, training
+
+
+def test_lab_mlp_structure_and_parameter_count():
+    model = mlp_mnist.build_mlp()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Flatten", "Dense", "Dense", "Dense"]
+    assert [layer.units for layer in model.layers[1:]] == [64, 64, 10]
+    assert [layer.activation.__name__ for layer in model.layers[1:]] == ["relu", "relu", "softmax"]
+    assert model.count_params() == 55_050
+    assert model.output_shape == (None, 10)
+
+
+def test_study_mlp_puts_l2_on_first_hidden_layer_only():
+    model = mlp_mnist.build_mlp((500, 300), l2=5e-4)
+    assert model.count_params() == 784 * 500 + 500 + 500 * 300 + 300 + 300 * 10 + 10
+    regularizers = [layer.kernel_regularizer for layer in model.layers[1:]]
+    assert float(regularizers[0].l2) == pytest.approx(5e-4)
+    assert regularizers[1:] == [None, None]
+
+
+def test_training_lowers_the_loss():
+    x, y = data.preprocess(*make_digits(512))
+    training.set_seed(0)
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
+    history = training.fit(model, x, y, epochs=4, batch_size=32, verbose=0)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.9
+
+
+def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsys):
+    code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
+                                               "--save-model"], capsys)
+    assert code == 0, err
+    for name in ("mlp_accuracy.png", "mlp_loss.png", "mlp_model.png", "mlp_l2_study.png"):
+        assert_png(tmp_path / "plots" / name)
+    record = json.loads((tmp_path / "results" / "mlp_mnist.json").read_text())
+    assert record["status"] == "complete"
+    assert record["parameters"] == 55_050
+    assert len(record["history"]["val_accuracy"]) == record["config"]["epochs"] == 2
+    assert 0 <= record["test_accuracy"] <= 1 and record["test_loss"] > 0
+    assert record["wall_seconds"] > 0 and record["config"]["lr"] == 0.1
+    study = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())
+    assert [row["l2"] for row in study["rows"]] == list(mlp_mnist.LAB_L2_FACTORS)
+    assert all(row["replicates"] == 2 for row in study["rows"])
+    assert "| L2 factor |" in out and "trial 10/10" in out
+
+    import keras
+    reloaded = keras.models.load_model(tmp_path / "results" / "mlp_mnist.keras")
+    assert reloaded.count_params() == 55_050
+
+
+def test_same_seed_gives_the_same_numbers(tiny_npz, tmp_path, capsys):
+    histories = []
+    for run in ("a", "b"):
+        code, _, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "7",
+                                                 "--out", str(tmp_path / run)], capsys)
+        assert code == 0, err
+        histories.append(json.loads((tmp_path / run / "results" / "mlp_mnist.json").read_text())["history"])
+    assert histories[0] == histories[1]
+
+
+def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, capsys, monkeypatch):
+    argv = ["--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
+            "--study-hidden", "16", "--l2", "1e-4", "1e-3", "--replicates", "2", "--out", str(tmp_path)]
+    real_trial, calls = mlp_mnist.run_trial, []
+
+    def interrupted_after_three(settings, l2, replicate, train, test):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append((l2, replicate))
+        return real_trial(settings, l2, replicate, train, test)
+
+    monkeypatch.setattr(mlp_mnist, "run_trial", interrupted_after_three)
+    code, _, err = run_main(mlp_mnist.main, argv, capsys)
+    assert code == 130 and "rerun the same command" in err
+    saved = json.loads((tmp_path / "results" / "mlp_l2_study_trials.json").read_text())
+    assert [(t["l2"], t["replicate"]) for t in saved["trials"]] == calls == [(1e-4, 0), (1e-4, 1), (1e-3, 0)]
+
+    calls.clear()
+    monkeypatch.setattr(mlp_mnist, "run_trial", lambda *a: calls.append(a[1:3]) or real_trial(*a))
+    code, out, err = run_main(mlp_mnist.main, argv, capsys)
+    assert code == 0, err
+    assert calls == [(1e-3, 1)]
+    assert "3 already saved" in out
+    rows = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())["rows"]
+    assert [row["replicates"] for row in rows] == [2, 2]
+
+
+def test_changed_settings_do_not_reuse_trials(tiny_npz, tmp_path, capsys):
+    base = ["--data", tiny_npz, "--study", "--epochs", "1", "--study-hidden", "16", "--l2", "1e-4",
+            "--replicates", "1", "--out", str(tmp_path)]
+    assert run_main(mlp_mnist.main, base + ["--study-epochs", "1"], capsys)[0] == 0
+    code, out, _ = run_main(mlp_mnist.main, base + ["--study-epochs", "2"], capsys)
+    assert code == 0 and "0 already saved" in out
+
+
+def test_quick_run_on_real_mnist(real_mnist, tmp_path):
+    result = run_script("mlp_mnist.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "results" / "mlp_mnist.json").read_text())
+    assert record["test_accuracy"] > 0.8  # 3,000 images, 2 epochs
+    assert_png(tmp_path / "plots" / "mlp_l2_study.png")
