@@ -24,23 +24,10 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import cli, data, plots, results, training
+from mnistlab import cli, data, experiment, plots, results, training
 
-HINTON_ACCURACY = 0.9847  # Hinton et al. (2012), a regularised MLP without dropout
+HINTON_ACCURACY = 0.9847  # the lab's reference for a regularised MLP (Hinton)
 LAB_L2_FACTORS = (1e-6, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
-QUICK_TRAIN, QUICK_TEST = 3000, 1000
-
-
-# Data
-
-
-def load_data(path, quick):
-    """MNIST as float32 pixels in [0, 1] and one-hot labels; a subset with --quick."""
-    (x_train, y_train), (x_test, y_test) = data.load_mnist(path)
-    if quick:
-        x_train, y_train = data.subset(x_train, y_train, QUICK_TRAIN)
-        x_test, y_test = data.subset(x_test, y_test, QUICK_TEST)
-    return data.preprocess(x_train, y_train), data.preprocess(x_test, y_test)
 
 
 # Model
@@ -68,32 +55,10 @@ def compile_mlp(model, lr):
 
 
 def run_lab_mlp(args, train, test, out):
-    record = {"script": "mlp_mnist.py", "config": vars(args), "environment": results.environment()}
-    json_path = out.result("mlp_mnist.json")
     training.set_seed(args.seed)
     model = compile_mlp(build_mlp(args.hidden), args.lr)
-    model.summary()
-    clock = results.Stopwatch()
-    history = training.fit(model, *train, epochs=args.epochs, batch_size=args.batch_size,
-                           validation_data=test,
-                           callbacks=[training.SaveProgress(json_path, record)])
-    test_loss, test_accuracy = training.evaluate(model, *test, args.batch_size)
-    print(f"Test loss {test_loss:.4f}, test accuracy {test_accuracy:.2%}")
-    record.update(status="complete", history=history, test_loss=test_loss,
-                  test_accuracy=test_accuracy, parameters=model.count_params(),
-                  wall_seconds=clock.seconds())
-
     title = f"Lab MLP {'-'.join(map(str, args.hidden))}, SGD lr {args.lr:g}, batch {args.batch_size}"
-    plots.plot_curves(history, "accuracy", out.plot("mlp_accuracy.png"),
-                      f"{title}: accuracy per epoch")
-    plots.plot_curves(history, "loss", out.plot("mlp_loss.png"),
-                      f"{title}: cross-entropy loss per epoch")
-    plots.plot_model_diagram(model, out.plot("mlp_model.png"), "The lab MLP (question 2A)")
-    if args.save_model:
-        model.save(out.result("mlp_mnist.keras"))
-    results.write_json(json_path, record)
-    print(f"Wrote {json_path} and figures under {out.plots}")
-    return record
+    return experiment.train_and_report(model, args, train, test, out, name="mlp_mnist", title=title)
 
 
 # The regularisation study (question 2D)
@@ -187,7 +152,7 @@ def plot_study(trials, rows, settings, path):
                 yerr=[100 * r["std"] for r in rows], fmt="o-", color="#1f77b4", capsize=5,
                 linewidth=2, label="mean ± standard deviation")
     ax.axhline(100 * HINTON_ACCURACY, color="#d62728", linestyle="--",
-               label=f"Hinton et al. 2012: {100 * HINTON_ACCURACY:.2f}%")
+               label=f"Hinton's reference: {100 * HINTON_ACCURACY:.2f}%")
     best = max(rows, key=lambda r: r["mean"])
     ax.annotate(f"best mean {100 * best['mean']:.2f}%", (best["l2"], 100 * best["mean"]),
                 textcoords="offset points", xytext=(0, 12), ha="center")
@@ -237,7 +202,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    train, test = load_data(args.data, args.quick)
+    train, test = data.load_preprocessed(args.data, args.quick)
     out = cli.Outputs(args.out)
     run_lab_mlp(args, train, test, out)
     if args.study:

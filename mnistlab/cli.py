@@ -19,6 +19,15 @@ class LabParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each flag's default, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def positive_int(text):
     value = _number(text, int, "a whole number")
     if value < 1:
@@ -57,12 +66,12 @@ def _number(text, kind, what):
     return value
 
 
-def make_parser(description, *, epochs, batch_size, lr, lab_note=""):
+def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help="training epochs"):
     """A parser with the common flags; the defaults passed in are the lab's values."""
     parser = LabParser(
         description=description,
         epilog=lab_note,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     common = parser.add_argument_group("common flags (every lab script)")
     common.add_argument("--data", metavar="PATH", default=None,
@@ -71,7 +80,7 @@ def make_parser(description, *, epochs, batch_size, lr, lab_note=""):
     common.add_argument("--out", metavar="DIR", default=None,
                         help="figures go to DIR/plots, numbers to DIR/results "
                              "(default: this folder, or ./quick with --quick)")
-    common.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
+    common.add_argument("--epochs", type=positive_int, default=epochs, help=epochs_help)
     common.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
     common.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     common.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same numbers on CPU")

@@ -12,6 +12,7 @@ import numpy as np
 from mnistlab.errors import LabError
 
 NUM_CLASSES = 10
+QUICK_SIZES = (3000, 1000)  # training and test images in a --quick run
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 OFFLINE_HINT = (
     "pass --data /path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz"
@@ -93,9 +94,14 @@ def preprocess(x, y):
     return x.astype("float32") / 255.0, keras.utils.to_categorical(y, NUM_CLASSES)
 
 
-def subset(x, y, n):
-    """The first ``n`` examples (MNIST is already shuffled), for --quick runs."""
-    return x[:n], y[:n]
+def load_preprocessed(path=None, quick=False):
+    """``(x_train, y_train), (x_test, y_test)`` scaled to [0, 1] and one-hot; with ``quick``,
+    only the first QUICK_SIZES examples (MNIST is already shuffled)."""
+    (x_train, y_train), (x_test, y_test) = load_mnist(path)
+    if quick:
+        n_train, n_test = QUICK_SIZES
+        x_train, y_train, x_test, y_test = x_train[:n_train], y_train[:n_train], x_test[:n_test], y_test[:n_test]
+    return preprocess(x_train, y_train), preprocess(x_test, y_test)
 
 
 def salt_and_pepper(x, noise_level, rng):

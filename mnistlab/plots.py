@@ -6,6 +6,7 @@ matplotlib.use("Agg")  # files only: works without a display, in CI and over ssh
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 from matplotlib.patches import FancyBboxPatch
 
 from mnistlab import results
@@ -93,4 +94,40 @@ def plot_model_diagram(model, path, title):
     ax.set(xlim=(0, 1), ylim=(-len(rows) + 0.4, 0.6))
     ax.axis("off")
     ax.set_title(f"{title}\n{model.count_params():,} trainable parameters in total", fontsize=12)
+    return save_figure(fig, path)
+
+
+def plot_confusion_matrix(true, predicted, path, title, num_classes=10):
+    """Counts of (true, predicted) digit pairs; colour on a log scale so rare errors show."""
+    counts = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(counts, (true, predicted), 1)
+    errors = int(counts.sum() - np.trace(counts))
+    fig, ax = plt.subplots(figsize=(7.6, 6.6))
+    image = ax.imshow(np.ma.masked_equal(counts, 0), cmap="Blues",
+                      norm=LogNorm(vmin=1, vmax=max(counts.max(), 2)))
+    for (i, j), count in np.ndenumerate(counts):
+        if count:
+            dark = count > counts.max() ** 0.6
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=9,
+                    color="white" if dark else ("#222222" if i == j else "#b2182b"))
+    ticks = range(num_classes)
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted digit", ylabel="true digit",
+           title=f"{title}\n{errors} of {counts.sum():,} test images misclassified "
+                 f"({100 * errors / counts.sum():.2f}%)")
+    fig.colorbar(image, ax=ax, label="test images (log scale)", shrink=0.85)
+    save_figure(fig, path)
+    return counts
+
+
+def plot_digit_grid(images, captions, path, title, columns=10, caption_color="black"):
+    """Digits in a grid, each with a short caption under it; ``images`` in [0, 1]."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.25 * columns, 1.45 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions):
+        ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=8.5, color=caption_color)
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -54,6 +54,6 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, verbose=None, 
 
 
 def evaluate(model, x, y, batch_size):
-    """Test loss and accuracy as plain floats."""
-    loss, accuracy = model.evaluate(x, y, batch_size=batch_size, verbose=0)
-    return float(loss), float(accuracy)
+    """The compiled loss and metrics on ``(x, y)``, as a dict of plain floats."""
+    scores = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in scores.items()}

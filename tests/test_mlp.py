@@ -42,7 +42,7 @@ def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsy
     code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
                                                "--save-model"], capsys)
     assert code == 0, err
-    for name in ("mlp_accuracy.png", "mlp_loss.png", "mlp_model.png", "mlp_l2_study.png"):
+    for name in ("mlp_mnist_accuracy.png", "mlp_mnist_loss.png", "mlp_mnist_model.png", "mlp_l2_study.png"):
         assert_png(tmp_path / "plots" / name)
     record = json.loads((tmp_path / "results" / "mlp_mnist.json").read_text())
     assert record["status"] == "complete"

@@ -1,0 +1,98 @@
+"""The CNN (question 3): both models' structure, training, every figure, the CLI."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import cnn_mnist
+from conftest import assert_png, make_digits, run_main, run_script
+from mnistlab import data, training
+
+FIGURES = ("accuracy", "loss", "model", "confusion", "misclassified", "filters", "feature_maps")
+
+
+def test_lab_cnn_structure_and_parameter_count():
+    model = cnn_mnist.build_lab_cnn()
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense"]
+    assert [layer.output.shape[1:] for layer in model.layers] == [
+        (24, 24, 32), (12, 12, 32), (8, 8, 64), (4, 4, 64), (1024,), (10,)]
+    assert model.layers[0].kernel_size == (5, 5) and model.layers[2].kernel_size == (5, 5)
+    assert model.count_params() == 62_346
+
+
+def test_improved_cnn_keeps_the_lab_convolutions_and_adds_regularisation():
+    model = cnn_mnist.build_improved_cnn()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:3] == ["RandomRotation", "RandomTranslation", "RandomZoom"]
+    assert kinds.count("BatchNormalization") == 3 and kinds.count("Dropout") == 2
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size) for c in convs] == [(32, (5, 5)), (64, (5, 5))]
+    assert model.count_params() == 318_122
+    assert model.output_shape == (None, 10)
+
+
+def test_augmentation_only_acts_in_training():
+    model = cnn_mnist.build_improved_cnn()
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+
+
+def test_lab_cnn_training_lowers_the_loss():
+    (x, y) = cnn_mnist.add_channel(data.preprocess(*make_digits(256)))
+    training.set_seed(0)
+    model = training.compile_model(cnn_mnist.build_lab_cnn(),
+                                   cnn_mnist.make_optimizer("adam", 1e-3, "constant", 1),
+                                   "categorical_crossentropy")
+    history = training.fit(model, x, y, epochs=3, batch_size=32, verbose=0)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+
+
+def test_cosine_schedule_decays_to_zero():
+    optimizer = cnn_mnist.make_optimizer("adam", 1e-3, "cosine", total_steps=100)
+    schedule = optimizer._learning_rate  # the schedule itself; .learning_rate is its current value
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("model, name", [("lab", "cnn_mnist"), ("improved", "cnn_improved")])
+def test_quick_run_writes_every_figure_and_the_results(model, name, tiny_npz, tmp_path, capsys):
+    code, out, err = run_main(cnn_mnist.main, ["--data", tiny_npz, "--quick", "--model", model,
+                                               "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    for figure in FIGURES:
+        assert_png(tmp_path / "plots" / f"{name}_{figure}.png")
+    record = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+    assert record["status"] == "complete" and record["config"]["model"] == model
+    assert len(record["per_class_accuracy"]) == 10
+    assert all(0 <= a <= 1 for a in record["per_class_accuracy"])
+    assert len(record["history"]["loss"]) == 2 and record["wall_seconds"] > 0
+    assert "test accuracy" in out
+
+
+def test_default_epochs_depend_on_the_model():
+    assert cnn_mnist.parse_args([]).epochs == cnn_mnist.EPOCHS["lab"]
+    assert cnn_mnist.parse_args(["--model", "improved"]).epochs == cnn_mnist.EPOCHS["improved"]
+    assert cnn_mnist.parse_args(["--model", "improved", "--epochs", "3"]).epochs == 3
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "resnet"], "argument --model: invalid choice"),
+    (["--epochs", "-3"], "--epochs: must be a positive whole number"),
+    (["--lr", "0"], "--lr: must be greater than 0"),
+    (["--batch-size", "x"], "--batch-size: must be a whole number"),
+])
+def test_bad_flags_exit_2_with_one_line(flags, message, tiny_npz, tmp_path, capsys):
+    code, _, err = run_main(cnn_mnist.main, ["--data", tiny_npz, "--out", str(tmp_path), *flags], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_quick_run_on_real_mnist(real_mnist, tmp_path):
+    result = run_script("cnn_mnist.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "results" / "cnn_mnist.json").read_text())
+    assert record["test_accuracy"] > 0.8 and record["parameters"] == 62_346
+    for figure in FIGURES:
+        assert_png(tmp_path / "plots" / f"cnn_mnist_{figure}.png")
