@@ -67,6 +67,15 @@ def describe_layer(layer):
     return text
 
 
+def _flat_layers(model, prefix=""):
+    """(prefix, layer) for every layer, opening nested models such as an encoder and decoder."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _flat_layers(layer, f"{layer.name}: ")
+        else:
+            yield prefix, layer
+
+
 def _shape(shape):
     return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
 
@@ -74,8 +83,8 @@ def _shape(shape):
 def plot_model_diagram(model, path, title):
     """The model as stacked boxes: layer, output shape and parameter count, input at the top."""
     rows = [("Input", _shape(model.inputs[0].shape), None, "InputLayer")]
-    for layer in model.layers:
-        rows.append((describe_layer(layer), _shape(layer.output.shape),
+    for prefix, layer in _flat_layers(model):
+        rows.append((prefix + describe_layer(layer), _shape(layer.output.shape),
                      layer.count_params(), type(layer).__name__))
     height = 0.78
     fig, ax = plt.subplots(figsize=(6.4, 0.95 * len(rows) + 0.9))

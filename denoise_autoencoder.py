@@ -1,0 +1,325 @@
+"""Lab question 4: a salt-and-pepper denoising autoencoder, how far it can be pushed, and what
+its decoder alone can generate.
+
+The autoencoder (Dense 128 relu, Dense 96 relu = the latent code, Dense 128 relu, Dense 784
+sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entropy, trained at
+noise level 0.4 for 32 epochs with batch 64. Its `encoder` and `decoder` halves are separate
+models that share its weights.
+
+- 4B: the same ten test digits, noisy and denoised, at noise levels 0, 0.2, ..., 1.
+- 4C: the lab MLP's accuracy on clean, noisy and denoised test images against the noise level
+  (one autoencoder for every level by default; `--per-level` retrains one at each level).
+- 4D: new digits from the decoder alone: each class's mean code, interpolations between two
+  digits, and random codes drawn from a Gaussian fitted to the training codes.
+
+    python denoise_autoencoder.py               # figures in plots/, numbers in results/
+    python denoise_autoencoder.py --per-level   # retrain at each level of --levels, as the lab report did
+    python denoise_autoencoder.py --quick       # every figure on a small subset, in seconds
+"""
+
+import os
+import sys
+
+# The dense models train several times faster on JAX than on TensorFlow on a CPU (see bench/);
+# every backend works: KERAS_BACKEND=tensorflow python denoise_autoencoder.py
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+import mlp_mnist
+from mnistlab import cli, data, experiment, plots, results, training
+from mnistlab.errors import LabError
+
+FIGURE_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # question 4B
+STUDY_LEVELS = tuple(round(0.1 * i, 1) for i in range(11))  # question 4C
+PIXELS = 28 * 28
+
+
+# Data
+
+
+def flatten(split):
+    """(N, 28, 28) images to (N, 784) vectors, the autoencoder's layout."""
+    x, y = split
+    return x.reshape(len(x), PIXELS), y
+
+
+def noisy_copy(x, level, seed):
+    """Salt-and-pepper noise from its own seeded generator, so each draw is reproducible."""
+    return data.salt_and_pepper(x, level, np.random.default_rng(seed)).astype("float32")
+
+
+# Model
+
+
+def build_autoencoder(hidden=128, latent=96, pixels=PIXELS):
+    """Return ``(autoencoder, encoder, decoder)``; the autoencoder is encoder then decoder."""
+    encoder = keras.Sequential([
+        keras.Input(shape=(pixels,)),
+        keras.layers.Dense(hidden, activation="relu"),
+        keras.layers.Dense(latent, activation="relu"),
+    ], name="encoder")
+    decoder = keras.Sequential([
+        keras.Input(shape=(latent,)),
+        keras.layers.Dense(hidden, activation="relu"),
+        keras.layers.Dense(pixels, activation="sigmoid"),
+    ], name="decoder")
+    autoencoder = keras.Sequential([keras.Input(shape=(pixels,)), encoder, decoder],
+                                   name="denoising_autoencoder")
+    return autoencoder, encoder, decoder
+
+
+def compile_autoencoder(model, lr):
+    return training.compile_model(model, keras.optimizers.Adam(learning_rate=lr),
+                                  "binary_crossentropy", metrics=())
+
+
+# Training
+
+
+def train_classifier(args, train, test):
+    """The lab MLP (question 2) that scores the images, or the saved one from --classifier."""
+    if args.classifier:
+        try:
+            model = keras.models.load_model(args.classifier)
+        except Exception as exc:  # a wrong path, a file of another kind, a truncated file
+            raise LabError(f"cannot load --classifier {args.classifier} ({type(exc).__name__}); "
+                           "pass a .keras file written by mlp_mnist.py --save-model")
+        if model.output_shape != (None, 10):
+            raise LabError(f"--classifier {args.classifier} has output {model.output_shape}, "
+                           "expected (None, 10); pass an MNIST classifier")
+        return model
+    print(f"\nTraining the lab MLP classifier ({args.classifier_epochs} epochs)")
+    training.set_seed(args.seed)
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), mlp_mnist.LAB_LR)
+    training.fit(model, *train, epochs=args.classifier_epochs, batch_size=mlp_mnist.LAB_BATCH_SIZE,
+                 validation_data=test)
+    return model
+
+
+def train_denoiser(args, level, x_train, x_test, seed, verbose=0):
+    """A fresh autoencoder trained from ``level``-noisy to clean images; returns it."""
+    training.set_seed(seed)
+    autoencoder, _, _ = build_autoencoder(args.hidden, args.latent)
+    compile_autoencoder(autoencoder, args.lr)
+    training.fit(autoencoder, noisy_copy(x_train, level, seed), x_train, epochs=args.epochs,
+                 batch_size=args.batch_size,
+                 validation_data=(noisy_copy(x_test, level, seed + 1), x_test), verbose=verbose)
+    return autoencoder
+
+
+# Evaluation
+
+
+def reconstruction_scores(clean, images):
+    """Binary cross-entropy against the clean images, and PSNR in dB (None when identical)."""
+    p = np.clip(images, 1e-7, 1 - 1e-7)
+    bce = float(-np.mean(clean * np.log(p) + (1 - clean) * np.log(1 - p)))
+    mse = float(np.mean((clean - images) ** 2))
+    return bce, (10 * np.log10(1.0 / mse) if mse > 0 else None)
+
+
+def accuracy(classifier, x, labels):
+    predictions = classifier.predict(x.reshape(-1, 28, 28), batch_size=1024, verbose=0)
+    return float(np.mean(predictions.argmax(axis=1) == labels))
+
+
+def accuracy_study(args, classifier, denoisers, x_test, labels):
+    """Mean and std over noise draws of the classifier's accuracy at each level."""
+    clean = accuracy(classifier, x_test, labels)
+    noisy, denoised = [], []
+    for level in args.levels:
+        denoiser = denoisers(level)
+        per_draw = []
+        for draw in range(args.draws):
+            x_noisy = noisy_copy(x_test, level, args.seed + 1000 + draw)
+            x_denoised = denoiser.predict(x_noisy, batch_size=1024, verbose=0)
+            per_draw.append((accuracy(classifier, x_noisy, labels),
+                             accuracy(classifier, x_denoised, labels)))
+        per_draw = np.array(per_draw)
+        noisy.append(per_draw[:, 0])
+        denoised.append(per_draw[:, 1])
+        print(f"  noise {level:.1f}: accuracy noisy {per_draw[:, 0].mean():.2%}, "
+              f"denoised {per_draw[:, 1].mean():.2%} (clean {clean:.2%})", flush=True)
+    spread = lambda rows: [float(np.std(r, ddof=1)) if len(r) > 1 else 0.0 for r in rows]
+    return {"noise_levels": list(args.levels), "draws": args.draws,
+            "accuracy_clean": clean,
+            "accuracy_noisy": [float(np.mean(r)) for r in noisy], "accuracy_noisy_std": spread(noisy),
+            "accuracy_denoised": [float(np.mean(r)) for r in denoised],
+            "accuracy_denoised_std": spread(denoised)}
+
+
+# Plots
+
+
+def plot_denoising(autoencoder, x_test, labels, seed, path, title):
+    """Question 4B: clean digits on top, then noisy and denoised rows at each noise level.
+
+    Returns the reconstruction loss and PSNR of noisy and denoised test images at each level.
+    """
+    picks = np.array([np.flatnonzero(labels == digit)[0] for digit in range(10)])
+    rows = [("clean", x_test[picks])]
+    scores = []
+    for level in FIGURE_LEVELS:
+        noisy = noisy_copy(x_test, level, seed)
+        denoised = autoencoder.predict(noisy, batch_size=1024, verbose=0)
+        rows += [(f"noisy {level:.1f}", noisy[picks]), (f"denoised {level:.1f}", denoised[picks])]
+        (bce_noisy, psnr_noisy), (bce_denoised, psnr_denoised) = (
+            reconstruction_scores(x_test, noisy), reconstruction_scores(x_test, denoised))
+        scores.append({"noise_level": level, "bce_noisy": bce_noisy, "bce_denoised": bce_denoised,
+                       "psnr_noisy_db": psnr_noisy, "psnr_denoised_db": psnr_denoised})
+    fig, axes = plt.subplots(len(rows), 10, figsize=(10.5, 1.08 * len(rows) + 0.8))
+    for r, (name, images) in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(image.reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+            ax.set(xticks=[], yticks=[])
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10,
+                              color="#b2182b" if name.startswith("noisy") else "black")
+    fig.suptitle(f"{title}: the same ten test digits, noisy and denoised, at each noise level",
+                 fontsize=12)
+    fig.tight_layout(h_pad=0.3)
+    plots.save_figure(fig, path)
+    return scores
+
+
+def plot_accuracy_study(study, mode, path):
+    """Question 4C: classifier accuracy on clean, noisy and denoised images against noise."""
+    levels = np.array(study["noise_levels"])
+    fig, ax = plt.subplots(figsize=(7.8, 4.8))
+    ax.axhline(100 * study["accuracy_clean"], color="#2ca02c", linestyle="--",
+               label=f"clean test images ({100 * study['accuracy_clean']:.2f}%)")
+    for key, color, label in (("noisy", "#d62728", "noisy test images"),
+                              ("denoised", "#1f77b4", "denoised test images")):
+        ax.errorbar(levels, 100 * np.array(study[f"accuracy_{key}"]),
+                    yerr=100 * np.array(study[f"accuracy_{key}_std"]), fmt="o-", capsize=4,
+                    color=color, label=label)
+    ax.axhline(10, color="#999999", linestyle=":", label="chance (10%)")
+    ax.set(xlabel="salt-and-pepper noise level (fraction of pixels replaced)",
+           ylabel="lab MLP test accuracy (%)", ylim=(0, 101),
+           title=f"How far denoising rescues the classifier\n({mode}; "
+                 f"mean ± std over {plots.plural(study['draws'], 'noise draw')})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    plots.save_figure(fig, path)
+
+
+def plot_class_means(encoder, decoder, x_train, labels, path):
+    """Question 4D: each digit class's mean latent code, decoded."""
+    codes = encoder.predict(x_train, batch_size=1024, verbose=0)
+    means = np.stack([codes[labels == digit].mean(axis=0) for digit in range(10)])
+    images = decoder.predict(means, verbose=0)
+    plots.plot_digit_grid(images, [f"class {d}" for d in range(10)], path,
+                          "Decoded from each class's mean latent code (decoder alone)")
+    return codes
+
+
+def plot_interpolations(encoder, decoder, x_test, labels, path, pairs=((1, 7), (3, 8), (4, 9)),
+                        steps=10):
+    """Question 4D: decoding codes on the straight line between two test digits' codes."""
+    images, captions = [], []
+    for a, b in pairs:
+        ends = encoder.predict(np.stack([x_test[labels == a][0], x_test[labels == b][0]]), verbose=0)
+        weights = np.linspace(0, 1, steps)[:, None]
+        images += list(decoder.predict((1 - weights) * ends[0] + weights * ends[1], verbose=0))
+        captions += [f"{a}" if w == 0 else f"{b}" if w == 1 else f"{w:.0%} {b}" for w in weights[:, 0]]
+    plots.plot_digit_grid(images, captions, path,
+                          "Walking the latent space: codes between two test digits, decoded",
+                          columns=steps)
+
+
+def plot_random_codes(decoder, codes, seed, path, count=30):
+    """Question 4D: new digits from random codes drawn from a Gaussian fitted to training codes."""
+    rng = np.random.default_rng(seed)
+    samples = rng.multivariate_normal(codes.mean(axis=0), np.cov(codes, rowvar=False), size=count)
+    # The encoder's relu never emits negative codes; clipping keeps samples where it has trained.
+    images = decoder.predict(np.maximum(samples, 0).astype("float32"), verbose=0)
+    plots.plot_digit_grid(images, [f"sample {i + 1}" for i in range(count)], path,
+                          "New digits: the decoder alone on random codes from a Gaussian "
+                          "fitted to the training codes")
+
+
+# Command line
+
+
+def parse_args(argv):
+    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=32, batch_size=64, lr=1e-3,
+                             lab_note="Lab settings: adam (lr 1e-3), binary cross-entropy, "
+                                      "noise 0.4, 32 epochs, batch 64.")
+    parser.add_argument("--noise", type=cli.fraction, default=0.4,
+                        help="salt-and-pepper level the autoencoder is trained at")
+    parser.add_argument("--hidden", type=cli.positive_int, default=128, help="units around the code")
+    parser.add_argument("--latent", type=cli.positive_int, default=96, help="size of the latent code")
+    study = parser.add_argument_group("accuracy study (lab question 4C)")
+    study.add_argument("--levels", type=cli.fraction, nargs="+", default=list(STUDY_LEVELS),
+                       metavar="LEVEL", help="noise levels to score the classifier at")
+    study.add_argument("--draws", type=cli.positive_int, default=3,
+                       help="noise draws per level, for the error bars")
+    study.add_argument("--per-level", action="store_true",
+                       help="retrain an autoencoder at each level instead of using one for all")
+    study.add_argument("--classifier", metavar="PATH",
+                       help="a saved .keras classifier (mlp_mnist.py --save-model writes one); "
+                            "default: train the lab MLP here")
+    study.add_argument("--classifier-epochs", type=cli.positive_int, default=mlp_mnist.LAB_EPOCHS,
+                       help="epochs for the lab MLP when it is trained here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.classifier_epochs, args.draws = min(args.epochs, 2), 2, min(args.draws, 2)
+    args.out = args.out or ("quick" if args.quick else ".")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    clock = results.Stopwatch()
+    (x_train, y_train), (x_test, y_test) = map(flatten, data.load_preprocessed(args.data, args.quick))
+    train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)
+    out = cli.Outputs(args.out)
+
+    # The lab autoencoder, trained noisy -> clean, validated on the noisy test set.
+    training.set_seed(args.seed)
+    autoencoder, encoder, decoder = build_autoencoder(args.hidden, args.latent)
+    compile_autoencoder(autoencoder, args.lr)
+    noisy_train = (noisy_copy(x_train, args.noise, args.seed), x_train)
+    noisy_test = (noisy_copy(x_test, args.noise, args.seed + 1), x_test)
+    record = experiment.train_and_report(
+        autoencoder, args, noisy_train, noisy_test, out, name="denoise_autoencoder",
+        title=f"Denoising autoencoder (noise {args.noise:g})")
+    json_path = out.result("denoise_autoencoder.json")
+
+    record["reconstruction"] = plot_denoising(autoencoder, x_test, test_labels, args.seed,
+                                              out.plot("denoise_examples.png"),
+                                              f"Autoencoder trained at noise {args.noise:g}")
+    results.write_json(json_path, record)
+
+    codes = plot_class_means(encoder, decoder, x_train, train_labels, out.plot("generate_class_means.png"))
+    plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
+    plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
+
+    classifier = train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
+                                  (x_test.reshape(-1, 28, 28), y_test))
+    if args.per_level:
+        mode = "an autoencoder retrained at each noise level"
+        print(f"\nAccuracy study: {mode}, {len(args.levels)} levels")
+        denoisers = lambda level: train_denoiser(args, level, x_train, x_test, args.seed)
+    else:
+        mode = f"one autoencoder trained at noise {args.noise:g} for every level"
+        print(f"\nAccuracy study: {mode}")
+        denoisers = lambda level: autoencoder
+    study = accuracy_study(args, classifier, denoisers, x_test, test_labels)
+    plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
+    record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())
+    results.write_json(json_path, record)
+    if args.save_model:
+        encoder.save(out.result("encoder.keras"))
+        decoder.save(out.result("decoder.keras"))
+    print(f"Wrote {json_path} and figures under {out.plots}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

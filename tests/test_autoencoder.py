@@ -1,0 +1,121 @@
+"""The denoising autoencoder (question 4): structure, shared weights, training, figures, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+import denoise_autoencoder as dae
+from conftest import assert_png, make_digits, run_main, run_script
+from mnistlab import data, training
+
+FIGURES = ("denoise_autoencoder_loss.png", "denoise_autoencoder_model.png", "denoise_examples.png",
+           "denoise_accuracy.png", "generate_class_means.png", "generate_interpolations.png",
+           "generate_random.png")
+
+
+def test_structure_and_parameter_count():
+    autoencoder, encoder, decoder = dae.build_autoencoder()
+    dense = [layer for part in (encoder, decoder) for layer in part.layers]
+    assert [layer.units for layer in dense] == [128, 96, 128, 784]
+    assert [layer.activation.__name__ for layer in dense] == ["relu", "relu", "relu", "sigmoid"]
+    assert autoencoder.count_params() == 226_416
+    assert encoder.output_shape == (None, 96) and decoder.input_shape == (None, 96)
+    assert autoencoder.output_shape == (None, 784)
+
+
+def test_encoder_then_decoder_equals_the_autoencoder_after_training():
+    x, _ = dae.flatten(data.preprocess(*make_digits(128)))
+    training.set_seed(0)
+    autoencoder, encoder, decoder = dae.build_autoencoder()
+    dae.compile_autoencoder(autoencoder, 1e-3)
+    training.fit(autoencoder, x, x, epochs=1, batch_size=32, verbose=0)
+    direct = autoencoder.predict(x, verbose=0)
+    np.testing.assert_allclose(decoder.predict(encoder.predict(x, verbose=0), verbose=0), direct,
+                               atol=1e-6)
+    assert direct.min() >= 0 and direct.max() <= 1
+
+
+def test_training_lowers_the_denoising_loss():
+    x, _ = dae.flatten(data.preprocess(*make_digits(512)))
+    training.set_seed(0)
+    autoencoder, _, _ = dae.build_autoencoder()
+    dae.compile_autoencoder(autoencoder, 1e-3)
+    history = training.fit(autoencoder, dae.noisy_copy(x, 0.4, 0), x, epochs=5, batch_size=64, verbose=0)
+    # The random background of the test digits keeps the cross-entropy floor high.
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+
+
+def test_reconstruction_scores():
+    clean = np.array([[0.0, 1.0, 1.0, 0.0]])
+    bce, psnr = dae.reconstruction_scores(clean, clean)
+    assert bce < 1e-5 and psnr is None
+    bce, psnr = dae.reconstruction_scores(clean, np.full_like(clean, 0.5))
+    assert bce == pytest.approx(np.log(2), rel=1e-5)
+    assert psnr == pytest.approx(10 * np.log10(1 / 0.25))
+
+
+def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsys):
+    code, out, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
+                                         "--levels", "0", "0.5", "1", "--save-model"], capsys)
+    assert code == 0, err
+    for figure in FIGURES:
+        assert_png(tmp_path / "plots" / figure)
+    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
+    assert record["noise_levels"] == [0.0, 0.5, 1.0] and record["parameters"] == 226_416
+    for key in ("accuracy_noisy", "accuracy_denoised", "accuracy_noisy_std", "accuracy_denoised_std"):
+        assert len(record[key]) == 3 and all(0 <= v <= 1 for v in record[key])
+    assert record["accuracy_noisy"][0] == record["accuracy_clean"]  # level 0 changes nothing
+    assert [r["noise_level"] for r in record["reconstruction"]] == list(dae.FIGURE_LEVELS)
+    assert record["reconstruction"][0]["psnr_noisy_db"] is None
+    assert "one autoencoder" in record["study_mode"]
+    assert (tmp_path / "results" / "encoder.keras").is_file()
+
+
+def test_per_level_retrains_at_each_level_and_reuses_a_saved_classifier(tiny_npz, tmp_path, capsys,
+                                                                         monkeypatch):
+    import mlp_mnist
+
+    assert run_main(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--save-model",
+                                     "--out", str(tmp_path)], capsys)[0] == 0
+    trained = []
+    real = dae.train_denoiser
+    monkeypatch.setattr(dae, "train_denoiser", lambda args, level, *a: trained.append(level) or real(args, level, *a))
+    code, out, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--per-level", "--levels", "0.2", "0.6",
+                                         "--classifier", str(tmp_path / "results" / "mlp_mnist.keras"),
+                                         "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert trained == [0.2, 0.6]
+    assert "Training the lab MLP" not in out
+    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
+    assert "retrained at each noise level" in record["study_mode"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--noise", "1.5"], "--noise: must be a fraction in [0, 1]"),
+    (["--noise", "-0.1"], "--noise: must be a fraction in [0, 1]"),
+    (["--levels", "0.2", "2"], "--levels: must be a fraction in [0, 1]"),
+    (["--draws", "0"], "--draws: must be a positive whole number"),
+    (["--epochs", "-1"], "--epochs: must be a positive whole number"),
+])
+def test_bad_flags_exit_2_with_one_line(flags, message, tiny_npz, tmp_path, capsys):
+    code, _, err = run_main(dae.main, ["--data", tiny_npz, "--out", str(tmp_path / "o"), *flags], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unloadable_classifier_is_a_clear_error(tiny_npz, tmp_path, capsys):
+    bad = tmp_path / "broken.keras"
+    bad.write_text("not a model")
+    code, _, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--classifier", str(bad),
+                                       "--out", str(tmp_path)], capsys)
+    assert code == 2 and "cannot load --classifier" in err and len(err.strip().splitlines()) == 1
+
+
+def test_quick_run_on_real_mnist(real_mnist, tmp_path):
+    result = run_script("denoise_autoencoder.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
+    assert len(record["accuracy_denoised"]) == 11
+    for figure in FIGURES:
+        assert_png(tmp_path / "plots" / figure)

@@ -1,0 +1,59 @@
+"""Properties of the lab's salt-and-pepper noise."""
+
+import numpy as np
+import pytest
+
+from mnistlab.data import salt_and_pepper
+from mnistlab.errors import LabError
+
+
+def grey_images(n=200):
+    # 0.5 everywhere: any changed pixel is visible, since noise only writes 0 or 1.
+    return np.full((n, 28, 28), 0.5, dtype=np.float32)
+
+
+@pytest.mark.parametrize("level", [0.1, 0.4, 0.75])
+def test_fraction_changed_is_close_to_the_level(level):
+    noisy = salt_and_pepper(grey_images(), level, np.random.default_rng(0))
+    changed = noisy != 0.5
+    # 156,800 pixels: the binomial standard error is below 0.0013.
+    assert changed.mean() == pytest.approx(level, abs=0.006)
+    # Salt and pepper come in equal parts.
+    assert (noisy[changed] == 1).mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_only_zeros_and_ones_are_introduced():
+    x = np.random.default_rng(1).random((50, 28, 28)).astype(np.float32)
+    noisy = salt_and_pepper(x, 0.3, np.random.default_rng(2))
+    changed = noisy != x
+    assert set(np.unique(noisy[changed])) <= {0.0, 1.0}
+    assert noisy.dtype == x.dtype and noisy.shape == x.shape
+
+
+def test_level_zero_returns_the_input_unchanged():
+    x = np.random.default_rng(1).random((10, 784)).astype(np.float32)
+    np.testing.assert_array_equal(salt_and_pepper(x, 0.0, np.random.default_rng(0)), x)
+
+
+def test_level_one_leaves_no_original_pixel():
+    noisy = salt_and_pepper(grey_images(20), 1.0, np.random.default_rng(0))
+    assert not np.any(noisy == 0.5)
+
+
+def test_input_is_not_modified_in_place():
+    x = grey_images(5)
+    before = x.copy()
+    salt_and_pepper(x, 0.5, np.random.default_rng(0))
+    np.testing.assert_array_equal(x, before)
+
+
+def test_same_generator_seed_gives_the_same_noise():
+    a = salt_and_pepper(grey_images(5), 0.3, np.random.default_rng(42))
+    b = salt_and_pepper(grey_images(5), 0.3, np.random.default_rng(42))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("level", [-0.1, 1.5, float("nan"), float("inf")])
+def test_level_outside_unit_interval_is_a_clear_error(level):
+    with pytest.raises(LabError, match=r"outside \[0, 1\]"):
+        salt_and_pepper(grey_images(1), level, np.random.default_rng(0))
