@@ -28,42 +28,25 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def positive_int(text):
-    value = _number(text, int, "a whole number")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
+def _checked(kind, what, accept, requirement):
+    """An argparse ``type`` that parses a finite ``kind`` and requires ``accept(value)``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+    return parse
 
 
-def positive_float(text):
-    value = _number(text, float, "a number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def non_negative_float(text):
-    value = _number(text, float, "a number")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def fraction(text):
-    value = _number(text, float, "a number")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
-    return value
-
-
-def _number(text, kind, what):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
+positive_int = _checked(int, "a whole number", lambda v: v >= 1, "a positive whole number")
+positive_float = _checked(float, "a number", lambda v: v > 0, "greater than 0")
+non_negative_float = _checked(float, "a number", lambda v: v >= 0, "0 or more")
+fraction = _checked(float, "a number", lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
 
 
 def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help="training epochs"):

@@ -1,0 +1,136 @@
+"""Training speed of each lab model: the scripts' way against the lab report's way.
+
+The lab report's way is plain ``model.fit`` on NumPy arrays on the TensorFlow backend with
+Keras's defaults. The project's way is what the scripts run: their backend choice and
+``mnistlab.training`` (several steps per call into the backend). Both train the same model,
+from the scripts' own ``build_*`` functions, with the same optimiser, batch size and data.
+Each measurement is a fresh process (a Keras backend is fixed per process), the two ways
+alternate, and the table gives medians over the rounds.
+
+    python bench/bench.py --data ../shared/data/mnist.npz            # every model, 3 rounds
+    python bench/bench.py --models mlp cnn --rounds 5 --epochs 3
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# model: (script whose backend and builders are used, batch size, description)
+MODELS = {
+    "mlp": ("mlp_mnist", 128, "MLP 64-64 (SGD 0.1)"),
+    "study_mlp": ("mlp_mnist", 128, "study MLP 500-300 (SGD 0.1, L2 5e-4)"),
+    "cnn": ("cnn_mnist", 128, "lab CNN (Adam 1e-3)"),
+    "autoencoder": ("denoise_autoencoder", 64, "autoencoder (Adam 1e-3, noise 0.4)"),
+}
+SCRIPT_BACKENDS = {"mlp_mnist": "jax", "cnn_mnist": "tensorflow", "denoise_autoencoder": "jax"}
+
+
+def build(model_name):
+    """The model, its training arrays and the compile arguments, from the scripts' own code."""
+    import keras
+    import numpy as np
+
+    from mnistlab import data
+
+    (x, y), _ = data.load_preprocessed(os.environ.get("BENCH_DATA"))
+    if model_name in ("mlp", "study_mlp"):
+        import mlp_mnist
+
+        hidden, l2 = ((64, 64), 0.0) if model_name == "mlp" else ((500, 300), 5e-4)
+        return (mlp_mnist.build_mlp(hidden, l2), x, y,
+                dict(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy"))
+    if model_name == "cnn":
+        import cnn_mnist
+
+        x, y = cnn_mnist.add_channel((x, y))
+        return (cnn_mnist.build_lab_cnn(), x, y,
+                dict(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy"))
+    import denoise_autoencoder as dae
+
+    x, _ = dae.flatten((x, y))
+    autoencoder, _, _ = dae.build_autoencoder()
+    return (autoencoder, dae.noisy_copy(x, 0.4, 0), x,
+            dict(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy"))
+
+
+def worker(model_name, way, epochs):
+    """Train in this process and print one JSON line of measurements."""
+    import keras
+
+    from mnistlab import training
+
+    batch_size = MODELS[model_name][1]
+    keras.utils.set_random_seed(0)
+    model, x, y, compile_args = build(model_name)
+    metrics = ["accuracy"] if compile_args["loss"] == "categorical_crossentropy" else []
+    if way == "lab":
+        model.compile(**compile_args, metrics=metrics)
+        fit = lambda n: model.fit(x, y, batch_size=batch_size, epochs=n, verbose=0).history["loss"]
+    else:
+        training.set_seed(0)
+        training.compile_model(model, compile_args["optimizer"], compile_args["loss"], metrics)
+        fit = lambda n: training.fit(model, x, y, epochs=n, batch_size=batch_size, verbose=0)["loss"]
+    fit(1)  # the first epoch also traces and compiles: not what a long run spends its time on
+    start = time.perf_counter()
+    losses = fit(epochs)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"images_per_second": len(x) * epochs / seconds, "final_loss": losses[-1],
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "backend": keras.backend.backend()}))
+
+
+def measure(model_name, way, epochs):
+    script = MODELS[model_name][0]
+    backend = "tensorflow" if way == "lab" else SCRIPT_BACKENDS[script]
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, __file__, "--worker", model_name, way, str(epochs)],
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"bench: {model_name} ({way}) failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="local Keras mnist.npz (default: MNIST_NPZ, else download)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=3, help="alternating lab/project pairs per model")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker[0], args.worker[1], int(args.worker[2]))
+    if args.data:
+        os.environ["BENCH_DATA"] = args.data
+    elif os.environ.get("MNIST_NPZ"):
+        os.environ["BENCH_DATA"] = os.environ["MNIST_NPZ"]
+
+    print(f"{args.rounds} rounds of {args.epochs} timed epochs each way, on {os.cpu_count()} cores\n")
+    header = ("| model | batch | lab way (img/s) | project way (img/s) | backend | speed-up | "
+              "final loss lab / project | peak MiB lab / project |")
+    print(header)
+    print("|---|---:|---:|---:|---|---:|---|---|")
+    for model_name in args.models:
+        runs = {"lab": [], "project": []}
+        for _ in range(args.rounds):
+            for way in ("lab", "project"):
+                runs[way].append(measure(model_name, way, args.epochs))
+        median = lambda way, key: statistics.median(r[key] for r in runs[way])
+        ratios = [p["images_per_second"] / l["images_per_second"] for l, p in zip(runs["lab"], runs["project"])]
+        print(f"| {MODELS[model_name][2]} | {MODELS[model_name][1]} | "
+              f"{median('lab', 'images_per_second'):,.0f} | {median('project', 'images_per_second'):,.0f} | "
+              f"{runs['project'][0]['backend']} | **{statistics.median(ratios):.2f}x** | "
+              f"{median('lab', 'final_loss'):.4f} / {median('project', 'final_loss'):.4f} | "
+              f"{median('lab', 'peak_mib'):,.0f} / {median('project', 'peak_mib'):,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The lab report, generated from a run's own results/ and plots/: every figure with a sentence
+saying what it answers, the key numbers beside the lab's references, the machine, versions and
+wall times.
+
+    python -m mnistlab.report [--out DIR]     # writes DIR/REPORT.md
+"""
+
+import argparse
+import os
+import sys
+
+from mnistlab import results
+
+HINTON = 0.9847
+LAB_REPORT_MLP, LAB_REPORT_CNN = 0.9830, 0.9915
+
+# (figure, what it answers), in the lab's order; figures a run did not make are left out.
+FIGURES = [
+    ("mlp_mnist_model.png", "2A. The lab MLP: layers, output shapes and parameter counts."),
+    ("mlp_mnist_accuracy.png", "2C. Training and validation (test-set) accuracy per epoch of the lab MLP."),
+    ("mlp_mnist_loss.png", "2C. The same run's cross-entropy loss per epoch."),
+    ("mlp_l2_study.png", "2D. Final validation accuracy of the 500-300 MLP against the L2 factor on its "
+                         "first hidden layer: mean ± std over replicates, each replicate, Hinton's reference."),
+    ("cnn_mnist_model.png", "3. The lab CNN: two 5×5 convolutions, each followed by 2×2 max pooling."),
+    ("cnn_mnist_accuracy.png", "3. The lab CNN's accuracy per epoch: it passes the MLP within an epoch or two."),
+    ("cnn_mnist_loss.png", "3. The lab CNN's loss per epoch."),
+    ("cnn_mnist_confusion.png", "3. Which digits the CNN confuses with which, on the 10,000 test images."),
+    ("cnn_mnist_misclassified.png", "3. The test digits the CNN gets wrong with the most confidence."),
+    ("cnn_mnist_filters.png", "3. The 32 learned first-layer filters: stroke and edge detectors."),
+    ("cnn_mnist_feature_maps.png", "3A. One digit's feature maps after each convolution and each max "
+                                   "pooling: pooling halves the resolution and keeps the strongest responses."),
+    ("cnn_improved_accuracy.png", "3+. The improved CNN (augmentation, batch norm, dropout) per epoch."),
+    ("cnn_improved_confusion.png", "3+. The improved CNN's confusion matrix."),
+    ("denoise_autoencoder_model.png", "4A. The denoising autoencoder: encoder to a 96-number code, then decoder."),
+    ("denoise_autoencoder_loss.png", "4A. Its binary cross-entropy per epoch, noisy to clean."),
+    ("denoise_examples.png", "4B. The same ten test digits, noisy and denoised, at noise levels 0 to 1."),
+    ("denoise_accuracy.png", "4C. The lab MLP's accuracy on clean, noisy and denoised test images "
+                             "against the noise level."),
+    ("generate_class_means.png", "4D. Digits decoded from each class's mean latent code."),
+    ("generate_interpolations.png", "4D. Decoding the straight line between two digits' codes."),
+    ("generate_random.png", "4D. New digits from random codes drawn from a Gaussian fitted to the training codes."),
+]
+
+
+def pct(value):
+    return "–" if value is None else f"{100 * value:.2f}%"
+
+
+def key_numbers(out):
+    """Rows of (question, this run, the lab's reference) from the run's JSON files."""
+    read = lambda name: results.read_json(os.path.join(out, "results", name))
+    rows = []
+    mlp, study = read("mlp_mnist.json"), read("mlp_l2_study.json")
+    cnn, improved, dae = read("cnn_mnist.json"), read("cnn_improved.json"), read("denoise_autoencoder.json")
+    if mlp:
+        rows.append(("2C. Lab MLP 64-64, test accuracy", pct(mlp.get("test_accuracy")), "–"))
+    if study:
+        best = max(study["rows"], key=lambda r: r["mean"])
+        rows.append((f"2D. Best regularised MLP (L2 {best['l2']:g}), mean final val. accuracy",
+                     f"{pct(best['mean'])} ± {pct(best['std'])}",
+                     f"lab report {pct(LAB_REPORT_MLP)}; Hinton {pct(HINTON)}"))
+    if cnn:
+        rows.append(("3. Lab CNN, test accuracy", pct(cnn.get("test_accuracy")), f"lab report {pct(LAB_REPORT_CNN)}"))
+    if improved:
+        rows.append(("3+. Improved CNN, test accuracy", pct(improved.get("test_accuracy")), "aim 99.60%"))
+    if dae and "noise_levels" in dae:
+        levels = dae["noise_levels"]
+        if 0.4 in levels:
+            i = levels.index(0.4)
+            rows.append(("4C. MLP accuracy at noise 0.4: noisy → denoised",
+                         f"{pct(dae['accuracy_noisy'][i])} → {pct(dae['accuracy_denoised'][i])}",
+                         "lab report's code: 43.2% → 90.9%"))
+        held = [lv for lv, a in zip(levels, dae["accuracy_denoised"]) if a >= 0.8]
+        rows.append(("4C. Highest noise level where denoised accuracy stays ≥ 80%",
+                     f"{max(held):g}" if held else "none", "lab report: about 0.6"))
+    return rows
+
+
+def wall_times(out):
+    read = lambda name: results.read_json(os.path.join(out, "results", name)) or {}
+    study = read("mlp_l2_study.json")
+    parts = [("MLP (lab 2A-2C)", read("mlp_mnist.json").get("wall_seconds")),
+             ("L2 study (lab 2D), training time of its trials", study.get("trials_wall_seconds")),
+             ("lab CNN (lab 3)", read("cnn_mnist.json").get("wall_seconds")),
+             ("improved CNN", read("cnn_improved.json").get("wall_seconds")),
+             ("autoencoder and its studies (lab 4)", read("denoise_autoencoder.json").get("total_wall_seconds"))]
+    return [(name, seconds) for name, seconds in parts if seconds is not None]
+
+
+def environment(out):
+    for name in ("mlp_mnist.json", "cnn_mnist.json", "denoise_autoencoder.json"):
+        record = results.read_json(os.path.join(out, "results", name))
+        if record:
+            return record["environment"]
+    return None
+
+
+def render(out):
+    lines = ["# The Keras MNIST lab: report", "",
+             "Generated by `python -m mnistlab.report` from this run's `results/` and `plots/`.", ""]
+    env = environment(out)
+    if env:
+        lines += [f"Machine: {env['cpu']}, {env['cores']} cores. Python {env['python']}, "
+                  f"TensorFlow {env['tensorflow']}, Keras {env['keras']}.", ""]
+    lines += ["## Key numbers", "", "| question | this run | the lab's reference |", "|---|---:|---|"]
+    lines += [f"| {q} | {ours} | {ref} |" for q, ours, ref in key_numbers(out)]
+    times = wall_times(out)
+    if times:
+        lines += ["", "## Wall time", "", "| part | seconds |", "|---|---:|"]
+        lines += [f"| {name} | {seconds:,.0f} |" for name, seconds in times]
+    lines += ["", "## Figures", ""]
+    for figure, sentence in FIGURES:
+        if os.path.isfile(os.path.join(out, "plots", figure)):
+            lines += [f"**{sentence}**", "", f"![{figure}](plots/{figure})", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=".", help="the run's folder, holding results/ and plots/")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(os.path.join(args.out, "results")):
+        print(f"report: error: no results/ under {args.out}; run the lab first (make lab)", file=sys.stderr)
+        return 2
+    path = os.path.join(args.out, "REPORT.md")
+    results.write_text(path, render(args.out))
+    print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
