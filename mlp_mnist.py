@@ -134,10 +134,6 @@ def summarise(trials, factors):
     return rows
 
 
-def settings_factors(rows):
-    return [row["l2"] for row in rows]
-
-
 def format_table(rows):
     lines = ["| L2 factor | replicates | mean final val. accuracy | std | best |",
              "|---:|---:|---:|---:|---:|"]
@@ -161,7 +157,7 @@ def plot_study(trials, rows, settings, path):
     ax.annotate(f"best mean {100 * best['mean']:.2f}%", (best["l2"], 100 * best["mean"]),
                 textcoords="offset points", xytext=(0, 12), ha="center")
     # A factor of 0 (no penalty) cannot sit on a log axis; symlog keeps it, linear near 0.
-    positive = [l2 for l2 in settings_factors(rows) if l2 > 0]
+    positive = [row["l2"] for row in rows if row["l2"] > 0]
     if len(positive) < len(rows):
         ax.set_xscale("symlog", linthresh=min(positive, default=1e-6))
     else:
@@ -179,8 +175,8 @@ def plot_study(trials, rows, settings, path):
 
 
 def parse_args(argv):
-    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=LAB_EPOCHS, batch_size=LAB_BATCH_SIZE, lr=LAB_LR,
-                             lab_note="Lab settings: SGD, lr 0.1, batch 128; the study uses "
+    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=LAB_EPOCHS,
+                             batch_size=LAB_BATCH_SIZE, lr=LAB_LR, lab_note="Lab settings: SGD, lr 0.1, batch 128; the study uses "
                                       "500-300 hidden units, L2 1e-6..1e-3, 3 replicates, 40 epochs.")
     parser.add_argument("--hidden", type=cli.positive_int, nargs="+", default=[64, 64],
                         metavar="UNITS", help="hidden layer sizes of the lab MLP")

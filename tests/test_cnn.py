@@ -96,3 +96,13 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     assert record["test_accuracy"] > 0.8 and record["parameters"] == 62_346
     for figure in FIGURES:
         assert_png(tmp_path / "plots" / f"cnn_mnist_{figure}.png")
+
+
+def test_same_seed_gives_the_same_cnn_history(tiny_npz, tmp_path, capsys):
+    histories = []
+    for run in ("a", "b"):
+        code, _, err = run_main(cnn_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "3",
+                                                 "--out", str(tmp_path / run)], capsys)
+        assert code == 0, err
+        histories.append(json.loads((tmp_path / run / "results" / "cnn_mnist.json").read_text())["history"])
+    assert histories[0] == histories[1]
