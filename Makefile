@@ -18,14 +18,14 @@ $(STAMP): requirements.txt
 lab: $(STAMP)
 	$(PY) mlp_mnist.py --study --save-model
 	$(PY) cnn_mnist.py
-	$(PY) denoise_autoencoder.py --per-level --levels $(LEVELS) --classifier results/mlp_mnist.keras
+	$(PY) denoise_autoencoder.py --per-level --fixed-noise --levels $(LEVELS) --classifier results/mlp_mnist.keras
 	$(PY) -m mnistlab.report
 
 # The same on a small subset, in about a minute; writes under quick/.
 quick: $(STAMP)
 	$(PY) mlp_mnist.py --quick --save-model
 	$(PY) cnn_mnist.py --quick
-	$(PY) denoise_autoencoder.py --quick --per-level --levels $(LEVELS) --classifier quick/results/mlp_mnist.keras
+	$(PY) denoise_autoencoder.py --quick --per-level --fixed-noise --levels $(LEVELS) --classifier quick/results/mlp_mnist.keras
 	$(PY) -m mnistlab.report --out quick
 
 improved: $(STAMP)

@@ -60,25 +60,27 @@ def build_lab_cnn(input_shape=(28, 28, 1), num_classes=10):
 
 
 def build_improved_cnn(input_shape=(28, 28, 1), num_classes=10):
-    """The lab CNN's two convolutions, plus augmentation, batch norm, a dense layer and dropout.
+    """The lab CNN's two convolutions plus augmentation, batch norm, a third small convolution,
+    a dense layer and dropout.
 
-    The convolutions keep the lab's shapes, so an epoch costs about the same on a CPU. The
-    augmentation layers are active only during training.
+    The first two convolutions keep the lab's shapes and the third works on 4x4 maps, so an
+    epoch costs about a third more than the lab CNN's on a CPU. The augmentation layers act
+    only during training.
     """
-    def conv_block(filters):
+    def conv_bn_relu(filters, size, **kwargs):
         # No bias: batch normalisation's shift does that job.
-        return [keras.layers.Conv2D(filters, 5, use_bias=False), keras.layers.BatchNormalization(),
-                keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2)]
+        return [keras.layers.Conv2D(filters, size, use_bias=False, **kwargs),
+                keras.layers.BatchNormalization(), keras.layers.Activation("relu")]
 
     return keras.Sequential([
         keras.Input(shape=input_shape),
         keras.layers.RandomRotation(10 / 360, fill_mode="constant"),  # up to 10 degrees
         keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),  # up to 2-3 pixels
         keras.layers.RandomZoom(0.1, fill_mode="constant"),
-        *conv_block(32),
-        *conv_block(64),
+        *conv_bn_relu(32, 5), keras.layers.MaxPooling2D(2),
+        *conv_bn_relu(64, 5), keras.layers.MaxPooling2D(2),
+        *conv_bn_relu(128, 3, padding="same"),
         keras.layers.Flatten(),
-        keras.layers.Dropout(0.3),
         keras.layers.Dense(256, use_bias=False),
         keras.layers.BatchNormalization(),
         keras.layers.Activation("relu"),
@@ -138,7 +140,8 @@ def plot_filters(model, path, title):
         ax.set_title(f"filter {i + 1}", fontsize=8)
         ax.set(xticks=[], yticks=[])
     fig.suptitle(f"{title}: the {count} learned {kernels.shape[0]}×{kernels.shape[1]} filters "
-                 f"of the first convolution", fontsize=12)
+                 f"of the first convolution\nred weights respond to ink at that spot, blue to its "
+                 f"absence: edge and stroke detectors", fontsize=11)
     fig.colorbar(image, ax=axes, label="weight", shrink=0.8)
     plots.save_figure(fig, path)
 

@@ -109,6 +109,8 @@ def salt_and_pepper(x, noise_level, rng):
 
     The lab's definition: a corrupted pixel becomes 0 (pepper) or 1 (salt) with equal chance,
     so at level 1 no original pixel is left (though some happen to equal their new value).
+    ``noise_level`` is a number, or an array that broadcasts against ``x`` (one level per image
+    with shape (N, 1) or (N, 1, 1)).
     """
     noise_level = check_noise_level(noise_level)
     x = np.asarray(x)
@@ -118,7 +120,10 @@ def salt_and_pepper(x, noise_level, rng):
 
 
 def check_noise_level(noise_level):
-    level = float(noise_level)
-    if not np.isfinite(level) or not 0.0 <= level <= 1.0:
+    try:
+        levels = np.asarray(noise_level, dtype=float)
+    except (TypeError, ValueError):
+        raise LabError(f"noise level {noise_level!r} is not a number; pass a fraction such as 0.4")
+    if not (np.all(np.isfinite(levels)) and np.all((levels >= 0) & (levels <= 1))):
         raise LabError(f"noise level {noise_level} is outside [0, 1]; pass a fraction such as 0.4")
-    return level
+    return levels

@@ -88,7 +88,7 @@ def test_per_level_retrains_at_each_level_and_reuses_a_saved_classifier(tiny_npz
     assert trained == [0.2, 0.6]
     assert "Training the lab MLP" not in out
     record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
-    assert "retrained at each noise level" in record["study_mode"]
+    assert "retrained around each noise level" in record["study_mode"]
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -119,3 +119,15 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     assert len(record["accuracy_denoised"]) == 11
     for figure in FIGURES:
         assert_png(tmp_path / "plots" / figure)
+
+
+def test_training_noise_band_has_the_requested_mean():
+    x = np.full((4000, 784), 0.5, dtype=np.float32)
+    assert dae.noise_band(0.4, fixed=False) == (0.0, 0.8)
+    assert dae.noise_band(0.7, fixed=False) == pytest.approx((0.4, 1.0))
+    assert dae.noise_band(0.4, fixed=True) == (0.4, 0.4)
+    per_image = (dae.training_copy(x, 0.4, False, 0) != 0.5).mean(axis=1)
+    assert per_image.mean() == pytest.approx(0.4, abs=0.01)
+    assert per_image.min() < 0.05 and per_image.max() > 0.75
+    fixed = (dae.training_copy(x, 0.4, True, 0) != 0.5).mean(axis=1)
+    assert fixed.min() > 0.3 and fixed.max() < 0.5

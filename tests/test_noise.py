@@ -57,3 +57,16 @@ def test_same_generator_seed_gives_the_same_noise():
 def test_level_outside_unit_interval_is_a_clear_error(level):
     with pytest.raises(LabError, match=r"outside \[0, 1\]"):
         salt_and_pepper(grey_images(1), level, np.random.default_rng(0))
+
+
+def test_per_image_levels_broadcast():
+    levels = np.array([0.0, 0.5, 1.0])[:, None, None]
+    noisy = salt_and_pepper(grey_images(3), levels, np.random.default_rng(0))
+    changed = (noisy != 0.5).reshape(3, -1).mean(axis=1)
+    assert changed[0] == 0.0 and changed[2] == 1.0
+    assert changed[1] == pytest.approx(0.5, abs=0.08)
+
+
+def test_per_image_level_outside_unit_interval_is_an_error():
+    with pytest.raises(LabError, match=r"outside \[0, 1\]"):
+        salt_and_pepper(grey_images(2), np.array([[[0.2]], [[1.2]]]), np.random.default_rng(0))
