@@ -43,11 +43,23 @@ class SaveProgress(keras.callbacks.Callback):
 
 
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, verbose=None, callbacks=()):
-    """``model.fit`` on arrays; returns the per-epoch history as a dict of lists."""
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size,
-                        validation_data=validation_data, callbacks=list(callbacks),
-                        verbose=verbosity() if verbose is None else verbose)
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+    """``model.fit`` on arrays; returns the per-epoch history as a dict of lists.
+
+    ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
+    training on freshly drawn noise every epoch; each epoch is then one ``fit`` call.
+    """
+    verbose = verbosity() if verbose is None else verbose
+    if callable(x):  # lazily: only one epoch's inputs are in memory at a time
+        calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(epochs))
+    else:
+        calls = [(0, epochs, x)]
+    merged = {}
+    for first, last, inputs in calls:
+        history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
+                            validation_data=validation_data, callbacks=list(callbacks), verbose=verbose)
+        for key, values in history.history.items():
+            merged.setdefault(key, []).extend(float(v) for v in values)
+    return merged
 
 
 def evaluate(model, x, y, batch_size):

@@ -131,3 +131,23 @@ def test_training_noise_band_has_the_requested_mean():
     assert per_image.min() < 0.05 and per_image.max() > 0.75
     fixed = (dae.training_copy(x, 0.4, True, 0) != 0.5).mean(axis=1)
     assert fixed.min() > 0.3 and fixed.max() < 0.5
+
+
+def test_default_training_draws_fresh_noise_every_epoch_and_fixed_keeps_one_copy():
+    x = np.full((50, 784), 0.5, dtype=np.float32)
+    fresh = dae.training_inputs(x, 0.4, fixed=False, seed=0)
+    assert callable(fresh)
+    assert not np.array_equal(fresh(0), fresh(1))
+    np.testing.assert_array_equal(fresh(3), fresh(3))  # each epoch's draw is reproducible
+    assert isinstance(dae.training_inputs(x, 0.4, fixed=True, seed=0), np.ndarray)
+
+
+def test_fit_with_inputs_per_epoch_calls_once_an_epoch_and_keeps_one_history():
+    x, _ = dae.flatten(data.preprocess(*make_digits(64)))
+    autoencoder, _, _ = dae.build_autoencoder()
+    dae.compile_autoencoder(autoencoder, 1e-3)
+    asked = []
+    history = training.fit(autoencoder, lambda epoch: asked.append(epoch) or x, x, epochs=3,
+                           batch_size=32, validation_data=(x, x), verbose=0)
+    assert asked == [0, 1, 2]
+    assert len(history["loss"]) == len(history["val_loss"]) == 3

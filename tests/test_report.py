@@ -30,7 +30,8 @@ def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
     assert "(L2 0.00025), mean final val. accuracy | 98.25% ± 0.05% | lab report 98.30%; Hinton 98.47% |" in text
     assert "| 3. Lab CNN, test accuracy | 99.21% | lab report 99.15% |" in text
     assert "| 43.00% → 91.00% |" in text
-    assert "stays ≥ 80% | 0.6 | lab report: about 0.6 |" in text
+    assert "| 4C. MLP accuracy at noise 0.6: noisy → denoised | 25.00% → 82.00% | lab report: denoising holds up to about 0.6 |" in text
+    assert "| **the lab's parts** | **449** |" in text
     assert "| L2 study (lab 2D), training time of its trials | 300 |" in text
     assert "![mlp_l2_study.png](plots/mlp_l2_study.png)" in text
     assert "cnn_mnist_filters.png" not in text  # not made by this run
