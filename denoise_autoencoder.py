@@ -240,14 +240,12 @@ def plot_accuracy_study(study, mode, path):
     plots.save_figure(fig, path)
 
 
-def plot_class_means(encoder, decoder, x_train, labels, path):
+def plot_class_means(decoder, codes, labels, path):
     """Question 4D: each digit class's mean latent code, decoded."""
-    codes = encoder.predict(x_train, batch_size=1024, verbose=0)
     means = np.stack([codes[labels == digit].mean(axis=0) for digit in range(10)])
     images = decoder.predict(means, verbose=0)
     plots.plot_digit_grid(images, [f"class {d}" for d in range(10)], path,
                           "Decoded from each class's mean latent code (decoder alone)")
-    return codes
 
 
 def plot_interpolations(encoder, decoder, x_test, labels, path, pairs=((1, 7), (3, 8), (4, 9)),
@@ -332,7 +330,8 @@ def main(argv=None):
                                               f"Autoencoder trained at {noise}")
     results.write_json(json_path, record)
 
-    codes = plot_class_means(encoder, decoder, x_train, train_labels, out.plot("generate_class_means.png"))
+    codes = encoder.predict(x_train, batch_size=1024, verbose=0)  # the training set's latent codes
+    plot_class_means(decoder, codes, train_labels, out.plot("generate_class_means.png"))
     plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
     plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
 
