@@ -42,16 +42,21 @@ FIGURES = [
 ]
 
 
+def read(out, name):
+    """A run's results/NAME as a dict; empty when that part did not run."""
+    return results.read_json(os.path.join(out, "results", name)) or {}
+
+
 def pct(value):
     return "–" if value is None else f"{100 * value:.2f}%"
 
 
 def key_numbers(out):
     """Rows of (question, this run, the lab's reference) from the run's JSON files."""
-    read = lambda name: results.read_json(os.path.join(out, "results", name))
     rows = []
-    mlp, study = read("mlp_mnist.json"), read("mlp_l2_study.json")
-    cnn, improved, dae = read("cnn_mnist.json"), read("cnn_improved.json"), read("denoise_autoencoder.json")
+    mlp, study = read(out, "mlp_mnist.json"), read(out, "mlp_l2_study.json")
+    cnn, improved, dae = (read(out, name) for name in ("cnn_mnist.json", "cnn_improved.json",
+                                                      "denoise_autoencoder.json"))
     if mlp:
         rows.append(("2C. Lab MLP 64-64, test accuracy", pct(mlp.get("test_accuracy")), "–"))
     if study:
@@ -76,22 +81,22 @@ def key_numbers(out):
 
 
 def wall_times(out):
-    read = lambda name: results.read_json(os.path.join(out, "results", name)) or {}
-    study = read("mlp_l2_study.json")
-    parts = [("MLP (lab 2A-2C)", read("mlp_mnist.json").get("wall_seconds")),
-             ("L2 study (lab 2D), training time of its trials", study.get("trials_wall_seconds")),
-             ("lab CNN (lab 3)", read("cnn_mnist.json").get("wall_seconds")),
-             ("autoencoder and its studies (lab 4)", read("denoise_autoencoder.json").get("total_wall_seconds"))]
+    parts = [("MLP (lab 2A-2C)", read(out, "mlp_mnist.json").get("wall_seconds")),
+             ("L2 study (lab 2D), training time of its trials",
+              read(out, "mlp_l2_study.json").get("trials_wall_seconds")),
+             ("lab CNN (lab 3)", read(out, "cnn_mnist.json").get("wall_seconds")),
+             ("autoencoder and its studies (lab 4)",
+              read(out, "denoise_autoencoder.json").get("total_wall_seconds"))]
     return [(name, seconds) for name, seconds in parts if seconds is not None]
 
 
 def improved_wall_time(out):
-    return (results.read_json(os.path.join(out, "results", "cnn_improved.json")) or {}).get("wall_seconds")
+    return read(out, "cnn_improved.json").get("wall_seconds")
 
 
 def environment(out):
     for name in ("mlp_mnist.json", "cnn_mnist.json", "denoise_autoencoder.json"):
-        record = results.read_json(os.path.join(out, "results", name))
+        record = read(out, name)
         if record:
             return record["environment"]
     return None

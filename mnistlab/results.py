@@ -19,11 +19,7 @@ def write_atomic(path, write):
 
 
 def write_json(path, data):
-    def dump(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-    write_atomic(path, dump)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path, default=None):
