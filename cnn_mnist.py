@@ -16,13 +16,13 @@ normalisation, a hidden dense layer with dropout, and a longer cosine-decayed sc
 """
 
 import math
-import os
 import sys
+
+from mnistlab import backend
 
 # TensorFlow's oneDNN convolutions are several times faster on a CPU than XLA-compiled ones
 # (JAX, or TensorFlow with jit_compile); see bench/.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+backend.choose("tensorflow")
 
 import keras
 import matplotlib.pyplot as plt

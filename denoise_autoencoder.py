@@ -17,20 +17,21 @@ sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entro
     python denoise_autoencoder.py --quick       # every figure on a small subset, in seconds
 """
 
-import os
+import functools
 import sys
+
+from mnistlab import backend
 
 # The dense models train several times faster on JAX than on TensorFlow on a CPU (see bench/);
 # every backend works: KERAS_BACKEND=tensorflow python denoise_autoencoder.py
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+backend.choose("jax")
 
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
 import mlp_mnist
-from mnistlab import cli, data, experiment, plots, results, training
+from mnistlab import cli, data, experiment, parallel, plots, results, training
 from mnistlab.errors import LabError
 
 FIGURE_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # question 4B
@@ -47,9 +48,14 @@ def flatten(split):
     return x.reshape(len(x), PIXELS), y
 
 
+def load_images(path, quick):
+    """Training and test splits: (N, 784) images in [0, 1] and one-hot labels."""
+    return tuple(map(flatten, data.load_preprocessed(path, quick)))
+
+
 def noisy_copy(x, level, seed):
     """Salt-and-pepper noise from its own seeded generator, so each draw is reproducible."""
-    return data.salt_and_pepper(x, level, np.random.default_rng(seed)).astype("float32")
+    return data.salt_and_pepper(x, level, np.random.default_rng(seed)).astype("float32", copy=False)
 
 
 def noise_band(level, fixed):
@@ -62,7 +68,7 @@ def training_copy(x, level, fixed, seed):
     low, high = noise_band(level, fixed)
     rng = np.random.default_rng(seed)
     levels = rng.uniform(low, high, size=(len(x), 1))
-    return data.salt_and_pepper(x, levels, rng).astype("float32")
+    return data.salt_and_pepper(x, levels, rng).astype("float32", copy=False)
 
 
 def training_inputs(x, level, fixed, seed):
@@ -152,6 +158,33 @@ def train_denoiser(args, level, x_train, x_test, seed):
     training.fit(autoencoder, *train, epochs=args.epochs, batch_size=args.batch_size,
                  validation_data=test, verbose=0)
     return autoencoder
+
+
+def denoiser_weights(args, splits, level):
+    """A worker's job for ``--per-level``: the weights of an autoencoder trained at ``level``."""
+    (x_train, _), (x_test, _) = splits
+    return train_denoiser(args, level, x_train, x_test, args.seed).get_weights()
+
+
+def per_level_denoisers(args, autoencoder):
+    """Question 4C as the lab report did it: an autoencoder trained at each level of --levels.
+
+    At the training level, retraining would rebuild ``autoencoder`` exactly (same seed, same
+    data), so it serves there; the others train side by side on --workers cores.
+    """
+    others = [level for level in args.levels if level != args.noise]
+    workers = min(args.workers, len(others), parallel.usable_cores()) or 1
+    print(f"Training {plots.plural(len(others), 'more autoencoder')}, {workers} at a time", flush=True)
+    load = functools.partial(load_images, args.data, args.quick)
+    weights = dict(parallel.run(functools.partial(denoiser_weights, args), others, load, args.workers))
+
+    def denoiser(level):
+        if level == args.noise:
+            return autoencoder
+        model = build_autoencoder(args.hidden, args.latent)[0]
+        model.set_weights(weights[level])
+        return model
+    return denoiser
 
 
 # Evaluation
@@ -310,6 +343,7 @@ def parse_args(argv):
                             "default: train the lab MLP here")
     study.add_argument("--classifier-epochs", type=cli.positive_int, default=mlp_mnist.LAB_EPOCHS,
                        help="epochs for the lab MLP when it is trained here")
+    cli.add_workers_flag(study, "--per-level autoencoders")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.classifier_epochs, args.draws = min(args.epochs, 2), 2, min(args.draws, 2)
@@ -320,17 +354,16 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     clock = results.Stopwatch()
-    (x_train, y_train), (x_test, y_test) = map(flatten, data.load_preprocessed(args.data, args.quick))
+    (x_train, y_train), (x_test, y_test) = load_images(args.data, args.quick)
     train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)
     out = cli.Outputs(args.out)
 
     # The lab autoencoder, trained noisy -> clean, validated on the noisy test set.
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
     noise = describe_noise(args.noise, args.fixed_noise)
-    noisy_train, noisy_test = denoising_data(args, args.noise, x_train, x_test, args.seed)
     record = experiment.train_and_report(
-        autoencoder, args, noisy_train, noisy_test, out, name="denoise_autoencoder",
-        title=f"Denoising autoencoder (trained at {noise})")
+        autoencoder, args, *denoising_data(args, args.noise, x_train, x_test, args.seed), out,
+        name="denoise_autoencoder", title=f"Denoising autoencoder (trained at {noise})")
     json_path = out.result("denoise_autoencoder.json")
 
     record["reconstruction"] = plot_denoising(autoencoder, x_test, test_labels, args.seed,
@@ -345,14 +378,12 @@ def main(argv=None):
 
     classifier = train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
                                   (x_test.reshape(-1, 28, 28), y_test))
+    del x_train, codes  # from here on only test images are needed; workers load their own
     if args.per_level:
         mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
                 else "an autoencoder retrained around each noise level")
         print(f"\nAccuracy study: {mode}, {len(args.levels)} levels")
-        # At the training level, retraining would rebuild the autoencoder above exactly (same
-        # seed, same data), so it serves there.
-        denoisers = lambda level: (autoencoder if level == args.noise
-                                   else train_denoiser(args, level, x_train, x_test, args.seed))
+        denoisers = per_level_denoisers(args, autoencoder)
     else:
         mode = f"one autoencoder trained at {noise} for every level"
         print(f"\nAccuracy study: {mode}")

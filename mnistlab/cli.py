@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 
+from mnistlab import parallel
 from mnistlab.errors import LabError
 
 
@@ -71,6 +72,13 @@ def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help
                         help="every part on a small subset with 1-2 epochs, to check that everything works")
     common.add_argument("--save-model", action="store_true", help="also write the trained model as a .keras file")
     return parser
+
+
+def add_workers_flag(group, what):
+    """``--workers``: how many of ``what`` train side by side, each on its own core."""
+    group.add_argument("--workers", type=positive_int, default=parallel.default_workers(),
+                       help=f"{what} trained side by side, each single-threaded on its own CPU core "
+                            "(about 0.5 GB of memory each); 1 trains them one after the other on all cores")
 
 
 class Outputs:

@@ -113,10 +113,13 @@ def salt_and_pepper(x, noise_level, rng):
     with shape (N, 1) or (N, 1, 1)).
     """
     noise_level = check_noise_level(noise_level)
-    x = np.asarray(x)
-    corrupt = rng.random(x.shape) < noise_level
-    salt = rng.random(x.shape) < 0.5
-    return np.where(corrupt, salt.astype(x.dtype), x)
+    noisy = np.array(x)
+    # One uniform draw per pixel decides both: below level/2 salt, from there to level pepper.
+    # Single precision keeps the largest temporary at the size of the images themselves.
+    u = rng.random(noisy.shape, dtype=np.float32)
+    noisy[u < noise_level] = 0
+    noisy[u < noise_level / 2] = 1
+    return noisy
 
 
 def check_noise_level(noise_level):

@@ -42,7 +42,8 @@ class SaveProgress(keras.callbacks.Callback):
         results.write_json(self.path, self.record)
 
 
-def fit(model, x, y, *, epochs, batch_size, validation_data=None, verbose=None, callbacks=()):
+def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
+        callbacks=()):
     """``model.fit`` on arrays; returns the per-epoch history as a dict of lists.
 
     ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
@@ -56,7 +57,8 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, verbose=None, 
     merged = {}
     for first, last, inputs in calls:
         history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
-                            validation_data=validation_data, callbacks=list(callbacks), verbose=verbose)
+                            validation_data=validation_data, validation_freq=validation_freq,
+                            callbacks=list(callbacks), verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
     return merged

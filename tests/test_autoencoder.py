@@ -81,7 +81,8 @@ def test_per_level_retrains_at_each_level_and_reuses_a_saved_classifier(tiny_npz
     trained = []
     real = dae.train_denoiser
     monkeypatch.setattr(dae, "train_denoiser", lambda args, level, *a: trained.append(level) or real(args, level, *a))
-    code, out, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--per-level", "--levels", "0.2", "0.6",
+    code, out, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--per-level", "--workers", "1",
+                                         "--levels", "0.2", "0.6",
                                          "--classifier", str(tmp_path / "results" / "mlp_mnist.keras"),
                                          "--out", str(tmp_path)], capsys)
     assert code == 0, err

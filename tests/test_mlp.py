@@ -68,7 +68,8 @@ def test_same_seed_gives_the_same_numbers(tiny_npz, tmp_path, capsys):
 
 def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, capsys, monkeypatch):
     argv = ["--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
-            "--study-hidden", "16", "--l2", "1e-4", "1e-3", "--replicates", "2", "--out", str(tmp_path)]
+            "--study-hidden", "16", "--l2", "1e-4", "1e-3", "--replicates", "2", "--workers", "1",
+            "--out", str(tmp_path)]
     real_trial, calls = mlp_mnist.run_trial, []
 
     def interrupted_after_three(settings, l2, replicate, train, test):

@@ -1,0 +1,59 @@
+"""Independent trainings side by side, one per CPU core.
+
+The lab's models are small, so two threads splitting each matrix product spend much of their
+time waiting on each other. On 2 cores, two single-threaded trainings, each on its own core,
+finish about 1.4 times sooner than the same two one after the other on both cores (README,
+"Speed"). Each worker is a fresh process, pinned to one core before its backend starts any
+threads; it loads its own copy of the data once, then trains job after job.
+"""
+
+import functools
+import multiprocessing
+import os
+import signal
+
+MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend: about 0.5 GB
+
+_worker = {}  # in a worker process: its data, once loaded
+
+
+def usable_cores():
+    return len(os.sched_getaffinity(0))
+
+
+def default_workers():
+    return min(usable_cores(), MAX_DEFAULT_WORKERS)
+
+
+def _start(cores):
+    os.sched_setaffinity(0, {cores.get()})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _call(task, setup, job):
+    # Loading here rather than in _start: a failure then reaches the parent as this job's error.
+    if "data" not in _worker:
+        _worker["data"] = setup()
+    return job, task(_worker["data"], job)
+
+
+def run(task, jobs, setup, workers):
+    """Yield ``(job, task(setup(), job))`` for every job, each as soon as it is done.
+
+    ``task`` and ``setup`` must be module-level functions (or partials of them) so that worker
+    processes can import them. With one worker, or one job, all runs here on every core.
+    """
+    jobs = list(jobs)
+    workers = min(workers, len(jobs), usable_cores())
+    if workers <= 1:
+        data = setup() if jobs else None
+        for job in jobs:
+            yield job, task(data, job)
+        return
+    context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads
+    cores = context.Queue()
+    for core in sorted(os.sched_getaffinity(0))[:workers]:
+        cores.put(core)
+    # Leaving the block, normally or on Ctrl-C, terminates the workers.
+    with context.Pool(workers, initializer=_start, initargs=(cores,)) as pool:
+        yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)

@@ -1,0 +1,107 @@
+"""How the scripts run: the backend choice, and trainings side by side in worker processes."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_script
+from mnistlab import data, parallel
+from mnistlab.errors import LabError
+
+# Chooses JAX, then does everything that used to pull TensorFlow into a JAX process: seeding,
+# describing a layer, saving and loading a model.
+JAX_PROBE = """
+import json, sys
+from mnistlab import backend
+chosen = backend.choose("jax")
+import keras
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+model.layers[0].get_config()
+model.save(sys.argv[1])
+reloaded = keras.models.load_model(sys.argv[1])
+print(json.dumps({"chosen": chosen, "backend": keras.backend.backend(),
+                  "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+                  "reloaded_params": reloaded.count_params()}))
+"""
+
+
+def probe(tmp_path, **env):
+    result = subprocess.run([sys.executable, "-c", JAX_PROBE, str(tmp_path / "m.keras")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={"PATH": os.environ["PATH"], **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_on_jax_keras_never_imports_tensorflow(tmp_path):
+    assert probe(tmp_path) == {"chosen": "jax", "backend": "jax", "tensorflow_imported": False,
+                               "reloaded_params": 15}
+
+
+def test_keras_backend_variable_overrides_the_default(tmp_path):
+    found = probe(tmp_path, KERAS_BACKEND="tensorflow")
+    assert found["chosen"] == found["backend"] == "tensorflow" and found["tensorflow_imported"]
+
+
+def describe_worker(offset, job):
+    """A job for the pool: its result, and which process on which cores computed it."""
+    return offset + job * job, os.getpid(), sorted(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
+def test_workers_each_pinned_to_its_own_core_do_every_job():
+    done = dict(parallel.run(describe_worker, range(6), functools.partial(int, "100"), workers=2))
+    assert sorted(done) == list(range(6))
+    assert all(result == 100 + job * job for job, (result, _, _) in done.items())
+    processes = {pid: tuple(cores) for _, pid, cores in done.values()}
+    assert os.getpid() not in processes and len(processes) == 2
+    assert all(len(cores) == 1 for cores in processes.values())
+    assert len(set(processes.values())) == 2  # two different cores
+
+
+def test_one_worker_runs_here_in_order():
+    done = list(parallel.run(describe_worker, [3, 1, 2], functools.partial(int, "0"), workers=1))
+    assert [job for job, _ in done] == [3, 1, 2]
+    assert {pid for _, (_, pid, _) in done} == {os.getpid()}
+
+
+@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
+def test_a_workers_failure_reaches_the_caller_as_a_clear_error(tmp_path):
+    missing = functools.partial(data.load_preprocessed, str(tmp_path / "missing.npz"), False)
+    with pytest.raises(LabError, match="data file not found"):
+        list(parallel.run(describe_worker, range(2), missing, workers=2))
+
+
+@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
+def test_study_on_jax_with_two_workers(tiny_npz, tmp_path):
+    result = run_script("mlp_mnist.py", "--data", tiny_npz, "--epochs", "1", "--study",
+                        "--study-hidden", "16", "--study-epochs", "2", "--l2", "1e-4", "1e-3",
+                        "--replicates", "2", "--workers", "2", "--out", str(tmp_path),
+                        env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "oneDNN" not in result.stderr  # TensorFlow, which logs this line, stayed out
+    study = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())
+    assert study["workers"] == 2 and study["trials_run"] == 4
+    assert [row["replicates"] for row in study["rows"]] == [2, 2]
+    assert study["settings"]["backend"] == "jax"
+    trials = json.loads((tmp_path / "results" / "mlp_l2_study_trials.json").read_text())["trials"]
+    assert sorted((t["l2"], t["replicate"]) for t in trials) == [(1e-4, 0), (1e-4, 1), (1e-3, 0), (1e-3, 1)]
+    # Validated once, after the last of the 2 epochs.
+    assert all(len(t["history"]["loss"]) == 2 and len(t["history"]["val_accuracy"]) == 1 for t in trials)
+
+
+@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
+def test_per_level_autoencoders_on_jax_with_two_workers(tiny_npz, tmp_path):
+    result = run_script("denoise_autoencoder.py", "--data", tiny_npz, "--quick", "--per-level",
+                        "--levels", "0", "0.4", "0.8", "--workers", "2", "--out", str(tmp_path),
+                        env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Training 2 more autoencoders, 2 at a time" in result.stdout
+    assert "oneDNN" not in result.stderr
+    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
+    assert record["noise_levels"] == [0, 0.4, 0.8] and len(record["accuracy_denoised"]) == 3
