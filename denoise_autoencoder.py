@@ -117,18 +117,21 @@ def compile_autoencoder(model, lr):
 # Training
 
 
+def load_classifier(path):
+    """The saved lab MLP from --classifier, checked to be a 10-class classifier."""
+    try:
+        model = keras.models.load_model(path)
+    except Exception as exc:  # a wrong path, a file of another kind, a truncated file
+        raise LabError(f"cannot load --classifier {path} ({type(exc).__name__}); "
+                       "pass a .keras file written by mlp_mnist.py --save-model")
+    if model.output_shape != (None, 10):
+        raise LabError(f"--classifier {path} has output {model.output_shape}, "
+                       "expected (None, 10); pass an MNIST classifier")
+    return model
+
+
 def train_classifier(args, train, test):
-    """The lab MLP (question 2) that scores the images, or the saved one from --classifier."""
-    if args.classifier:
-        try:
-            model = keras.models.load_model(args.classifier)
-        except Exception as exc:  # a wrong path, a file of another kind, a truncated file
-            raise LabError(f"cannot load --classifier {args.classifier} ({type(exc).__name__}); "
-                           "pass a .keras file written by mlp_mnist.py --save-model")
-        if model.output_shape != (None, 10):
-            raise LabError(f"--classifier {args.classifier} has output {model.output_shape}, "
-                           "expected (None, 10); pass an MNIST classifier")
-        return model
+    """The lab MLP (question 2) that scores the images, trained here through mlp_mnist.py."""
     print(f"\nTraining the lab MLP classifier ({args.classifier_epochs} epochs)")
     training.set_seed(args.seed)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), mlp_mnist.LAB_LR)
@@ -151,40 +154,42 @@ def denoising_data(args, level, x_train, x_test, seed):
             (noisy_copy(x_test, level, seed + 1), x_test))
 
 
-def train_denoiser(args, level, x_train, x_test, seed):
-    """A fresh autoencoder trained from ``level``-noisy to clean images; returns it."""
+def train_denoiser(args, level, x_train, seed):
+    """A fresh autoencoder trained from ``level``-noisy to clean images; returns it.
+
+    Nothing reads its validation loss, so it trains without one.
+    """
     autoencoder, _, _ = new_denoiser(args, seed)
-    train, test = denoising_data(args, level, x_train, x_test, seed)
-    training.fit(autoencoder, *train, epochs=args.epochs, batch_size=args.batch_size,
-                 validation_data=test, verbose=0)
+    training.fit(autoencoder, training_inputs(x_train, level, args.fixed_noise, seed), x_train,
+                 epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     return autoencoder
 
 
 def denoiser_weights(args, splits, level):
     """A worker's job for ``--per-level``: the weights of an autoencoder trained at ``level``."""
-    (x_train, _), (x_test, _) = splits
-    return train_denoiser(args, level, x_train, x_test, args.seed).get_weights()
+    (x_train, _), _ = splits
+    return train_denoiser(args, level, x_train, args.seed).get_weights()
 
 
-def per_level_denoisers(args, autoencoder):
-    """Question 4C as the lab report did it: an autoencoder trained at each level of --levels.
+def train_other_levels(args):
+    """Question 4C as the lab report did it: the weights of an autoencoder trained at each level
+    of --levels but the training level, trained side by side on --workers cores.
 
-    At the training level, retraining would rebuild ``autoencoder`` exactly (same seed, same
-    data), so it serves there; the others train side by side on --workers cores.
+    (At the training level, retraining would rebuild the main autoencoder exactly: same seed,
+    same data.)
     """
     others = [level for level in args.levels if level != args.noise]
     workers = min(args.workers, len(others), parallel.usable_cores()) or 1
-    print(f"Training {plots.plural(len(others), 'more autoencoder')}, {workers} at a time", flush=True)
+    print(f"Training {plots.plural(len(others), 'autoencoder')} for the noise levels of the "
+          f"accuracy study, {workers} at a time", flush=True)
     load = functools.partial(load_images, args.data, args.quick)
-    weights = dict(parallel.run(functools.partial(denoiser_weights, args), others, load, args.workers))
+    return dict(parallel.run(functools.partial(denoiser_weights, args), others, load, args.workers))
 
-    def denoiser(level):
-        if level == args.noise:
-            return autoencoder
-        model = build_autoencoder(args.hidden, args.latent)[0]
-        model.set_weights(weights[level])
-        return model
-    return denoiser
+
+def restore_denoiser(args, weights):
+    model = build_autoencoder(args.hidden, args.latent)[0]
+    model.set_weights(weights)
+    return model
 
 
 # Evaluation
@@ -354,9 +359,14 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     clock = results.Stopwatch()
+    data.load_mnist(args.data)  # a bad data file fails here, before any training
+    out = cli.Outputs(args.out)
+    classifier = load_classifier(args.classifier) if args.classifier else None
+    # The accuracy study's own autoencoders train first, while this process holds no images:
+    # with two workers the machine then peaks at about 1.8 GB instead of 2.5 (README).
+    other_levels = train_other_levels(args) if args.per_level else {}
     (x_train, y_train), (x_test, y_test) = load_images(args.data, args.quick)
     train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)
-    out = cli.Outputs(args.out)
 
     # The lab autoencoder, trained noisy -> clean, validated on the noisy test set.
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
@@ -376,18 +386,18 @@ def main(argv=None):
     plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
     plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
 
-    classifier = train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
-                                  (x_test.reshape(-1, 28, 28), y_test))
-    del x_train, codes  # from here on only test images are needed; workers load their own
+    if classifier is None:
+        classifier = train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
+                                      (x_test.reshape(-1, 28, 28), y_test))
     if args.per_level:
         mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
                 else "an autoencoder retrained around each noise level")
-        print(f"\nAccuracy study: {mode}, {len(args.levels)} levels")
-        denoisers = per_level_denoisers(args, autoencoder)
+        denoisers = lambda level: (restore_denoiser(args, other_levels[level])
+                                   if level in other_levels else autoencoder)
     else:
         mode = f"one autoencoder trained at {noise} for every level"
-        print(f"\nAccuracy study: {mode}")
         denoisers = lambda level: autoencoder
+    print(f"\nAccuracy study: {mode}")
     study = accuracy_study(args, classifier, denoisers, x_test, test_labels)
     plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
     record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())

@@ -116,7 +116,9 @@ def run_study(args, out):
                                 "final_val_accuracy": history["val_accuracy"][-1],
                                 "history": history, "wall_seconds": seconds})
         results.write_json(trials_path, store)
-        left = f", about {clock.seconds() / count * (len(todo) - count):.0f} s left" if count < len(todo) else ""
+        # Once every worker has finished one, the pace so far is a fair guide to the rest.
+        pace = count >= workers and count < len(todo)
+        left = f", about {clock.seconds() / count * (len(todo) - count):.0f} s left" if pace else ""
         print(f"  trial {total - len(todo) + count}/{total} (L2 {l2:g}, replicate {replicate + 1}): "
               f"final validation accuracy {history['val_accuracy'][-1]:.2%} in {seconds:.0f} s{left}",
               flush=True)

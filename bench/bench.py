@@ -63,6 +63,9 @@ def build(model_name):
 
 def worker(model_name, way, epochs):
     """Train in this process and print one JSON line of measurements."""
+    from mnistlab import backend
+
+    backend.choose("tensorflow")  # KERAS_BACKEND is set by measure(); off TensorFlow, keep it out
     import keras
 
     from mnistlab import training

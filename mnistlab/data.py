@@ -13,6 +13,7 @@ from mnistlab.errors import LabError
 
 NUM_CLASSES = 10
 QUICK_SIZES = (3000, 1000)  # training and test images in a --quick run
+NOISE_BLOCK = 4096  # images salted at a time
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 OFFLINE_HINT = (
     "pass --data /path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz"
@@ -91,7 +92,9 @@ def preprocess(x, y):
     """Pixels to float32 in [0, 1]; labels to one-hot float32 rows."""
     import keras
 
-    return x.astype("float32") / 255.0, keras.utils.to_categorical(y, NUM_CLASSES)
+    x = x.astype("float32")
+    x /= 255.0  # in place: no second copy of the images
+    return x, keras.utils.to_categorical(y, NUM_CLASSES)
 
 
 def load_preprocessed(path=None, quick=False):
@@ -114,11 +117,15 @@ def salt_and_pepper(x, noise_level, rng):
     """
     noise_level = check_noise_level(noise_level)
     noisy = np.array(x)
-    # One uniform draw per pixel decides both: below level/2 salt, from there to level pepper.
-    # Single precision keeps the largest temporary at the size of the images themselves.
-    u = rng.random(noisy.shape, dtype=np.float32)
-    noisy[u < noise_level] = 0
-    noisy[u < noise_level / 2] = 1
+    per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images
+    # A block of images at a time keeps the temporaries small whatever the data set's size.
+    for start in range(0, len(noisy), NOISE_BLOCK):
+        block = noisy[start:start + NOISE_BLOCK]
+        level = noise_level[start:start + NOISE_BLOCK] if per_image else noise_level
+        # One uniform draw per pixel decides both: below level/2 salt, up to level pepper.
+        u = rng.random(block.shape, dtype=np.float32)
+        block[u < level] = 0
+        block[u < level / 2] = 1
     return noisy
 
 

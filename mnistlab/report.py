@@ -81,13 +81,17 @@ def key_numbers(out):
 
 
 def wall_times(out):
-    parts = [("MLP (lab 2A-2C)", read(out, "mlp_mnist.json").get("wall_seconds")),
-             ("L2 study (lab 2D), training time of its trials",
-              read(out, "mlp_l2_study.json").get("trials_wall_seconds")),
-             ("lab CNN (lab 3)", read(out, "cnn_mnist.json").get("wall_seconds")),
-             ("autoencoder and its studies (lab 4)",
-              read(out, "denoise_autoencoder.json").get("total_wall_seconds"))]
-    return [(name, seconds) for name, seconds in parts if seconds is not None]
+    """(part, backend, seconds) for each part the run made."""
+    mlp, study, cnn, dae = (read(out, name) for name in (
+        "mlp_mnist.json", "mlp_l2_study.json", "cnn_mnist.json", "denoise_autoencoder.json"))
+    backend = lambda record: record.get("environment", {}).get("backend", "–")
+    parts = [("MLP (lab 2A-2C)", backend(mlp), mlp.get("wall_seconds"))]
+    if study:
+        parts.append((f"L2 study (lab 2D): {study['trials_run']} trials, {study['workers']} at a time",
+                      study["settings"]["backend"], study["wall_seconds"]))
+    parts += [("lab CNN (lab 3)", backend(cnn), cnn.get("wall_seconds")),
+              ("autoencoder and its studies (lab 4)", backend(dae), dae.get("total_wall_seconds"))]
+    return [part for part in parts if part[2] is not None]
 
 
 def improved_wall_time(out):
@@ -108,16 +112,17 @@ def render(out):
     env = environment(out)
     if env:
         lines += [f"Machine: {env['cpu']}, {env['cores']} cores. Python {env['python']}, "
-                  f"TensorFlow {env['tensorflow']}, Keras {env['keras']}.", ""]
+                  f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, JAX {env.get('jax', '–')}.", ""]
     lines += ["## Key numbers", "", "| question | this run | the lab's reference |", "|---|---:|---|"]
     lines += [f"| {q} | {ours} | {ref} |" for q, ours, ref in key_numbers(out)]
     times = wall_times(out)
     if times:
-        lines += ["", "## Wall time", "", "| part | seconds |", "|---|---:|"]
-        lines += [f"| {name} | {seconds:,.0f} |" for name, seconds in times]
-        lines += [f"| **the lab's parts** | **{sum(seconds for _, seconds in times):,.0f}** |"]
+        lines += ["", "## Wall time", "", "| part | backend | seconds |", "|---|---|---:|"]
+        lines += [f"| {name} | {backend} | {seconds:,.0f} |" for name, backend, seconds in times]
+        lines += [f"| **the lab's parts** | | **{sum(seconds for _, _, seconds in times):,.0f}** |"]
     if improved_wall_time(out) is not None:
-        lines += [f"| improved CNN (`make improved`, not part of the lab) | {improved_wall_time(out):,.0f} |"]
+        lines += [f"| improved CNN (`make improved`, not part of the lab) | tensorflow | "
+                  f"{improved_wall_time(out):,.0f} |"]
     lines += ["", "## Figures", ""]
     for figure, sentence in FIGURES:
         if os.path.isfile(os.path.join(out, "plots", figure)):

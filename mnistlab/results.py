@@ -46,6 +46,7 @@ def environment():
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow-cpu") or _version("tensorflow"),
         "keras": keras.__version__,
+        "jax": _version("jax"),
         "numpy": numpy.__version__,
         "backend": keras.backend.backend(),
         "cpu": _cpu_name(),

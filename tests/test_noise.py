@@ -70,3 +70,13 @@ def test_per_image_levels_broadcast():
 def test_per_image_level_outside_unit_interval_is_an_error():
     with pytest.raises(LabError, match=r"outside \[0, 1\]"):
         salt_and_pepper(grey_images(2), np.array([[[0.2]], [[1.2]]]), np.random.default_rng(0))
+
+
+def test_per_image_levels_stay_with_their_images_across_blocks(monkeypatch):
+    from mnistlab import data
+
+    monkeypatch.setattr(data, "NOISE_BLOCK", 3)  # 7 images: blocks of 3, 3 and 1
+    levels = np.array([0, 1, 0, 1, 1, 0, 1], dtype=float)[:, None, None]
+    noisy = salt_and_pepper(grey_images(7), levels, np.random.default_rng(0))
+    changed = (noisy != 0.5).reshape(7, -1).mean(axis=1)
+    np.testing.assert_array_equal(changed, levels.ravel())

@@ -11,11 +11,12 @@ def write(path, data):
 
 
 def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
-    env = {"cpu": "Test CPU", "cores": 2, "python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1"}
+    env = {"cpu": "Test CPU", "cores": 2, "python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1",
+           "jax": "0.10.2", "backend": "jax"}
     write(tmp_path / "results" / "mlp_mnist.json", {"test_accuracy": 0.9731, "wall_seconds": 9.0, "environment": env})
     write(tmp_path / "results" / "mlp_l2_study.json",
           {"rows": [{"l2": 1e-6, "mean": 0.9810, "std": 0.001}, {"l2": 2.5e-4, "mean": 0.9825, "std": 0.0005}],
-           "trials_wall_seconds": 300.0})
+           "settings": {"backend": "jax"}, "trials_run": 15, "workers": 2, "wall_seconds": 300.0})
     write(tmp_path / "results" / "cnn_mnist.json", {"test_accuracy": 0.9921, "wall_seconds": 80.0})
     write(tmp_path / "results" / "denoise_autoencoder.json",
           {"noise_levels": [0.0, 0.4, 0.6, 0.8], "accuracy_noisy": [0.97, 0.43, 0.25, 0.15],
@@ -25,14 +26,15 @@ def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
 
     assert report.main(["--out", str(tmp_path)]) == 0
     text = (tmp_path / "REPORT.md").read_text()
-    assert "Test CPU, 2 cores" in text and "TensorFlow 2.21.0" in text
+    assert "Test CPU, 2 cores" in text and "TensorFlow 2.21.0" in text and "JAX 0.10.2" in text
     assert "| 2C. Lab MLP 64-64, test accuracy | 97.31% |" in text
     assert "(L2 0.00025), mean final val. accuracy | 98.25% ± 0.05% | lab report 98.30%; Hinton 98.47% |" in text
     assert "| 3. Lab CNN, test accuracy | 99.21% | lab report 99.15% |" in text
     assert "| 43.00% → 91.00% |" in text
     assert "| 4C. MLP accuracy at noise 0.6: noisy → denoised | 25.00% → 82.00% | lab report: denoising holds up to about 0.6 |" in text
-    assert "| **the lab's parts** | **449** |" in text
-    assert "| L2 study (lab 2D), training time of its trials | 300 |" in text
+    assert "| **the lab's parts** | | **449** |" in text
+    assert "| MLP (lab 2A-2C) | jax | 9 |" in text
+    assert "| L2 study (lab 2D): 15 trials, 2 at a time | jax | 300 |" in text
     assert "![mlp_l2_study.png](plots/mlp_l2_study.png)" in text
     assert "cnn_mnist_filters.png" not in text  # not made by this run
 

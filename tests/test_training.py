@@ -101,7 +101,7 @@ def test_per_level_autoencoders_on_jax_with_two_workers(tiny_npz, tmp_path):
                         "--levels", "0", "0.4", "0.8", "--workers", "2", "--out", str(tmp_path),
                         env={"KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training 2 more autoencoders, 2 at a time" in result.stdout
+    assert "Training 2 autoencoders for the noise levels of the accuracy study, 2 at a time" in result.stdout
     assert "oneDNN" not in result.stderr
     record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
     assert record["noise_levels"] == [0, 0.4, 0.8] and len(record["accuracy_denoised"]) == 3
