@@ -77,7 +77,7 @@ def training_inputs(x, level, fixed, seed):
     around ``level`` (0-0.8 for 0.4).
 
     Seeing lightly noisy and clean digits too, the autoencoder learns to leave them alone: at
-    noise 0 it then costs the classifier well under a point instead of 2.6 (README).
+    noise 0 it then costs the classifier well under a point instead of 2.9 (README).
     """
     if fixed:
         return training_copy(x, level, fixed, seed)
@@ -363,7 +363,7 @@ def main(argv=None):
     out = cli.Outputs(args.out)
     classifier = load_classifier(args.classifier) if args.classifier else None
     # The accuracy study's own autoencoders train first, while this process holds no images:
-    # with two workers the machine then peaks at about 1.8 GB instead of 2.5 (README).
+    # with two workers the machine then peaks at about 1.8 GiB instead of 2.5 GiB (README).
     other_levels = train_other_levels(args) if args.per_level else {}
     (x_train, y_train), (x_test, y_test) = load_images(args.data, args.quick)
     train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)

@@ -23,12 +23,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# model: (script whose backend and builders are used, batch size, description)
+# model: (script whose backend and builders are used, batch size, description, trainings the
+# project's way runs side by side, one per core)
 MODELS = {
-    "mlp": ("mlp_mnist", 128, "MLP 64-64 (SGD 0.1)"),
-    "study_mlp": ("mlp_mnist", 128, "study MLP 500-300 (SGD 0.1, L2 5e-4)"),
-    "cnn": ("cnn_mnist", 128, "lab CNN (Adam 1e-3)"),
-    "autoencoder": ("denoise_autoencoder", 64, "autoencoder (Adam 1e-3, noise 0.4)"),
+    "mlp": ("mlp_mnist", 128, "MLP 64-64 (SGD 0.1)", 1),
+    "study_mlp": ("mlp_mnist", 128, "study MLP 500-300 (SGD 0.1, L2 5e-4)", 1),
+    "study_side_by_side": ("mlp_mnist", 128, "study MLP 500-300, two trials side by side (as `--study` runs them)", 2),
+    "cnn": ("cnn_mnist", 128, "lab CNN (Adam 1e-3)", 1),
+    "autoencoder": ("denoise_autoencoder", 64, "autoencoder (Adam 1e-3, noise 0.4)", 1),
 }
 SCRIPT_BACKENDS = {"mlp_mnist": "jax", "cnn_mnist": "tensorflow", "denoise_autoencoder": "jax"}
 
@@ -41,7 +43,7 @@ def build(model_name):
     from mnistlab import data
 
     (x, y), _ = data.load_preprocessed(os.environ.get("BENCH_DATA"))
-    if model_name in ("mlp", "study_mlp"):
+    if model_name in ("mlp", "study_mlp", "study_side_by_side"):
         import mlp_mnist
 
         hidden, l2 = ((64, 64), 0.0) if model_name == "mlp" else ((500, 300), 5e-4)
@@ -91,14 +93,31 @@ def worker(model_name, way, epochs):
 
 
 def measure(model_name, way, epochs):
-    script = MODELS[model_name][0]
+    """Images per second, final loss and peak memory of one measurement.
+
+    Where the project's way trains several models side by side, it starts that many workers at
+    once, each pinned to its own core as ``mnistlab.parallel`` does, and adds up their images
+    per second and memory.
+    """
+    script, _, _, side_by_side = MODELS[model_name]
     backend = "tensorflow" if way == "lab" else SCRIPT_BACKENDS[script]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, __file__, "--worker", model_name, way, str(epochs)],
-                            capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        sys.exit(f"bench: {model_name} ({way}) failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    copies = side_by_side if way == "project" else 1
+    cores = sorted(os.sched_getaffinity(0))
+    workers = [subprocess.Popen(
+        [sys.executable, __file__, "--worker", model_name, way, str(epochs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=(lambda core=cores[i % len(cores)]: os.sched_setaffinity(0, {core})) if copies > 1 else None)
+        for i in range(copies)]
+    runs = []
+    for worker_process in workers:
+        stdout, stderr = worker_process.communicate()
+        if worker_process.returncode != 0:
+            sys.exit(f"bench: {model_name} ({way}) failed:\n{stderr[-3000:]}")
+        runs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return {"images_per_second": sum(r["images_per_second"] for r in runs),
+            "final_loss": runs[0]["final_loss"], "peak_mib": sum(r["peak_mib"] for r in runs),
+            "backend": runs[0]["backend"]}
 
 
 def main():
