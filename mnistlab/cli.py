@@ -78,7 +78,7 @@ def add_workers_flag(group, what):
     """``--workers``: how many of ``what`` train side by side, each on its own core."""
     group.add_argument("--workers", type=positive_int, default=parallel.default_workers(),
                        help=f"{what} trained side by side, each single-threaded on its own CPU core "
-                            "(about 0.5 GB of memory each); 1 trains them one after the other on all cores")
+                            "(0.6-0.8 GB of memory each); 1 trains them one after the other on all cores")
 
 
 class Outputs:

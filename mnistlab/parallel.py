@@ -2,9 +2,9 @@
 
 The lab's models are small, so two threads splitting each matrix product spend much of their
 time waiting on each other. On 2 cores, two single-threaded trainings, each on its own core,
-finish about 1.4 times sooner than the same two one after the other on both cores (README,
-"Speed"). Each worker is a fresh process, pinned to one core before its backend starts any
-threads; it loads its own copy of the data once, then trains job after job.
+finish 1.2-1.4 times sooner than the same two one after the other on both cores (README,
+"Backends and speed"). Each worker is a fresh process, pinned to one core before its backend
+starts any threads; it loads its own copy of the data once, then trains job after job.
 """
 
 import functools
@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 
-MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend: about 0.5 GB
+MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend: 0.6-0.8 GB
 
 _worker = {}  # in a worker process: its data, once loaded
 
