@@ -179,7 +179,7 @@ def train_other_levels(args):
     same data.)
     """
     others = [level for level in args.levels if level != args.noise]
-    workers = min(args.workers, len(others), parallel.usable_cores()) or 1
+    workers = parallel.worker_count(args.workers, len(others))
     print(f"Training {plots.plural(len(others), 'autoencoder')} for the noise levels of the "
           f"accuracy study, {workers} at a time", flush=True)
     load = functools.partial(load_images, args.data, args.quick)

@@ -104,7 +104,7 @@ def run_study(args, out):
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
     todo = [(l2, r) for l2 in args.l2 for r in range(args.replicates) if (l2, r) not in done]
     total = len(args.l2) * args.replicates
-    workers = min(args.workers, len(todo), parallel.usable_cores()) or 1
+    workers = parallel.worker_count(args.workers, len(todo))
     print(f"\nRegularisation study: {total} trials, {total - len(todo)} already saved in {trials_path}"
           + (f"; training {len(todo)}, {workers} at a time" if todo else ""),
           flush=True)

@@ -25,6 +25,11 @@ def default_workers():
     return min(usable_cores(), MAX_DEFAULT_WORKERS)
 
 
+def worker_count(requested, jobs):
+    """How many workers ``run`` starts: one per job at most, one per usable core at most."""
+    return max(1, min(requested, jobs, usable_cores()))
+
+
 def _start(cores):
     os.sched_setaffinity(0, {cores.get()})
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -44,8 +49,8 @@ def run(task, jobs, setup, workers):
     processes can import them. With one worker, or one job, all runs here on every core.
     """
     jobs = list(jobs)
-    workers = min(workers, len(jobs), usable_cores())
-    if workers <= 1:
+    workers = worker_count(workers, len(jobs))
+    if workers == 1:
         data = setup() if jobs else None
         for job in jobs:
             yield job, task(data, job)
