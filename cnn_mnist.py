@@ -94,8 +94,7 @@ BUILDERS = {"lab": build_lab_cnn, "improved": build_improved_cnn}
 
 def make_optimizer(name, lr, schedule, total_steps):
     """Adam or SGD (momentum 0.9), at a constant rate or cosine-decayed to 0 over the run."""
-    if schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
+    lr = training.learning_rate(lr, schedule, total_steps)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=lr)
     return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)

@@ -7,8 +7,10 @@ sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entro
 `encoder` and `decoder` halves are separate models that share its weights.
 
 - 4B: the same ten test digits, noisy and denoised, at noise levels 0, 0.2, ..., 1.
-- 4C: the lab MLP's accuracy on clean, noisy and denoised test images against the noise level
-  (one autoencoder for every level by default; `--per-level` retrains one at each level).
+- 4C: the accuracy of the best classifier of questions 2-3 (the lab CNN, when `cnn_mnist.py
+  --save-model` has run) and of the lab MLP on clean, noisy and denoised test images against
+  the noise level (one autoencoder for every level by default; `--per-level` retrains one at
+  each level).
 - 4D: new digits from the decoder alone: each class's mean code, interpolations between two
   digits, and random codes drawn from a Gaussian fitted to the training codes.
 
@@ -18,6 +20,8 @@ sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entro
 """
 
 import functools
+import math
+import os
 import sys
 
 from mnistlab import backend
@@ -117,17 +121,44 @@ def compile_autoencoder(model, lr):
 # Training
 
 
+# The models questions 2-3 save with --save-model, and what the 4C figure calls them.
+CLASSIFIER_NAMES = {"mlp_mnist": "lab MLP", "cnn_mnist": "lab CNN", "cnn_improved": "improved CNN"}
+
+
 def load_classifier(path):
-    """The saved lab MLP from --classifier, checked to be a 10-class classifier."""
+    """A saved 10-class MNIST classifier (MLP or CNN) from --classifier."""
     try:
         model = keras.models.load_model(path)
     except Exception as exc:  # a wrong path, a file of another kind, a truncated file
         raise LabError(f"cannot load --classifier {path} ({type(exc).__name__}); "
-                       "pass a .keras file written by mlp_mnist.py --save-model")
-    if model.output_shape != (None, 10):
-        raise LabError(f"--classifier {path} has output {model.output_shape}, "
-                       "expected (None, 10); pass an MNIST classifier")
+                       "pass a .keras file written by mlp_mnist.py or cnn_mnist.py --save-model")
+    if model.output_shape != (None, 10) or math.prod(model.input_shape[1:]) != PIXELS:
+        raise LabError(f"--classifier {path} maps {model.input_shape} to {model.output_shape}, "
+                       "expected 28x28 digits to 10 classes; pass an MNIST classifier")
     return model
+
+
+def classifier_name(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return CLASSIFIER_NAMES.get(stem, stem)
+
+
+def saved_classifiers(results_dir):
+    """Question 4C's classifiers: the best model of questions 2-3 saved in ``results_dir`` (by
+    the test accuracy in its record) and the lab MLP, as {name: path}; the lab MLP's path is
+    None when it was not saved, and it is then trained here."""
+    saved = {}
+    for stem in CLASSIFIER_NAMES:
+        record = results.read_json(os.path.join(results_dir, f"{stem}.json")) or {}
+        path = os.path.join(results_dir, f"{stem}.keras")
+        if os.path.isfile(path) and "test_accuracy" in record:
+            saved[stem] = (record["test_accuracy"], path)
+    chosen = {}
+    if saved:
+        best = max(saved, key=lambda stem: saved[stem][0])
+        chosen[CLASSIFIER_NAMES[best]] = saved[best][1]
+    chosen.setdefault(CLASSIFIER_NAMES["mlp_mnist"], saved.get("mlp_mnist", (None, None))[1])
+    return chosen
 
 
 def train_classifier(args, train, test):
@@ -204,33 +235,41 @@ def reconstruction_scores(clean, images):
 
 
 def accuracy(classifier, x, labels):
-    predictions = classifier.predict(x.reshape(-1, 28, 28), batch_size=1024, verbose=0)
+    """The fraction of images whose most likely class is the true one (the handout's
+    true-positive rate), in the classifier's own input layout (MLP or CNN)."""
+    x = x.reshape((-1, *classifier.input_shape[1:]))
+    predictions = classifier.predict(x, batch_size=1024, verbose=0)
     return float(np.mean(predictions.argmax(axis=1) == labels))
 
 
-def accuracy_study(args, classifier, denoisers, x_test, labels):
-    """Mean and std over noise draws of the classifier's accuracy at each level."""
-    clean = accuracy(classifier, x_test, labels)
-    noisy, denoised = [], []
+def accuracy_study(args, classifiers, denoisers, x_test, labels):
+    """For each classifier, the mean and std over noise draws of its accuracy on noisy and on
+    denoised test images at each level; the same noisy and denoised images for every classifier."""
+    scores = {name: {"clean": accuracy(model, x_test, labels), "noisy": [], "denoised": []}
+              for name, model in classifiers.items()}
     for level in args.levels:
         denoiser = denoisers(level)
-        per_draw = []
+        per_draw = {name: [] for name in classifiers}
         for draw in range(args.draws):
             x_noisy = noisy_copy(x_test, level, args.seed + 1000 + draw)
             x_denoised = denoiser.predict(x_noisy, batch_size=1024, verbose=0)
-            per_draw.append((accuracy(classifier, x_noisy, labels),
-                             accuracy(classifier, x_denoised, labels)))
-        per_draw = np.array(per_draw)
-        noisy.append(per_draw[:, 0])
-        denoised.append(per_draw[:, 1])
-        print(f"  noise {level:.1f}: accuracy noisy {per_draw[:, 0].mean():.2%}, "
-              f"denoised {per_draw[:, 1].mean():.2%} (clean {clean:.2%})", flush=True)
+            for name, model in classifiers.items():
+                per_draw[name].append((accuracy(model, x_noisy, labels),
+                                       accuracy(model, x_denoised, labels)))
+        for name, draws in per_draw.items():
+            draws = np.array(draws)
+            scores[name]["noisy"].append(draws[:, 0])
+            scores[name]["denoised"].append(draws[:, 1])
+            print(f"  noise {level:.1f}, {name}: accuracy noisy {draws[:, 0].mean():.2%}, "
+                  f"denoised {draws[:, 1].mean():.2%} (clean {scores[name]['clean']:.2%})", flush=True)
     spread = lambda rows: [float(np.std(r, ddof=1)) if len(r) > 1 else 0.0 for r in rows]
+    mean = lambda rows: [float(np.mean(r)) for r in rows]
     return {"noise_levels": list(args.levels), "draws": args.draws,
-            "accuracy_clean": clean,
-            "accuracy_noisy": [float(np.mean(r)) for r in noisy], "accuracy_noisy_std": spread(noisy),
-            "accuracy_denoised": [float(np.mean(r)) for r in denoised],
-            "accuracy_denoised_std": spread(denoised)}
+            "classifiers": [{"name": name, "accuracy_clean": s["clean"],
+                             "accuracy_noisy": mean(s["noisy"]), "accuracy_noisy_std": spread(s["noisy"]),
+                             "accuracy_denoised": mean(s["denoised"]),
+                             "accuracy_denoised_std": spread(s["denoised"])}
+                            for name, s in scores.items()]}
 
 
 # Plots
@@ -268,24 +307,29 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
     return scores
 
 
+CLASSIFIER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+
+
 def plot_accuracy_study(study, mode, path):
-    """Question 4C: classifier accuracy on clean, noisy and denoised images against noise."""
+    """Question 4C: each classifier's accuracy on noisy (dashed) and denoised (solid) test
+    images against the noise level, its accuracy on clean images as a dotted reference."""
     levels = np.array(study["noise_levels"])
-    fig, ax = plt.subplots(figsize=(7.8, 4.8))
-    ax.axhline(100 * study["accuracy_clean"], color="#2ca02c", linestyle="--",
-               label=f"clean test images ({100 * study['accuracy_clean']:.2f}%)")
-    for key, color, label in (("noisy", "#d62728", "noisy test images"),
-                              ("denoised", "#1f77b4", "denoised test images")):
-        ax.errorbar(levels, 100 * np.array(study[f"accuracy_{key}"]),
-                    yerr=100 * np.array(study[f"accuracy_{key}_std"]), fmt="o-", capsize=4,
-                    color=color, label=label)
-    ax.axhline(10, color="#999999", linestyle=":", label="chance (10%)")
+    fig, ax = plt.subplots(figsize=(8.4, 5.2))
+    for scores, color in zip(study["classifiers"], CLASSIFIER_COLORS):
+        name = scores["name"]
+        for key, style, marker in (("denoised", "-", "o"), ("noisy", "--", "x")):
+            ax.errorbar(levels, 100 * np.array(scores[f"accuracy_{key}"]),
+                        yerr=100 * np.array(scores[f"accuracy_{key}_std"]), linestyle=style,
+                        marker=marker, capsize=3, color=color, label=f"{name}, {key} images")
+        ax.axhline(100 * scores["accuracy_clean"], color=color, linestyle=":", linewidth=1.2,
+                   label=f"{name}, clean images ({100 * scores['accuracy_clean']:.2f}%)")
+    ax.axhline(10, color="#999999", linestyle="-.", linewidth=1, label="chance (10%)")
     ax.set(xlabel="salt-and-pepper noise level (fraction of pixels replaced)",
-           ylabel="lab MLP test accuracy (%)", ylim=(0, 101),
-           title=f"How far denoising rescues the classifier\n({mode}; "
+           ylabel="test accuracy = true-positive rate (%)", ylim=(0, 101),
+           title=f"How far denoising rescues each classifier\n({mode}; "
                  f"mean ± std over {plots.plural(study['draws'], 'noise draw')})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left", fontsize=8.5)
     plots.save_figure(fig, path)
 
 
@@ -343,9 +387,11 @@ def parse_args(argv):
                        help="noise draws per level, for the error bars")
     study.add_argument("--per-level", action="store_true",
                        help="retrain an autoencoder at each level instead of using one for all")
-    study.add_argument("--classifier", metavar="PATH",
-                       help="a saved .keras classifier (mlp_mnist.py --save-model writes one); "
-                            "default: train the lab MLP here")
+    study.add_argument("--classifier", metavar="PATH", nargs="+",
+                       help="saved .keras MNIST classifiers, MLP or CNN, to score the images with; "
+                            "default: the best of questions 2-3 saved under the results folder "
+                            "(the lab CNN after cnn_mnist.py --save-model) and the lab MLP "
+                            "(mlp_mnist.py --save-model), trained here if not saved")
     study.add_argument("--classifier-epochs", type=cli.positive_int, default=mlp_mnist.LAB_EPOCHS,
                        help="epochs for the lab MLP when it is trained here")
     cli.add_workers_flag(study, "--per-level autoencoders")
@@ -361,7 +407,9 @@ def main(argv=None):
     clock = results.Stopwatch()
     data.load_mnist(args.data)  # a bad data file fails here, before any training
     out = cli.Outputs(args.out)
-    classifier = load_classifier(args.classifier) if args.classifier else None
+    sources = ({classifier_name(path): path for path in args.classifier} if args.classifier
+               else saved_classifiers(out.results))
+    classifiers = {name: load_classifier(path) for name, path in sources.items() if path}
     # The accuracy study's own autoencoders train first, while this process holds no images:
     # with two workers the machine then peaks at about 1.8 GiB instead of 2.5 GiB (README).
     other_levels = train_other_levels(args) if args.per_level else {}
@@ -386,9 +434,9 @@ def main(argv=None):
     plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
     plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
 
-    if classifier is None:
-        classifier = train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
-                                      (x_test.reshape(-1, 28, 28), y_test))
+    if len(classifiers) < len(sources):  # no saved lab MLP: train it here
+        classifiers[CLASSIFIER_NAMES["mlp_mnist"]] = train_classifier(
+            args, (x_train.reshape(-1, 28, 28), y_train), (x_test.reshape(-1, 28, 28), y_test))
     if args.per_level:
         mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
                 else "an autoencoder retrained around each noise level")
@@ -398,7 +446,7 @@ def main(argv=None):
         mode = f"one autoencoder trained at {noise} for every level"
         denoisers = lambda level: autoencoder
     print(f"\nAccuracy study: {mode}")
-    study = accuracy_study(args, classifier, denoisers, x_test, test_labels)
+    study = accuracy_study(args, classifiers, denoisers, x_test, test_labels)
     plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
     record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())
     results.write_json(json_path, record)

@@ -16,6 +16,13 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
+def learning_rate(lr, schedule, total_steps):
+    """``lr`` held constant, or (``"cosine"``) decayed along a cosine to 0 over ``total_steps``."""
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
+    return lr
+
+
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics),
                   steps_per_execution=STEPS_PER_EXECUTION)
