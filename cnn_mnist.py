@@ -28,7 +28,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import cli, data, experiment, plots, results, training
+from mnistlab import cli, data, experiment, plots, results, runs, training
 
 LAB_ACCURACY = 0.9915  # the lab report's CNN
 EPOCHS = {"lab": 12, "improved": 30}
@@ -198,7 +198,7 @@ def parse_args(argv):
                         help="Adam, or SGD with momentum 0.9")
     parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
                         help="learning rate: cosine-decayed to 0 over the run, or constant")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     args.epochs = args.epochs or EPOCHS[args.model]
     if args.quick:
         args.epochs = min(args.epochs, 2)
@@ -209,8 +209,12 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     train, test = map(add_channel, data.load_preprocessed(args.data, args.quick))
-    out = cli.Outputs(args.out)
+    with runs.start("cnn_mnist", args) as out:
+        train_and_plot(args, train, test, out)
+    return 0
 
+
+def train_and_plot(args, train, test, out):
     training.set_seed(args.seed)
     steps = args.epochs * math.ceil(len(train[0]) / args.batch_size)
     model = BUILDERS[args.model]()
@@ -233,7 +237,6 @@ def main(argv=None):
     results.write_json(out.result(f"{name}.json"), record)
     verdict = "reaches" if record["test_accuracy"] >= LAB_ACCURACY else "falls short of"
     print(f"{title}: test accuracy {record['test_accuracy']:.2%} {verdict} the lab's {LAB_ACCURACY:.2%}")
-    return 0
 
 
 if __name__ == "__main__":

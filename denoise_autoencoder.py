@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import mlp_mnist
-from mnistlab import cli, data, experiment, parallel, plots, results, training
+from mnistlab import cli, data, experiment, parallel, plots, results, runs, training
 from mnistlab.errors import LabError
 
 FIGURE_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # question 4B
@@ -395,7 +395,7 @@ def parse_args(argv):
     study.add_argument("--classifier-epochs", type=cli.positive_int, default=mlp_mnist.LAB_EPOCHS,
                        help="epochs for the lab MLP when it is trained here")
     cli.add_workers_flag(study, "--per-level autoencoders")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     if args.quick:
         args.epochs, args.classifier_epochs, args.draws = min(args.epochs, 2), 2, min(args.draws, 2)
     args.out = args.out or ("quick" if args.quick else ".")
@@ -406,54 +406,54 @@ def main(argv=None):
     args = parse_args(argv)
     clock = results.Stopwatch()
     data.load_mnist(args.data)  # a bad data file fails here, before any training
-    out = cli.Outputs(args.out)
     sources = ({classifier_name(path): path for path in args.classifier} if args.classifier
-               else saved_classifiers(out.results))
+               else saved_classifiers(os.path.join(args.out, "results")))
     classifiers = {name: load_classifier(path) for name, path in sources.items() if path}
-    # The accuracy study's own autoencoders train first, while this process holds no images:
-    # with two workers the machine then peaks at about 1.8 GiB instead of 2.5 GiB (README).
-    other_levels = train_other_levels(args) if args.per_level else {}
-    (x_train, y_train), (x_test, y_test) = load_images(args.data, args.quick)
-    train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)
+    with runs.start("denoise_autoencoder", args) as out:
+        # The accuracy study's own autoencoders train first, while this process holds no images:
+        # with two workers the machine then peaks at about 1.8 GiB instead of 2.5 GiB (README).
+        other_levels = train_other_levels(args) if args.per_level else {}
+        (x_train, y_train), (x_test, y_test) = load_images(args.data, args.quick)
+        train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)
 
-    # The lab autoencoder, trained noisy -> clean, validated on the noisy test set.
-    autoencoder, encoder, decoder = new_denoiser(args, args.seed)
-    noise = describe_noise(args.noise, args.fixed_noise)
-    record = experiment.train_and_report(
-        autoencoder, args, *denoising_data(args, args.noise, x_train, x_test, args.seed), out,
-        name="denoise_autoencoder", title=f"Denoising autoencoder (trained at {noise})")
-    json_path = out.result("denoise_autoencoder.json")
+        # The lab autoencoder, trained noisy -> clean, validated on the noisy test set.
+        autoencoder, encoder, decoder = new_denoiser(args, args.seed)
+        noise = describe_noise(args.noise, args.fixed_noise)
+        record = experiment.train_and_report(
+            autoencoder, args, *denoising_data(args, args.noise, x_train, x_test, args.seed), out,
+            name="denoise_autoencoder", title=f"Denoising autoencoder (trained at {noise})")
+        json_path = out.result("denoise_autoencoder.json")
 
-    record["reconstruction"] = plot_denoising(autoencoder, x_test, test_labels, args.seed,
-                                              out.plot("denoise_examples.png"),
-                                              f"Autoencoder trained at {noise}")
-    results.write_json(json_path, record)
+        record["reconstruction"] = plot_denoising(autoencoder, x_test, test_labels, args.seed,
+                                                  out.plot("denoise_examples.png"),
+                                                  f"Autoencoder trained at {noise}")
+        results.write_json(json_path, record)
 
-    codes = encoder.predict(x_train, batch_size=1024, verbose=0)  # the training set's latent codes
-    plot_class_means(decoder, codes, train_labels, out.plot("generate_class_means.png"))
-    plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
-    plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
+        codes = encoder.predict(x_train, batch_size=1024, verbose=0)  # the training set's latent codes
+        plot_class_means(decoder, codes, train_labels, out.plot("generate_class_means.png"))
+        plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
+        plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
 
-    if len(classifiers) < len(sources):  # no saved lab MLP: train it here
-        classifiers[CLASSIFIER_NAMES["mlp_mnist"]] = train_classifier(
-            args, (x_train.reshape(-1, 28, 28), y_train), (x_test.reshape(-1, 28, 28), y_test))
-    if args.per_level:
-        mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
-                else "an autoencoder retrained around each noise level")
-        denoisers = lambda level: (restore_denoiser(args, other_levels[level])
-                                   if level in other_levels else autoencoder)
-    else:
-        mode = f"one autoencoder trained at {noise} for every level"
-        denoisers = lambda level: autoencoder
-    print(f"\nAccuracy study: {mode}")
-    study = accuracy_study(args, classifiers, denoisers, x_test, test_labels)
-    plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
-    record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())
-    results.write_json(json_path, record)
-    if args.save_model:
-        encoder.save(out.result("encoder.keras"))
-        decoder.save(out.result("decoder.keras"))
-    print(f"Wrote {json_path} and figures under {out.plots}")
+        if len(classifiers) < len(sources):  # no saved lab MLP: train it here
+            classifiers[CLASSIFIER_NAMES["mlp_mnist"]] = train_classifier(
+                args, (x_train.reshape(-1, 28, 28), y_train), (x_test.reshape(-1, 28, 28), y_test))
+        if args.per_level:
+            mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
+                    else "an autoencoder retrained around each noise level")
+            denoisers = lambda level: (restore_denoiser(args, other_levels[level])
+                                       if level in other_levels else autoencoder)
+        else:
+            mode = f"one autoencoder trained at {noise} for every level"
+            denoisers = lambda level: autoencoder
+        print(f"\nAccuracy study: {mode}")
+        study = accuracy_study(args, classifiers, denoisers, x_test, test_labels)
+        plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
+        record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())
+        results.write_json(json_path, record)
+        if args.save_model:
+            results.save_model(encoder, out.result("encoder.keras"))
+            results.save_model(decoder, out.result("decoder.keras"))
+        print(f"Wrote {json_path} and figures under {out.plots}")
     return 0
 
 

@@ -27,7 +27,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import cli, data, experiment, parallel, plots, results, training
+from mnistlab import cli, data, experiment, parallel, plots, results, runs, training
 
 HINTON_ACCURACY = 0.9847  # the lab's reference for a regularised MLP (Hinton)
 LAB_REPORT_ACCURACY = 0.9830  # the lab report's best regularised MLP
@@ -136,7 +136,7 @@ def run_study(args, out):
     table = format_table(rows)
     print("\n" + table)
     wall = round(clock.seconds(), 1)
-    results.write_json(out.result("mlp_l2_study.json"),
+    results.write_json(out.record(runs.STUDY),
                        {"settings": settings, "rows": rows, "hinton_accuracy": HINTON_ACCURACY,
                         "trials_run": len(todo), "workers": workers, "wall_seconds": wall,
                         "trials_seconds": round(sum(t["wall_seconds"] for t in trials), 1)})
@@ -244,7 +244,7 @@ def parse_args(argv):
     study.add_argument("--study-epochs", type=cli.positive_int, default=40,
                        help="epochs per study trial")
     cli.add_workers_flag(study, "study trials")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     if args.quick:
         args.epochs, args.study_epochs = min(args.epochs, 2), 1
         args.replicates = min(args.replicates, 2)
@@ -256,11 +256,11 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     train, test = data.load_preprocessed(args.data, args.quick)
-    out = cli.Outputs(args.out)
-    run_lab_mlp(args, train, test, out)
-    del train, test  # the study's workers load their own copies
-    if args.study:
-        run_study(args, out)
+    with runs.start("mlp_mnist", args) as out:
+        run_lab_mlp(args, train, test, out)
+        del train, test  # the study's workers load their own copies
+        if args.study:
+            run_study(args, out)
     return 0
 
 

@@ -74,6 +74,27 @@ def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help
     return parser
 
 
+# Flags that say where a run reads and writes and on how many cores, not what it computes.
+NOT_SETTINGS = ("data", "out", "workers", "help")
+
+
+def parse(parser, argv):
+    """``parser.parse_args``, noting in ``args.changed`` each flag given another value than the
+    lab's default, as ``"lr 0.05"`` (what run folders and comparisons are labelled by)."""
+    args = parser.parse_args(argv)
+    args.changed = [_describe_flag(dest, value) for dest, value in vars(args).items()
+                    if dest not in NOT_SETTINGS and value != parser.get_default(dest)]
+    return args
+
+
+def _describe_flag(dest, value):
+    name = dest.replace("_", "-")
+    if value is True:
+        return name
+    values = value if isinstance(value, list) else [value]
+    return name + " " + " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
 def add_workers_flag(group, what):
     """``--workers``: how many of ``what`` train side by side, each on its own core."""
     group.add_argument("--workers", type=positive_int, default=parallel.default_workers(),

@@ -1,25 +1,35 @@
 """One supervised run, as every lab script does it: fit with the test set as validation,
-evaluate, then write the training curves, the model diagram, the JSON record and the model."""
+evaluate, then write the training curves, the model diagram, the JSON record and the model.
+
+An interrupted fit goes on from its last finished epoch when the same command is rerun: Keras's
+BackupAndRestore keeps the weights and optimizer state of each finished epoch in the run's
+folder, and the record keeps the history of the same epochs.
+"""
 
 from mnistlab import plots, results, training
 
 
 def train_and_report(model, args, train, test, out, *, name, title):
-    """Fit ``model`` (compiled) at ``args``' settings; return the record written to results/NAME.json.
-
-    The JSON is rewritten after every epoch, so an interrupted run keeps its history.
-    """
-    json_path = out.result(f"{name}.json")
+    """Fit ``model`` (compiled) at ``args``' settings; return the record written to NAME.json."""
+    json_path = out.record(name)
+    backup = out.backup(name)
+    done = training.epochs_backed_up(backup)
     record = {"name": name, "config": vars(args), "environment": results.environment()}
+    if done:  # the history of the epochs the backup holds, and no more
+        saved = results.read_store(json_path, required=("history",)) or {"history": {}}
+        record["history"] = {key: values[:done] for key, values in saved["history"].items()}
+        print(f"Resuming {name} in run {out.name} after epoch {done} of {args.epochs}", flush=True)
     model.summary()
     clock = results.Stopwatch()
-    history = training.fit(model, *train, epochs=args.epochs, batch_size=args.batch_size,
-                           validation_data=test,
-                           callbacks=[training.SaveProgress(json_path, record)])
+    training.fit(model, *train, epochs=args.epochs, batch_size=args.batch_size, validation_data=test,
+                 initial_epoch=done,
+                 callbacks=[training.SaveProgress(json_path, record), training.backup_and_restore(backup)])
+    history = record["history"]
     scores = training.evaluate(model, *test, args.batch_size)
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     record.update(status="complete", history=history, parameters=model.count_params(),
-                  wall_seconds=clock.seconds(), **{f"test_{k}": v for k, v in scores.items()})
+                  wall_seconds=round(record.get("wall_seconds", 0) + clock.seconds(), 2),
+                  **{f"test_{k}": v for k, v in scores.items()})
 
     for metric in ("accuracy", "loss"):
         if metric in history:
@@ -27,7 +37,8 @@ def train_and_report(model, args, train, test, out, *, name, title):
                               f"{title}: {metric} per epoch")
     plots.plot_model_diagram(model, out.plot(f"{name}_model.png"), title)
     if args.save_model:
-        model.save(out.result(f"{name}.keras"))
+        results.save_model(model, out.result(f"{name}.keras"))
     results.write_json(json_path, record)
+    out.drop_backup(name)  # the run is past this fit: nothing left to resume
     print(f"Wrote {json_path} and figures under {out.plots}")
     return record

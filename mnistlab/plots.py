@@ -140,3 +140,53 @@ def plot_digit_grid(images, captions, path, title, columns=10, caption_color="bl
     fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _run_style(current):
+    """The run just made stands out; the runs it is compared with stay readable behind it."""
+    return dict(linewidth=2.8, alpha=1.0, zorder=3) if current else dict(linewidth=1.4, alpha=0.75, zorder=2)
+
+
+def plot_runs(curves, metric, path, title):
+    """Runs compared: ``curves`` is [(label, per-epoch values, is_current)], one line each."""
+    accuracy = "accuracy" in metric
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for (label, values, current), color in zip(curves, RUN_COLORS):
+        values = 100 * np.asarray(values) if accuracy else np.asarray(values)
+        final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
+        ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
+                label=f"{label}{' (this run)' if current else ''}: final {final}", **_run_style(current))
+    ax.set(title=title, xlabel="epoch",
+           ylabel="validation accuracy (%)" if accuracy else f"validation {metric[4:]}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right" if accuracy else "upper right", fontsize=8.5,
+              title="flags that differ from the lab's", title_fontsize=8.5)
+    return save_figure(fig, path)
+
+
+def plot_study_runs(series, references, path, title):
+    """Question 2D across runs: ``series`` is [(label, study rows, is_current)], mean +- std of
+    the final validation accuracy per L2 factor; ``references`` {name: accuracy} as lines."""
+    fig, ax = plt.subplots(figsize=(8.4, 5))
+    for i, ((label, rows, current), color) in enumerate(zip(series, RUN_COLORS)):
+        dodge = 1 + 0.04 * (i - (len(series) - 1) / 2)  # side by side, so error bars do not hide each other
+        ax.errorbar([r["l2"] * dodge for r in rows], [100 * r["mean"] for r in rows],
+                    yerr=[100 * r["std"] for r in rows], fmt="o-", capsize=4, color=color,
+                    label=f"{label}{' (this run)' if current else ''}", **_run_style(current))
+    for (name, value), style in zip(references.items(), ("--", ":")):
+        ax.axhline(100 * value, color="#444444", linestyle=style, linewidth=1.2,
+                   label=f"{name}: {100 * value:.2f}%")
+    factors = [r["l2"] for _, rows, _ in series for r in rows]
+    if min(factors) > 0:
+        ax.set_xscale("log")
+    else:  # a factor of 0 cannot sit on a log axis
+        ax.set_xscale("symlog", linthresh=min([f for f in factors if f > 0], default=1e-6))
+    ax.set(title=title, xlabel="L2 factor (log scale)",
+           ylabel="final validation accuracy (%), mean ± std")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="best", fontsize=8.5)
+    return save_figure(fig, path)

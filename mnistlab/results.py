@@ -6,16 +6,32 @@ import os
 import platform
 import time
 
+from mnistlab.errors import LabError
+
 
 def write_atomic(path, write):
-    """Call ``write(tmp_path)``, then move the finished file into place in one step."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """Call ``write(tmp_path)``, then move the finished file into place in one step.
+
+    A failed write (a full disk, a folder that went read-only) leaves the earlier file as it was
+    and no temporary file behind, and ends the run with one line naming the folder.
+    """
+    root, extension = os.path.splitext(path)
+    tmp = f"{root}.tmp-{os.getpid()}{extension}"  # the same extension: Keras checks it
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        folder = os.path.dirname(path) or "."
+        raise LabError(f"cannot write {os.path.basename(path)} in {folder} ({exc.strerror or exc}); "
+                       "free some space there or pass --out to another folder, then rerun") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_model(model, path):
+    """``model.save`` in one step, as every other result."""
+    write_atomic(path, model.save)
 
 
 def write_json(path, data):
@@ -23,11 +39,27 @@ def write_json(path, data):
 
 
 def read_json(path, default=None):
+    """The JSON in ``path``, or ``default`` if there is none; a truncated or hand-edited file is
+    refused by name, never silently replaced (it may hold hours of finished work)."""
     try:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
         return default
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LabError(f"{path} is not valid JSON ({exc.__class__.__name__}: truncated or edited?); "
+                       "move it aside or delete it, then rerun") from None
+    except OSError as exc:
+        raise LabError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+
+
+def read_store(path, required):
+    """``read_json`` of a dict that must hold the keys ``required``; None if there is no file."""
+    data = read_json(path)
+    if data is not None and not (isinstance(data, dict) and all(key in data for key in required)):
+        raise LabError(f"{path} lacks {', '.join(required)} (edited by hand?); "
+                       "move it aside or delete it, then rerun")
+    return data
 
 
 def write_text(path, text):

@@ -1,5 +1,6 @@
 """Seeding, compiling and fitting, shared so that every script trains the same fast way."""
 
+import os
 import sys
 
 import keras
@@ -35,7 +36,11 @@ def verbosity():
 
 
 class SaveProgress(keras.callbacks.Callback):
-    """Rewrite the run's JSON after every epoch, so an interrupted run keeps its history."""
+    """Rewrite the run's JSON after every epoch, so an interrupted run keeps its history.
+
+    Epoch ``k``'s numbers go to place ``k`` of each list, so an epoch trained again after an
+    interruption replaces its earlier entry instead of repeating it.
+    """
 
     def __init__(self, path, record):
         super().__init__()
@@ -44,13 +49,25 @@ class SaveProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         history = self.record.setdefault("history", {})
         for key, value in (logs or {}).items():
-            history.setdefault(key, []).append(round(float(value), 6))
+            history[key] = history.get(key, [])[:epoch] + [float(value)]
         self.record["status"] = f"running: {epoch + 1} epochs done"
         results.write_json(self.path, self.record)
 
 
+def backup_and_restore(folder):
+    """Keras's BackupAndRestore, kept until the caller deletes it: a fit that trains one epoch
+    per call (fresh noise every epoch) must not lose it between calls."""
+    return keras.callbacks.BackupAndRestore(folder, delete_checkpoint=False)
+
+
+def epochs_backed_up(folder):
+    """How many epochs the BackupAndRestore state in ``folder`` holds (0 if none)."""
+    metadata = results.read_store(os.path.join(folder, "training_metadata.json"), required=("epoch",))
+    return int(metadata["epoch"]) if metadata else 0
+
+
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
-        callbacks=()):
+        callbacks=(), initial_epoch=0):
     """``model.fit`` on arrays; returns the per-epoch history as a dict of lists.
 
     ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
@@ -58,9 +75,9 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
     """
     verbose = verbosity() if verbose is None else verbose
     if callable(x):  # lazily: only one epoch's inputs are in memory at a time
-        calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(epochs))
+        calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(initial_epoch, epochs))
     else:
-        calls = [(0, epochs, x)]
+        calls = [(initial_epoch, epochs, x)]
     merged = {}
     for first, last, inputs in calls:
         history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
