@@ -24,23 +24,61 @@ import math
 import os
 import sys
 
-from mnistlab import backend
-
-# The dense models train several times faster on JAX than on TensorFlow on a CPU (see bench/);
-# every backend works: KERAS_BACKEND=tensorflow python denoise_autoencoder.py
-backend.choose("jax")
-
-import keras
-import matplotlib.pyplot as plt
-import numpy as np
-
-import mlp_mnist
-from mnistlab import cli, data, experiment, parallel, plots, results, runs, training
-from mnistlab.errors import LabError
+from mnistlab import backend, cli, lab
 
 FIGURE_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # question 4B
 STUDY_LEVELS = tuple(round(0.1 * i, 1) for i in range(11))  # question 4C
 PIXELS = 28 * 28
+
+
+# Command line
+
+
+def parse_args(argv):
+    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=32, batch_size=64, lr=1e-3,
+                             lab_note="Lab settings: adam (lr 1e-3), binary cross-entropy, "
+                                      "noise 0.4, 32 epochs, batch 64.")
+    parser.add_argument("--noise", type=cli.fraction, default=0.4,
+                        help="salt-and-pepper level the autoencoder is trained at: fresh noise every "
+                             "epoch, each image's level drawn from a band of this mean (0-0.8 for 0.4)")
+    parser.add_argument("--fixed-noise", action="store_true",
+                        help="train on one noisy copy with every image at exactly --noise, as the lab did")
+    parser.add_argument("--hidden", type=cli.positive_int, default=128, help="units around the code")
+    parser.add_argument("--latent", type=cli.positive_int, default=96, help="size of the latent code")
+    study = parser.add_argument_group("accuracy study (lab question 4C)")
+    study.add_argument("--levels", type=cli.fraction, nargs="+", default=list(STUDY_LEVELS),
+                       metavar="LEVEL", help="noise levels to score the classifier at")
+    study.add_argument("--draws", type=cli.positive_int, default=3,
+                       help="noise draws per level, for the error bars")
+    study.add_argument("--per-level", action="store_true",
+                       help="retrain an autoencoder at each level instead of using one for all")
+    study.add_argument("--classifier", metavar="PATH", nargs="+",
+                       help="saved .keras MNIST classifiers, MLP or CNN, to score the images with; "
+                            "default: the best of questions 2-3 saved under the results folder "
+                            "(the lab CNN after cnn_mnist.py --save-model) and the lab MLP "
+                            "(mlp_mnist.py --save-model), trained here if not saved")
+    study.add_argument("--classifier-epochs", type=cli.positive_int, default=lab.MLP_EPOCHS,
+                       help="epochs for the lab MLP when it is trained here")
+    cli.add_workers_flag(study, "--per-level autoencoders")
+    args = cli.parse(parser, argv)
+    if args.quick:
+        args.epochs, args.classifier_epochs, args.draws = min(args.epochs, 2), 2, min(args.draws, 2)
+    args.out = args.out or ("quick" if args.quick else ".")
+    return args
+
+
+if __name__ == "__main__":
+    cli.preflight(parse_args, "jax")  # before Keras loads: --help and bad input answer at once
+
+# The dense models train several times faster on JAX than on TensorFlow on a CPU (see bench/);
+# every backend works: KERAS_BACKEND=tensorflow python denoise_autoencoder.py
+keras = backend.load("jax")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import mlp_mnist
+from mnistlab import data, experiment, parallel, plots, results, runs, training
+from mnistlab.errors import LabError
 
 
 # Data
@@ -155,7 +193,8 @@ def saved_classifiers(results_dir):
             saved[stem] = (record["test_accuracy"], path)
     chosen = {}
     if saved:
-        best = max(saved, key=lambda stem: saved[stem][0])
+        order = list(CLASSIFIER_NAMES)  # on a tie, the later question's model
+        best = max(saved, key=lambda stem: (saved[stem][0], order.index(stem)))
         chosen[CLASSIFIER_NAMES[best]] = saved[best][1]
     chosen.setdefault(CLASSIFIER_NAMES["mlp_mnist"], saved.get("mlp_mnist", (None, None))[1])
     return chosen
@@ -165,8 +204,8 @@ def train_classifier(args, train, test):
     """The lab MLP (question 2) that scores the images, trained here through mlp_mnist.py."""
     print(f"\nTraining the lab MLP classifier ({args.classifier_epochs} epochs)")
     training.set_seed(args.seed)
-    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), mlp_mnist.LAB_LR)
-    training.fit(model, *train, epochs=args.classifier_epochs, batch_size=mlp_mnist.LAB_BATCH_SIZE,
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)
+    training.fit(model, *train, epochs=args.classifier_epochs, batch_size=lab.MLP_BATCH_SIZE,
                  validation_data=test)
     return model
 
@@ -364,42 +403,6 @@ def plot_random_codes(decoder, codes, seed, path, count=30):
     plots.plot_digit_grid(images, [f"sample {i + 1}" for i in range(count)], path,
                           "New digits: the decoder alone on random codes from a Gaussian "
                           "fitted to the training codes")
-
-
-# Command line
-
-
-def parse_args(argv):
-    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=32, batch_size=64, lr=1e-3,
-                             lab_note="Lab settings: adam (lr 1e-3), binary cross-entropy, "
-                                      "noise 0.4, 32 epochs, batch 64.")
-    parser.add_argument("--noise", type=cli.fraction, default=0.4,
-                        help="salt-and-pepper level the autoencoder is trained at: fresh noise every "
-                             "epoch, each image's level drawn from a band of this mean (0-0.8 for 0.4)")
-    parser.add_argument("--fixed-noise", action="store_true",
-                        help="train on one noisy copy with every image at exactly --noise, as the lab did")
-    parser.add_argument("--hidden", type=cli.positive_int, default=128, help="units around the code")
-    parser.add_argument("--latent", type=cli.positive_int, default=96, help="size of the latent code")
-    study = parser.add_argument_group("accuracy study (lab question 4C)")
-    study.add_argument("--levels", type=cli.fraction, nargs="+", default=list(STUDY_LEVELS),
-                       metavar="LEVEL", help="noise levels to score the classifier at")
-    study.add_argument("--draws", type=cli.positive_int, default=3,
-                       help="noise draws per level, for the error bars")
-    study.add_argument("--per-level", action="store_true",
-                       help="retrain an autoencoder at each level instead of using one for all")
-    study.add_argument("--classifier", metavar="PATH", nargs="+",
-                       help="saved .keras MNIST classifiers, MLP or CNN, to score the images with; "
-                            "default: the best of questions 2-3 saved under the results folder "
-                            "(the lab CNN after cnn_mnist.py --save-model) and the lab MLP "
-                            "(mlp_mnist.py --save-model), trained here if not saved")
-    study.add_argument("--classifier-epochs", type=cli.positive_int, default=mlp_mnist.LAB_EPOCHS,
-                       help="epochs for the lab MLP when it is trained here")
-    cli.add_workers_flag(study, "--per-level autoencoders")
-    args = cli.parse(parser, argv)
-    if args.quick:
-        args.epochs, args.classifier_epochs, args.draws = min(args.epochs, 2), 2, min(args.draws, 2)
-    args.out = args.out or ("quick" if args.quick else ".")
-    return args
 
 
 def main(argv=None):

@@ -17,25 +17,63 @@ import functools
 import math
 import sys
 
-from mnistlab import backend
+from mnistlab import backend, cli, lab
+
+LAB_L2_FACTORS = (1e-6, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
+
+
+# Command line
+
+
+def parse_args(argv):
+    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=lab.MLP_EPOCHS,
+                             batch_size=lab.MLP_BATCH_SIZE, lr=lab.MLP_LR, lab_note="Lab settings: SGD, lr 0.1, batch 128; the study uses "
+                                      "500-300 hidden units, 40 epochs and, in the handout's words, "
+                                      "'weight decay on hidden units ... 5 regularization factors "
+                                      "from 0.000001 to 0.001 ... 3 replicates': an L2 penalty on "
+                                      "both hidden layers' kernels. "
+                                      "The lab leaves the MLP's epochs open: at 10, reaching 97% "
+                                      "depends on the seed; at 20 every seed tried does (README).")
+    parser.add_argument("--hidden", type=cli.positive_int, nargs="+", default=[64, 64],
+                        metavar="UNITS", help="hidden layer sizes of the lab MLP")
+    study = parser.add_argument_group("regularisation study (lab question 2D)")
+    study.add_argument("--study", action="store_true",
+                       help="after the lab MLP, run the L2 study (resumes where it stopped)")
+    study.add_argument("--study-hidden", type=cli.positive_int, nargs="+", default=[500, 300],
+                       metavar="UNITS", help="hidden layer sizes in the study")
+    study.add_argument("--l2", type=cli.non_negative_float, nargs="+", default=list(LAB_L2_FACTORS),
+                       metavar="FACTOR", help="L2 factors (the handout: 5 from 0.000001 to 0.001)")
+    study.add_argument("--l2-layers", choices=["all", "first"], default="all",
+                       help="hidden layers whose kernels carry the L2 penalty: all of them (the "
+                            "handout's 'weight decay on hidden units', as the lab report did) or "
+                            "only the first")
+    study.add_argument("--study-schedule", choices=["constant", "cosine"], default="constant",
+                       help="the study's learning rate: constant, as in the lab, or cosine-decayed "
+                            "to 0 over each trial's epochs")
+    study.add_argument("--replicates", type=cli.positive_int, default=3,
+                       help="trials per factor, each from other initial weights")
+    study.add_argument("--study-epochs", type=cli.positive_int, default=40,
+                       help="epochs per study trial")
+    cli.add_workers_flag(study, "study trials")
+    args = cli.parse(parser, argv)
+    if args.quick:
+        args.epochs, args.study_epochs = min(args.epochs, 2), 1
+        args.replicates = min(args.replicates, 2)
+        args.study = True
+    args.out = args.out or ("quick" if args.quick else ".")
+    return args
+
+
+if __name__ == "__main__":
+    cli.preflight(parse_args, "jax")  # before Keras loads: --help and bad input answer at once
 
 # The dense models train several times faster on JAX than on TensorFlow on a CPU (see bench/);
 # every backend works: KERAS_BACKEND=tensorflow python mlp_mnist.py
-backend.choose("jax")
-
-import keras
+keras = backend.load("jax")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import cli, data, experiment, parallel, plots, results, runs, training
-
-HINTON_ACCURACY = 0.9847  # the lab's reference for a regularised MLP (Hinton)
-LAB_REPORT_ACCURACY = 0.9830  # the lab report's best regularised MLP
-LAB_L2_FACTORS = (1e-6, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
-LAB_LR, LAB_BATCH_SIZE = 0.1, 128
-# The lab MLP reaches 97% by epoch 10 only for some seeds (96.8-97.2% over six); by epoch 20
-# every seed tried is at 97.2-97.8%.
-LAB_EPOCHS = 20
+from mnistlab import data, experiment, parallel, plots, results, runs, training
 
 
 # Model
@@ -108,7 +146,7 @@ def run_study(args, out):
     """Run every (factor, replicate) trial not already saved, saving each as it finishes."""
     settings = study_settings(args)
     trials_path = out.result("mlp_l2_study_trials.json")
-    store = results.read_json(trials_path, default={"trials": []})
+    store = results.read_store(trials_path, required=("trials",)) or {"trials": []}
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
     todo = [(l2, r) for l2 in args.l2 for r in range(args.replicates) if (l2, r) not in done]
     total = len(args.l2) * args.replicates
@@ -137,7 +175,7 @@ def run_study(args, out):
     print("\n" + table)
     wall = round(clock.seconds(), 1)
     results.write_json(out.record(runs.STUDY),
-                       {"settings": settings, "rows": rows, "hinton_accuracy": HINTON_ACCURACY,
+                       {"settings": settings, "rows": rows, "hinton_accuracy": lab.HINTON,
                         "trials_run": len(todo), "workers": workers, "wall_seconds": wall,
                         "trials_seconds": round(sum(t["wall_seconds"] for t in trials), 1)})
     results.write_text(out.result("mlp_l2_study.md"),
@@ -196,10 +234,10 @@ def plot_study(trials, rows, settings, path):
 
 def add_references(ax):
     """Hinton's 98.47% and the lab report's 98.30% as horizontal lines on an accuracy (%) axis."""
-    ax.axhline(100 * HINTON_ACCURACY, color="#d62728", linestyle="--",
-               label=f"Hinton's reference: {100 * HINTON_ACCURACY:.2f}%")
-    ax.axhline(100 * LAB_REPORT_ACCURACY, color="#7f7f7f", linestyle=":",
-               label=f"the lab report: {100 * LAB_REPORT_ACCURACY:.2f}%")
+    ax.axhline(100 * lab.HINTON, color="#d62728", linestyle="--",
+               label=f"Hinton's reference: {100 * lab.HINTON:.2f}%")
+    ax.axhline(100 * lab.LAB_REPORT_MLP, color="#7f7f7f", linestyle=":",
+               label=f"the lab report: {100 * lab.LAB_REPORT_MLP:.2f}%")
 
 
 def penalised_layers(l2_layers):
@@ -209,48 +247,6 @@ def penalised_layers(l2_layers):
 def schedule_words(settings):
     lr = f"SGD lr {settings['lr']:g}"
     return lr + (", cosine-decayed to 0" if settings.get("schedule") == "cosine" else "")
-
-
-# Command line
-
-
-def parse_args(argv):
-    parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=LAB_EPOCHS,
-                             batch_size=LAB_BATCH_SIZE, lr=LAB_LR, lab_note="Lab settings: SGD, lr 0.1, batch 128; the study uses "
-                                      "500-300 hidden units, 40 epochs and, in the handout's words, "
-                                      "'weight decay on hidden units ... 5 regularization factors "
-                                      "from 0.000001 to 0.001 ... 3 replicates': an L2 penalty on "
-                                      "both hidden layers' kernels. "
-                                      "The lab leaves the MLP's epochs open: at 10, reaching 97% "
-                                      "depends on the seed; at 20 every seed tried does (README).")
-    parser.add_argument("--hidden", type=cli.positive_int, nargs="+", default=[64, 64],
-                        metavar="UNITS", help="hidden layer sizes of the lab MLP")
-    study = parser.add_argument_group("regularisation study (lab question 2D)")
-    study.add_argument("--study", action="store_true",
-                       help="after the lab MLP, run the L2 study (resumes where it stopped)")
-    study.add_argument("--study-hidden", type=cli.positive_int, nargs="+", default=[500, 300],
-                       metavar="UNITS", help="hidden layer sizes in the study")
-    study.add_argument("--l2", type=cli.non_negative_float, nargs="+", default=list(LAB_L2_FACTORS),
-                       metavar="FACTOR", help="L2 factors (the handout: 5 from 0.000001 to 0.001)")
-    study.add_argument("--l2-layers", choices=["all", "first"], default="all",
-                       help="hidden layers whose kernels carry the L2 penalty: all of them (the "
-                            "handout's 'weight decay on hidden units', as the lab report did) or "
-                            "only the first")
-    study.add_argument("--study-schedule", choices=["constant", "cosine"], default="constant",
-                       help="the study's learning rate: constant, as in the lab, or cosine-decayed "
-                            "to 0 over each trial's epochs")
-    study.add_argument("--replicates", type=cli.positive_int, default=3,
-                       help="trials per factor, each from other initial weights")
-    study.add_argument("--study-epochs", type=cli.positive_int, default=40,
-                       help="epochs per study trial")
-    cli.add_workers_flag(study, "study trials")
-    args = cli.parse(parser, argv)
-    if args.quick:
-        args.epochs, args.study_epochs = min(args.epochs, 2), 1
-        args.replicates = min(args.replicates, 2)
-        args.study = True
-    args.out = args.out or ("quick" if args.quick else ".")
-    return args
 
 
 def main(argv=None):

@@ -6,11 +6,16 @@ Bad input ends with one line on stderr naming the problem and the fix, and exit 
 import argparse
 import math
 import os
+import signal
 import sys
 import tempfile
 
-from mnistlab import parallel
+from mnistlab import backend, parallel
 from mnistlab.errors import LabError
+
+# numpy's generators take seeds below 2**32; the scripts add small offsets (replicate, epoch,
+# noise draw) to the seed, so the flag stops well short of that.
+MAX_SEED = 2**31 - 1
 
 
 class LabParser(argparse.ArgumentParser):
@@ -48,6 +53,7 @@ positive_int = _checked(int, "a whole number", lambda v: v >= 1, "a positive who
 positive_float = _checked(float, "a number", lambda v: v > 0, "greater than 0")
 non_negative_float = _checked(float, "a number", lambda v: v >= 0, "0 or more")
 fraction = _checked(float, "a number", lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
+seed = _checked(int, "a whole number", lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
 def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help="training epochs"):
@@ -67,7 +73,7 @@ def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help
     common.add_argument("--epochs", type=positive_int, default=epochs, help=epochs_help)
     common.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
     common.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
-    common.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same numbers on CPU")
+    common.add_argument("--seed", type=seed, default=0, help="random seed; the same seed gives the same numbers on CPU")
     common.add_argument("--quick", action="store_true",
                         help="every part on a small subset with 1-2 epochs, to check that everything works")
     common.add_argument("--save-model", action="store_true", help="also write the trained model as a .keras file")
@@ -124,15 +130,61 @@ class Outputs:
         return os.path.join(self.results, name)
 
 
-def run(main, argv=None):
-    """Call ``main(argv)``; turn LabError into one line and exit 2, Ctrl-C into exit 130."""
-    prog = os.path.basename(sys.argv[0]) if argv is None else main.__module__ + ".py"
+class Stopped(KeyboardInterrupt):
+    """A stop asked for by a signal: Ctrl-C (SIGINT), ``kill`` (SIGTERM) or a closed terminal (SIGHUP)."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def run(main, argv=None, prog=None):
+    """Call ``main(argv)``; turn LabError into one line and exit 2, and a stop (Ctrl-C, kill, a
+    closed terminal) into a line saying what was kept and exit code 128 + the signal's number."""
+    prog = prog or (os.path.basename(sys.argv[0]) if argv is None else main.__module__ + ".py")
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
     try:
         return main(argv)
     except LabError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; what had finished is saved, rerun the same command to go on",
-              file=sys.stderr)
-        return 130
+    except OSError as exc:  # a full disk or a folder gone read-only under a library's own write
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = " ".join(str(exc.strerror or exc).split())
+        print(f"{prog}: error: cannot write{where}: {reason}; free some space or pass --out to "
+              "another folder, then rerun the same command", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"{prog}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
+              "rerun the same command to go on", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def preflight(parse_args, default_backend, argv=None):
+    """For a script run from the terminal, before Keras loads: read the flags, then check the
+    backend, the data file and the output folder, so that --help and every such error answer
+    at once and alone. Exits with code 2 on an error; returns nothing otherwise."""
+    from mnistlab import data
+
+    def check(argv):
+        args = parse_args(argv)
+        backend.choose(default_backend)
+        if data.resolve_source(args.data):  # a local file: check it now (the download needs Keras)
+            data.load_mnist(args.data)
+        Outputs(args.out)
+        return 0
+
+    code = run(check, argv)
+    if code:
+        sys.exit(code)

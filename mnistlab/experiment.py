@@ -14,6 +14,8 @@ def train_and_report(model, args, train, test, out, *, name, title):
     json_path = out.record(name)
     backup = out.backup(name)
     done = training.epochs_backed_up(backup)
+    if not done:  # weights without their epoch (a write that failed): nothing to go on from
+        out.drop_backup(name)
     record = {"name": name, "config": vars(args), "environment": results.environment()}
     if done:  # the history of the epochs the backup holds, and no more
         saved = results.read_store(json_path, required=("history",)) or {"history": {}}

@@ -23,10 +23,25 @@ def write_atomic(path, write):
     except OSError as exc:
         folder = os.path.dirname(path) or "."
         raise LabError(f"cannot write {os.path.basename(path)} in {folder} ({exc.strerror or exc}); "
-                       "free some space there or pass --out to another folder, then rerun") from None
+                       "free some space or pass --out to another folder, then rerun the same command") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_room(folder, nbytes):
+    """Raise LabError unless ``nbytes`` more can be written in ``folder`` (a full disk, a quota)."""
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, f".room-check-{os.getpid()}")
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(nbytes))
+    except OSError as exc:
+        raise LabError(f"cannot write in {folder} ({exc.strerror}); free some space or pass --out to "
+                       "another folder, then rerun the same command") from None
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
 
 
 def save_model(model, path):

@@ -17,12 +17,12 @@ import re
 import shutil
 import sys
 
-from mnistlab import cli, results
+from mnistlab import cli, lab, results
 from mnistlab.errors import LabError
 
+PROG = "python -m mnistlab.runs"
 LATEST = 8  # runs in each automatic comparison
 NOT_SETTINGS = ("out", "workers", "changed")  # where a run writes and on how many cores: not what it computes
-HINTON, LAB_REPORT_MLP = 0.9847, 0.9830  # question 2D's references
 STUDY = "mlp_l2_study"  # the record of question 2D's study, in the runs that made one
 
 
@@ -136,8 +136,9 @@ class Run(cli.Outputs):
 
     def drop_backup(self, name):
         shutil.rmtree(self.backup(name), ignore_errors=True)
-        if not os.listdir(os.path.dirname(self.backup(name))):
-            os.rmdir(os.path.dirname(self.backup(name)))
+        folder = os.path.dirname(self.backup(name))
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
 
     def _save(self, **changes):
         self.meta.update(changes)
@@ -258,7 +259,7 @@ def compare_studies(studies, out, stem, current):
     table = "\n".join(rows) + (f"\n\nMean ± standard deviation of the final validation accuracy over "
                                f"each factor's replicates; trials' wall time is the sum of the trials' "
                                f"own times on {cpu}.\n")
-    plots.plot_study_runs(series, {"Hinton": HINTON, "the lab report": LAB_REPORT_MLP},
+    plots.plot_study_runs(series, {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP},
                           os.path.join(out, "plots", f"{stem}.png"),
                           f"Question 2D across {plots.plural(len(studies), 'run')}: "
                           "mean final validation accuracy per L2 factor")
@@ -299,7 +300,7 @@ def describe(meta):
 
 
 def parse_args(argv):
-    parser = cli.LabParser(prog="python -m mnistlab.runs", description=__doc__.split("\n\n")[0])
+    parser = cli.LabParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".", help="the folder whose runs/ to read "
                         "(default: this folder, as the scripts; ./quick for --quick runs)")
     parser.add_argument("command", nargs="?", choices=["list", "compare"], default="list",
@@ -332,4 +333,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(cli.run(main, prog=PROG))

@@ -54,10 +54,23 @@ class SaveProgress(keras.callbacks.Callback):
         results.write_json(self.path, self.record)
 
 
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, kept until the caller deletes it (a fit that trains one epoch
+    per call, on fresh noise, must not lose it between calls), which checks that the disk has
+    room for an epoch's backup before h5py writes it: a write that fails half-way leaves h5py
+    unable even to close the file."""
+
+    def __init__(self, folder):
+        super().__init__(folder, delete_checkpoint=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # The weights and up to two optimizer slots per weight (Adam's), in float32, and the file's own overhead.
+        results.check_room(self.backup_dir, 4 * 4 * self.model.count_params() + 2**16)
+        super().on_epoch_end(epoch, logs)
+
+
 def backup_and_restore(folder):
-    """Keras's BackupAndRestore, kept until the caller deletes it: a fit that trains one epoch
-    per call (fresh noise every epoch) must not lose it between calls."""
-    return keras.callbacks.BackupAndRestore(folder, delete_checkpoint=False)
+    return BackupAndRestore(folder)
 
 
 def epochs_backed_up(folder):

@@ -63,9 +63,11 @@ def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsy
         assert_png(tmp_path / "plots" / figure)
     record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
     assert record["noise_levels"] == [0.0, 0.5, 1.0] and record["parameters"] == 226_416
+    [scores] = record["classifiers"]  # no model saved in this folder: the lab MLP, trained here
+    assert scores["name"] == "lab MLP" and "Training the lab MLP" in out
     for key in ("accuracy_noisy", "accuracy_denoised", "accuracy_noisy_std", "accuracy_denoised_std"):
-        assert len(record[key]) == 3 and all(0 <= v <= 1 for v in record[key])
-    assert record["accuracy_noisy"][0] == record["accuracy_clean"]  # level 0 changes nothing
+        assert len(scores[key]) == 3 and all(0 <= v <= 1 for v in scores[key])
+    assert scores["accuracy_noisy"][0] == scores["accuracy_clean"]  # level 0 changes nothing
     assert [r["noise_level"] for r in record["reconstruction"]] == list(dae.FIGURE_LEVELS)
     assert record["reconstruction"][0]["psnr_noisy_db"] is None
     assert "one autoencoder" in record["study_mode"]
@@ -105,6 +107,30 @@ def test_bad_flags_exit_2_with_one_line(flags, message, tiny_npz, tmp_path, caps
     assert not (tmp_path / "o").exists()
 
 
+def test_4c_scores_with_the_saved_cnn_and_the_lab_mlp(tiny_npz, tmp_path, capsys):
+    import cnn_mnist
+    import mlp_mnist
+
+    for main in (mlp_mnist.main, cnn_mnist.main):
+        assert run_main(main, ["--data", tiny_npz, "--epochs", "2", "--save-model", "--out", str(tmp_path)],
+                        capsys)[0] == 0
+    code, out, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--levels", "0", "0.5",
+                                         "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "Training the lab MLP" not in out  # both were loaded from the results folder
+    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
+    assert [c["name"] for c in record["classifiers"]] == ["lab CNN", "lab MLP"]
+    cnn_record = json.loads((tmp_path / "results" / "cnn_mnist.json").read_text())
+    # the CNN scores the clean test images here exactly as cnn_mnist.py did
+    assert record["classifiers"][0]["accuracy_clean"] == pytest.approx(cnn_record["test_accuracy"], abs=1e-6)
+
+    code, _, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--levels", "0.5", "--out", str(tmp_path / "b"),
+                                       "--classifier", str(tmp_path / "results" / "cnn_mnist.keras")], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "b" / "results" / "denoise_autoencoder.json").read_text())
+    assert [c["name"] for c in record["classifiers"]] == ["lab CNN"]
+
+
 def test_unloadable_classifier_is_a_clear_error(tiny_npz, tmp_path, capsys):
     bad = tmp_path / "broken.keras"
     bad.write_text("not a model")
@@ -117,7 +143,7 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     result = run_script("denoise_autoencoder.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
-    assert len(record["accuracy_denoised"]) == 11
+    assert len(record["classifiers"][0]["accuracy_denoised"]) == 11
     for figure in FIGURES:
         assert_png(tmp_path / "plots" / figure)
 

@@ -21,12 +21,50 @@ def test_lab_mlp_structure_and_parameter_count():
     assert model.output_shape == (None, 10)
 
 
-def test_study_mlp_puts_l2_on_first_hidden_layer_only():
+def test_study_mlp_puts_l2_on_every_hidden_layer_by_default():
     model = mlp_mnist.build_mlp((500, 300), l2=5e-4)
     assert model.count_params() == 784 * 500 + 500 + 500 * 300 + 300 + 300 * 10 + 10
     regularizers = [layer.kernel_regularizer for layer in model.layers[1:]]
+    assert [float(r.l2) for r in regularizers[:2]] == pytest.approx([5e-4, 5e-4])
+    assert regularizers[2] is None  # the output layer is not a hidden layer
+
+
+def test_l2_layers_first_penalises_the_first_hidden_layer_only():
+    model = mlp_mnist.build_mlp((500, 300), l2=5e-4, l2_layers="first")
+    regularizers = [layer.kernel_regularizer for layer in model.layers[1:]]
     assert float(regularizers[0].l2) == pytest.approx(5e-4)
     assert regularizers[1:] == [None, None]
+
+
+def test_l2_penalty_enters_the_loss_of_both_hidden_layers():
+    x, y = data.preprocess(*make_digits(64))
+    losses = {}
+    for layers in ("first", "all"):
+        training.set_seed(0)
+        model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp((32, 16), l2=0.1, l2_layers=layers), lr=0.1)
+        losses[layers] = float(sum(model.losses))
+    assert losses["all"] > losses["first"] > 0
+
+
+def test_study_cosine_schedule_decays_to_zero_over_the_study_epochs(tiny_npz, tmp_path, capsys, monkeypatch):
+    seen = []
+    real = mlp_mnist.compile_mlp
+    monkeypatch.setattr(mlp_mnist, "compile_mlp", lambda *a: seen.append(a) or real(*a))
+    code, _, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "1", "--study", "--study-epochs", "3",
+                                             "--study-hidden", "8", "--l2", "1e-4", "--replicates", "1",
+                                             "--workers", "1", "--study-schedule", "cosine", "--out", str(tmp_path)],
+                              capsys)
+    assert code == 0, err
+    model, lr, schedule, steps = seen[-1]
+    assert (lr, schedule) == (0.1, "cosine")
+    assert steps == 3 * -(-600 // 128)  # the study's epochs times the batches in one
+    rate = model.optimizer.learning_rate  # after training: the schedule has run its course
+    schedule_fn = model.optimizer._learning_rate
+    assert float(schedule_fn(0)) == pytest.approx(0.1)
+    assert float(schedule_fn(steps // 2)) == pytest.approx(0.05, rel=1e-3)
+    assert float(schedule_fn(steps)) == pytest.approx(0.0, abs=1e-7) and float(rate) == pytest.approx(0.0, abs=1e-7)
+    study = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())
+    assert study["settings"]["schedule"] == "cosine" and study["settings"]["l2_layers"] == "all"
 
 
 def test_training_lowers_the_loss():
@@ -81,7 +119,8 @@ def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, ca
     monkeypatch.setattr(mlp_mnist, "run_trial", interrupted_after_three)
     code, _, err = run_main(mlp_mnist.main, argv, capsys)
     assert code == 130 and "rerun the same command" in err
-    saved = json.loads((tmp_path / "results" / "mlp_l2_study_trials.json").read_text())
+    [store] = (tmp_path / "runs").glob("mlp_mnist-*/results/mlp_l2_study_trials.json")  # in the run's folder
+    saved = json.loads(store.read_text())
     assert [(t["l2"], t["replicate"]) for t in saved["trials"]] == calls == [(1e-4, 0), (1e-4, 1), (1e-3, 0)]
 
     calls.clear()
@@ -89,7 +128,8 @@ def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, ca
     code, out, err = run_main(mlp_mnist.main, argv, capsys)
     assert code == 0, err
     assert calls == [(1e-3, 1)]
-    assert "3 already saved" in out
+    assert "3 already saved" in out and "Resuming run mlp_mnist-" in out
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # the same run went on
     rows = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())["rows"]
     assert [row["replicates"] for row in rows] == [2, 2]
 

@@ -1,0 +1,228 @@
+"""Failures off the happy path, as a user meets them from the terminal: each ends with exactly one
+line on stderr naming the problem and the fix, exit code 2, nothing half-written, and nothing
+the user made lost; a stop by a signal saves what had finished and the same command goes on.
+
+These run the scripts as subprocesses: imports, stderr and signals belong to the process.
+"""
+
+import importlib.util
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_script
+
+SCRIPTS = ("mlp_mnist.py", "cnn_mnist.py", "denoise_autoencoder.py")
+# Settings that make each script's run take seconds on the tests' tiny data.
+SMALL = {"mlp_mnist.py": ["--epochs", "3", "--hidden", "8"],
+         "cnn_mnist.py": ["--epochs", "3", "--batch-size", "64"],
+         "denoise_autoencoder.py": ["--epochs", "3", "--levels", "0.5", "--draws", "1",
+                                    "--classifier-epochs", "1"]}
+
+
+def one_line_error(result, *fragments):
+    """Exit code 2 and a stderr of exactly one line, holding every fragment."""
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def no_keras(tmp_path):
+    """An environment where importing Keras fails loudly: what answers there answered before Keras loaded."""
+    fake = tmp_path / "fake" / "keras"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise SystemExit('keras was imported')\n")
+    return {"PYTHONPATH": str(fake.parent)}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("case", ["zero epochs", "mistyped flag", "seed too large", "negative seed",
+                                  "missing data file", "unknown backend", "inference-only backend",
+                                  "backend not installed", "help"])
+def test_answers_before_keras_loads(script, case, no_keras, tmp_path):
+    flags, env, fragments = {
+        "zero epochs": (["--epochs", "0"], {}, ["--epochs: must be a positive whole number, got 0"]),
+        "mistyped flag": (["--epocs", "3"], {}, ["unrecognized arguments: --epocs 3", "see --help"]),
+        "seed too large": (["--seed", str(2**32)], {}, ["--seed: must be a whole number from 0 to 2147483647"]),
+        "negative seed": (["--seed=-5"], {}, ["--seed: must be a whole number from 0 to 2147483647"]),
+        "missing data file": (["--data", str(tmp_path / "none.npz")], {}, ["data file not found", "MNIST_NPZ"]),
+        "unknown backend": ([], {"KERAS_BACKEND": "tensorflw"},
+                            ["KERAS_BACKEND=tensorflw is not a Keras backend", "jax, tensorflow, torch"]),
+        "inference-only backend": ([], {"KERAS_BACKEND": "numpy"}, ["KERAS_BACKEND=numpy cannot train models"]),
+        "backend not installed": ([], {"KERAS_BACKEND": "torch"}, ["torch is not installed", "pip install torch"]),
+        "help": (["--help"], {}, []),
+    }[case]
+    if case == "backend not installed" and importlib.util.find_spec("torch"):
+        pytest.skip("torch is installed here")
+    result = run_script(script, *flags, "--out", str(tmp_path / "out"), env={**no_keras, **env})
+    if case == "help":
+        assert result.returncode == 0 and result.stderr == "" and "--seed SEED" in result.stdout
+        return
+    line = one_line_error(result, f"{script}: error: ", *fragments)
+    assert "keras was imported" not in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_normal_run_prints_nothing_on_stderr(script, tiny_npz, tmp_path):
+    # TF_CPP_MIN_LOG_LEVEL=0, as some users have it, would let TensorFlow's C++ start-up lines through
+    result = run_script(script, "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path),
+                        env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def corrupt_run(out, script_name, run_json):
+    """A run folder of ``script_name`` whose run.json is ``run_json`` (truncated or edited)."""
+    folder = out / "runs" / f"{script_name}-20261125-120000"
+    (folder / "results").mkdir(parents=True)
+    (folder / "run.json").write_text(run_json)
+    return folder / "run.json"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("content, problem", [('{"script": "mlp_mnist", "status": "runn', "is not valid JSON"),
+                                              ('{"status": "running"}', "lacks script, status, started"),
+                                              ("[1, 2]", "lacks script, status, started")])
+def test_a_corrupt_run_record_is_refused_by_name_and_kept(script, content, problem, tiny_npz, tmp_path):
+    path = corrupt_run(tmp_path, script[:-3], content)
+    result = run_script(script, "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path))
+    one_line_error(result, str(path), problem, "move it aside or delete it")
+    assert path.read_text() == content  # never thrown away
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [path.parent.name]
+
+
+def interrupted_study(tiny_npz, out):
+    """A study run stopped after its first trial, as Ctrl-C leaves it."""
+    result = run_with_stop(["mlp_mnist.py", "--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
+                            "--study-hidden", "8", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", "1",
+                            "--out", str(out)], signal.SIGINT, after="trial")
+    assert result.returncode == 130, result.stderr
+    [store] = (out / "runs").glob("*/results/mlp_l2_study_trials.json")
+    return store
+
+
+def test_a_corrupt_trial_store_is_refused_by_name_and_kept(tiny_npz, tmp_path):
+    store = interrupted_study(tiny_npz, tmp_path)
+    for content, problem in (('{"trials": [{"l2": 0.0001', "is not valid JSON"), ('{"trial": []}', "lacks trials")):
+        store.write_text(content)
+        result = run_script("mlp_mnist.py", "--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
+                            "--study-hidden", "8", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", "1",
+                            "--out", str(tmp_path))
+        one_line_error(result, str(store), problem)
+        assert store.read_text() == content
+
+
+def limited_file_size(limit):
+    """In the child: files may not grow past ``limit`` bytes, as on a disk that fills up."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("limit", [6_000, 60_000])
+def test_a_full_disk_ends_with_one_line_and_keeps_the_earlier_files(script, limit, tiny_npz, tmp_path):
+    args = [sys.executable, os.path.join(ROOT, script), "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path)]
+    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    published = {p: p.read_bytes() for kind in ("plots", "results") for p in (tmp_path / kind).iterdir()}
+
+    result = subprocess.run(args + ["--lr", "0.02"], capture_output=True, text=True, cwd=ROOT,
+                            preexec_fn=limited_file_size(limit))
+    one_line_error(result, f"{script}: error: cannot write", "free some space or pass --out to another folder")
+    assert {p: p.read_bytes() for p in published} == published  # the earlier complete files, untouched
+    leftovers = [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    assert leftovers == []
+
+
+STOPPER = """
+import os, runpy, signal, sys
+from mnistlab import training
+real_backup = training.backup_and_restore
+stop_signal, after = int(sys.argv[1]), sys.argv[2]
+
+def stop():
+    os.kill(os.getpid(), stop_signal)
+
+if after == "epoch":  # once epoch 2 is finished and backed up
+    def backup_and_restore(folder):
+        callback = real_backup(folder)
+        saved = callback.on_epoch_end
+        def on_epoch_end(epoch, logs=None):
+            saved(epoch, logs)
+            if epoch == 1:
+                stop()
+        callback.on_epoch_end = on_epoch_end
+        return callback
+    training.backup_and_restore = backup_and_restore
+else:  # once the first study trial is saved
+    from mnistlab import results
+    real_write = results.write_json
+    def write_json(path, data):
+        real_write(path, data)
+        if path.endswith("_trials.json"):
+            stop()
+    results.write_json = write_json
+sys.argv = sys.argv[3:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_with_stop(argv, signum, after="epoch"):
+    """Run a lab script that gets signal ``signum`` from outside once epoch 2 (or a trial) is done."""
+    return subprocess.run([sys.executable, "-c", STOPPER, str(int(signum)), after,
+                           os.path.join(ROOT, argv[0]), *argv[1:]],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+
+
+@pytest.mark.parametrize("script, signum", [("mlp_mnist.py", signal.SIGTERM), ("cnn_mnist.py", signal.SIGHUP),
+                                            ("denoise_autoencoder.py", signal.SIGTERM),
+                                            ("mlp_mnist.py", signal.SIGINT)])
+def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script, signum, tiny_npz, tmp_path):
+    argv = [script, "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path)]
+    stopped = run_with_stop(argv, signum)
+    assert stopped.returncode == 128 + signum
+    assert stopped.stderr == (f"{script}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
+                              "rerun the same command to go on\n")
+    [folder] = (tmp_path / "runs").iterdir()
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted at epoch 3"
+
+    result = run_script(*argv)
+    assert result.returncode == 0 and result.stderr == ""
+    assert f"Resuming run {folder.name}" in result.stdout and "after epoch 2 of 3" in result.stdout
+    assert "Epoch 1/3" not in result.stdout.split("Resuming")[1].split("Test ")[0]
+    record = json.loads((folder / "run.json").read_text())
+    main = json.loads((folder / "results" / f"{record['records'][0]}.json").read_text())
+    assert all(len(values) == 3 for values in main["history"].values())
+
+
+def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path):
+    import errno
+
+    from mnistlab import results
+    from mnistlab.errors import LabError
+
+    path = tmp_path / "record.json"
+    results.write_json(path, {"epochs": 3})
+
+    def disk_full(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(LabError, match=f"cannot write record.json in {tmp_path} \\(No space left on device\\); "
+                                       "free some space or pass --out to another folder"):
+        results.write_atomic(str(path), disk_full)
+    assert json.loads(path.read_text()) == {"epochs": 3}
+    assert os.listdir(tmp_path) == ["record.json"]

@@ -1,0 +1,162 @@
+"""Every run kept in its own folder, compared after each run, resumable; the runs command."""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+import mlp_mnist
+from conftest import ROOT, assert_png, run_main
+from mnistlab import runs, training
+
+FAST = ["--hidden", "8", "--batch-size", "64"]
+
+
+def files_of(folder):
+    """{relative path: sha256} of every file under ``folder``."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+def run_folders(out):
+    return sorted(p for p in (out / "runs").iterdir())
+
+
+def test_two_runs_keep_their_own_files_and_are_compared(tiny_npz, tmp_path, capsys):
+    base = ["--data", tiny_npz, "--epochs", "2", *FAST, "--out", str(tmp_path)]
+    assert run_main(mlp_mnist.main, base, capsys)[0] == 0
+    [first] = run_folders(tmp_path)
+    before = files_of(first)
+    assert {"plots/mlp_mnist_accuracy.png", "results/mlp_mnist.json", "run.json"} <= set(before)
+
+    code, out, err = run_main(mlp_mnist.main, base + ["--lr", "0.05"], capsys)
+    assert code == 0, err
+    folders = run_folders(tmp_path)
+    assert len(folders) == 2 and folders[0] == first
+    assert files_of(first) == before  # the first run's files are untouched
+    assert folders[1].name.startswith("mlp_mnist-") and folders[1].name.endswith("-epochs2-batch-size64-lr0.05-hidden8")
+
+    # OUT/results shows the latest completed run, as REPORT.md reads it
+    latest = json.loads((tmp_path / "results" / "mlp_mnist.json").read_text())
+    assert latest["config"]["lr"] == 0.05
+    table = (tmp_path / "results" / "mlp_mnist_runs.md").read_text()
+    assert first.name in table and folders[1].name in table
+    assert "| epochs 2, batch-size 64, lr 0.05, hidden 8 |" in table and "complete" in table
+    assert_png(tmp_path / "plots" / "mlp_mnist_runs.png")
+    assert "Compared with earlier runs" in out
+
+
+def test_run_folder_names_and_labels():
+    import datetime
+
+    when = datetime.datetime(2026, 11, 25, 17, 15, 2)
+    assert runs.folder_name("mlp_mnist", ["lr 0.01"], when) == "mlp_mnist-20261125-171502-lr0.01"
+    assert runs.folder_name("cnn_mnist", ["model improved", "l2 1e-06 0.001"], when) == \
+        "cnn_mnist-20261125-171502-model-improved-l2_1e-06,0.001"
+    assert runs.label([]) == "lab defaults" and runs.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
+
+
+class StopAfter(training.BackupAndRestore):
+    """BackupAndRestore that, once epoch ``stop`` is backed up, stops the run like Ctrl-C."""
+
+    stop = 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if epoch == self.stop:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_goes_on_from_its_last_finished_epoch(tiny_npz, tmp_path, capsys, monkeypatch):
+    argv = ["--data", tiny_npz, "--epochs", "4", *FAST, "--out", str(tmp_path)]
+    monkeypatch.setattr(training, "backup_and_restore", StopAfter)
+    code, _, err = run_main(mlp_mnist.main, argv, capsys)
+    assert code == 130 and "rerun the same command to go on" in err
+    [folder] = run_folders(tmp_path)
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["status"] == "interrupted at epoch 3"
+    assert not (tmp_path / "results" / "mlp_mnist.json").exists()  # nothing published from an unfinished run
+
+    monkeypatch.undo()
+    code, out, err = run_main(mlp_mnist.main, argv, capsys)
+    assert code == 0, err
+    assert f"Resuming run {folder.name} (interrupted at epoch 3)" in out
+    assert "after epoch 2 of 4" in out and "Epoch 3/4" in out and "Epoch 1/4" not in out
+    assert run_folders(tmp_path) == [folder]
+    record = json.loads((folder / "results" / "mlp_mnist.json").read_text())
+    assert all(len(values) == 4 for values in record["history"].values())  # no gap, no repeated epoch
+    assert not (folder / "backup").exists()
+
+    # the epochs before the interruption are those of an uninterrupted run with the same seed
+    assert run_main(mlp_mnist.main, argv + ["--out", str(tmp_path / "whole")], capsys)[0] == 0
+    whole = json.loads((tmp_path / "whole" / "results" / "mlp_mnist.json").read_text())
+    assert whole["history"]["loss"][:2] == record["history"]["loss"][:2]
+
+
+def test_a_completed_run_rerun_is_a_new_run_with_the_same_numbers(tiny_npz, tmp_path, capsys):
+    argv = ["--data", tiny_npz, "--epochs", "2", *FAST, "--out", str(tmp_path)]
+    assert run_main(mlp_mnist.main, argv, capsys)[0] == 0
+    assert run_main(mlp_mnist.main, argv, capsys)[0] == 0
+    first, second = run_folders(tmp_path)
+    histories = [json.loads((f / "results" / "mlp_mnist.json").read_text())["history"] for f in (first, second)]
+    assert histories[0] == histories[1]
+
+
+@pytest.fixture
+def two_runs(tiny_npz, tmp_path_factory):
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("two")
+    for extra in ([], ["--lr", "0.05"]):
+        subprocess.run([sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1",
+                        *FAST, "--out", str(out), *extra], check=True, capture_output=True, cwd=ROOT)
+    return out, [p.name for p in run_folders(out)]
+
+
+def runs_command(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mnistlab.runs", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_runs_lists_newest_first(two_runs):
+    out, names = two_runs
+    result = runs_command("--out", str(out))
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == names[::-1]
+    assert all("complete" in line and "final val accuracy" in line for line in lines)
+
+
+def test_runs_compare_by_unique_prefix(two_runs):
+    out, names = two_runs
+    prefix = names[1][:-3]  # a unique beginning of the second run's name
+    result = runs_command("compare", "--out", str(out), names[0], prefix)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert names[0] in result.stdout and names[1] in result.stdout and "lr 0.05" in result.stdout
+    assert_png(out / "plots" / "runs_compare.png")
+    assert names[1] in (out / "results" / "runs_compare.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["unknown", "ambiguous", "empty", "no name"])
+def test_runs_command_errors_are_one_line(case, two_runs, tmp_path):
+    out, names = two_runs
+    args, message = {
+        "unknown": (["compare", "--out", str(out), "nosuchrun"], "no run named 'nosuchrun'"),
+        "ambiguous": (["compare", "--out", str(out), "mlp_mnist-"], "'mlp_mnist-' matches 2 runs"),
+        "empty": (["--out", str(tmp_path)], f"no runs in {tmp_path}/runs"),
+        "no name": (["compare", "--out", str(out)], "compare needs at least one RUN"),
+    }[case]
+    result = runs_command(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("python -m mnistlab.runs: error: ")
+    assert message in result.stderr and "Traceback" not in result.stderr
