@@ -32,7 +32,11 @@ def worker_count(requested, jobs):
 
 def _start(cores):
     os.sched_setaffinity(0, {cores.get()})
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and a closed terminal reach the whole process group: they are the parent's to handle
+    # (it saves what has finished, then terminates the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def _call(task, setup, job):

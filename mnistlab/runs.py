@@ -306,7 +306,7 @@ def parse_args(argv):
     parser.add_argument("command", nargs="?", choices=["list", "compare"], default="list",
                         help="list the runs (default), or compare the RUNs named")
     parser.add_argument("run", nargs="*", metavar="RUN", help="runs to compare: folder names or unique prefixes")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # --out may come before or after the runs
     if args.command == "compare" and not args.run:
         parser.error("compare needs at least one RUN")
     if args.command == "list" and args.run:

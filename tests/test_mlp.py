@@ -61,7 +61,7 @@ def test_study_cosine_schedule_decays_to_zero_over_the_study_epochs(tiny_npz, tm
     rate = model.optimizer.learning_rate  # after training: the schedule has run its course
     schedule_fn = model.optimizer._learning_rate
     assert float(schedule_fn(0)) == pytest.approx(0.1)
-    assert float(schedule_fn(steps // 2)) == pytest.approx(0.05, rel=1e-3)
+    assert float(schedule_fn(steps / 2)) == pytest.approx(0.05, rel=1e-3)
     assert float(schedule_fn(steps)) == pytest.approx(0.0, abs=1e-7) and float(rate) == pytest.approx(0.0, abs=1e-7)
     study = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())
     assert study["settings"]["schedule"] == "cosine" and study["settings"]["l2_layers"] == "all"

@@ -19,8 +19,9 @@ def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
            "settings": {"backend": "jax"}, "trials_run": 15, "workers": 2, "wall_seconds": 300.0})
     write(tmp_path / "results" / "cnn_mnist.json", {"test_accuracy": 0.9921, "wall_seconds": 80.0})
     write(tmp_path / "results" / "denoise_autoencoder.json",
-          {"noise_levels": [0.0, 0.4, 0.6, 0.8], "accuracy_noisy": [0.97, 0.43, 0.25, 0.15],
-           "accuracy_denoised": [0.965, 0.91, 0.82, 0.5], "total_wall_seconds": 60.0})
+          {"noise_levels": [0.0, 0.4, 0.6, 0.8], "total_wall_seconds": 60.0, "classifiers": [
+              {"name": "lab CNN", "accuracy_noisy": [0.99, 0.62, 0.35, 0.2], "accuracy_denoised": [0.985, 0.95, 0.86, 0.5]},
+              {"name": "lab MLP", "accuracy_noisy": [0.97, 0.43, 0.25, 0.15], "accuracy_denoised": [0.965, 0.91, 0.82, 0.5]}]})
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "mlp_l2_study.png").write_bytes(b"png")
 
@@ -30,8 +31,9 @@ def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
     assert "| 2C. Lab MLP 64-64, test accuracy | 97.31% |" in text
     assert "(L2 0.00025), mean final val. accuracy | 98.25% ± 0.05% | lab report 98.30%; Hinton 98.47% |" in text
     assert "| 3. Lab CNN, test accuracy | 99.21% | lab report 99.15% |" in text
-    assert "| 43.00% → 91.00% |" in text
-    assert "| 4C. MLP accuracy at noise 0.6: noisy → denoised | 25.00% → 82.00% | lab report: denoising holds up to about 0.6 |" in text
+    assert "| 4C. lab CNN accuracy at noise 0.4: noisy → denoised | 62.00% → 95.00% | – |" in text
+    assert "| 4C. lab MLP accuracy at noise 0.4: noisy → denoised | 43.00% → 91.00% | lab report's code: 43.2% → 90.9% |" in text
+    assert "| 4C. lab MLP accuracy at noise 0.6: noisy → denoised | 25.00% → 82.00% | lab report: denoising holds up to about 0.6 |" in text
     assert "| **the lab's parts** | | **449** |" in text
     assert "| MLP (lab 2A-2C) | jax | 9 |" in text
     assert "| L2 study (lab 2D): 15 trials, 2 at a time | jax | 300 |" in text
