@@ -104,8 +104,25 @@ def wall_times(records):
 def environment(records):
     for part in ("mlp_mnist", "cnn_mnist", "denoise_autoencoder"):
         if records[part]:
-            return records[part]["environment"]
+            return records[part].get("environment")
     return None
+
+
+HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the README's pre-declared arms
+
+
+def hinton_experiment(out):
+    """The README's experiment on question 2D's gap to Hinton, when its runs are present."""
+    table = os.path.join(out, HINTON_EXPERIMENT, "results", "mlp_l2_study_runs.md")
+    if not os.path.isfile(table):
+        return []
+    with open(table) as f:
+        text = f.read().strip()
+    figure = f"{HINTON_EXPERIMENT}/plots/mlp_l2_study_runs.png"
+    return ["", "## 2D by experiment: how close to Hinton's 98.47%?", "",
+            "The README's pre-declared arms at the study's best factor and its neighbour, every arm "
+            "reported. The lab validates on the test set, so choosing among the arms is a selection "
+            "on the test set.", "", text, "", f"![the arms compared]({figure})"]
 
 
 def render(out):
@@ -127,6 +144,7 @@ def render(out):
     if improved.get("wall_seconds") is not None:
         lines += [f"| improved CNN (`make improved`, not part of the lab) | {backend(improved)} | "
                   f"{improved['wall_seconds']:,.0f} |"]
+    lines += hinton_experiment(out)
     lines += ["", "## Figures", ""]
     for figure, sentence in FIGURES:
         if os.path.isfile(os.path.join(out, "plots", figure)):

@@ -245,7 +245,7 @@ def compare_studies(studies, out, stem, current):
 
     factors = sorted({row["l2"] for _, study in studies for row in study["rows"]})
     rows = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
-            + " | trials' wall time | status |",
+            + " | study's wall time | status |",
             "|---|---|" + "---:|" * len(factors) + "---:|---|"]
     series = []
     for meta, study in studies:
@@ -253,12 +253,13 @@ def compare_studies(studies, out, stem, current):
         cells = [f"{100 * by_factor[f]['mean']:.2f}% ± {100 * by_factor[f]['std']:.2f}%" if f in by_factor else "–"
                  for f in factors]
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | " + " | ".join(cells)
-                    + f" | {fmt_seconds(study.get('trials_seconds'))} | {meta['status']} |")
+                    + f" | {fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
         series.append((label(meta["changed"]), study["rows"], meta["name"] == current))
-    cpu = record_of(studies[-1][0]).get("environment", {}).get("cpu", "this machine")
+    env = record_of(studies[-1][0]).get("environment", {})
+    machine = f"{env.get('cpu', 'this machine')}, {env.get('cores', '?')} cores"
     table = "\n".join(rows) + (f"\n\nMean ± standard deviation of the final validation accuracy over "
-                               f"each factor's replicates; trials' wall time is the sum of the trials' "
-                               f"own times on {cpu}.\n")
+                               f"each factor's replicates. Wall time: the study's trials, "
+                               f"{studies[-1][1].get('workers', 1)} at a time, on {machine}.\n")
     plots.plot_study_runs(series, {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP},
                           os.path.join(out, "plots", f"{stem}.png"),
                           f"Question 2D across {plots.plural(len(studies), 'run')}: "

@@ -39,6 +39,19 @@ def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
     assert "| L2 study (lab 2D): 15 trials, 2 at a time | jax | 300 |" in text
     assert "![mlp_l2_study.png](plots/mlp_l2_study.png)" in text
     assert "cnn_mnist_filters.png" not in text  # not made by this run
+    assert "how close to Hinton" not in text  # the experiment's runs are not here
+
+
+def test_report_shows_the_hinton_experiment_when_its_runs_are_present(tmp_path):
+    write(tmp_path / "results" / "mlp_mnist.json", {"test_accuracy": 0.97, "wall_seconds": 9.0})
+    table = tmp_path / "experiments" / "hinton" / "results" / "mlp_l2_study_runs.md"
+    table.parent.mkdir(parents=True)
+    table.write_text("| run | differing flags |\n|---|---|\n| mlp_mnist-1 | study, study-epochs 100 |\n")
+    assert report.main(["--out", str(tmp_path)]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## 2D by experiment: how close to Hinton's 98.47%?" in text
+    assert "| mlp_mnist-1 | study, study-epochs 100 |" in text and "selection on the test set" in text
+    assert "![the arms compared](experiments/hinton/plots/mlp_l2_study_runs.png)" in text
 
 
 def test_report_without_a_run_is_a_clear_error(tmp_path, capsys):
