@@ -10,7 +10,7 @@ confusion matrix and the digits the network still gets wrong.
 `--model improved` adds what a careful practitioner would: light augmentation, batch
 normalisation, a hidden dense layer with dropout, and a longer cosine-decayed schedule.
 
-    python cnn_mnist.py                     # the lab CNN: figures in plots/, numbers in results/
+    python cnn_mnist.py                     # the lab CNN: its own folder in runs/, and the latest in plots/ and results/
     python cnn_mnist.py --model improved    # the improved CNN
     python cnn_mnist.py --quick             # every figure on a small subset, in seconds
 """

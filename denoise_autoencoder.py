@@ -14,7 +14,7 @@ sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entro
 - 4D: new digits from the decoder alone: each class's mean code, interpolations between two
   digits, and random codes drawn from a Gaussian fitted to the training codes.
 
-    python denoise_autoencoder.py               # figures in plots/, numbers in results/
+    python denoise_autoencoder.py               # its own folder in runs/, and the latest in plots/ and results/
     python denoise_autoencoder.py --per-level   # retrain at each level of --levels, as the lab report did
     python denoise_autoencoder.py --quick       # every figure on a small subset, in seconds
 """

@@ -8,7 +8,7 @@ with weight decay on its hidden units, as the handout asks: an L2 penalty on bot
 layers' kernels. It repeats each of five factors three times for 40 epochs and compares the
 final validation accuracy with Hinton's 98.47%.
 
-    python mlp_mnist.py            # the lab MLP: figures in plots/, numbers in results/
+    python mlp_mnist.py            # the lab MLP: its own folder in runs/, and the latest in plots/ and results/
     python mlp_mnist.py --study    # then the study: 15 trials, resumable if interrupted
     python mlp_mnist.py --quick    # every part on a small subset, in seconds
 """

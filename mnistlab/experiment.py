@@ -13,14 +13,15 @@ def train_and_report(model, args, train, test, out, *, name, title):
     """Fit ``model`` (compiled) at ``args``' settings; return the record written to NAME.json."""
     json_path = out.record(name)
     backup = out.backup(name)
-    done = training.epochs_backed_up(backup)
-    if not done:  # weights without their epoch (a write that failed): nothing to go on from
-        out.drop_backup(name)
     record = {"name": name, "config": vars(args), "environment": results.environment()}
-    if done:  # the history of the epochs the backup holds, and no more
-        saved = results.read_store(json_path, required=("history",)) or {"history": {}}
-        record["history"] = {key: values[:done] for key, values in saved["history"].items()}
+    done = training.epochs_backed_up(backup)
+    history = (results.read_store(json_path, required=("history",)) or {}).get("history", {}) if done else {}
+    if done and history and all(len(values) >= done for values in history.values()):
+        record["history"] = {key: values[:done] for key, values in history.items()}  # the backup's epochs
         print(f"Resuming {name} in run {out.name} after epoch {done} of {args.epochs}", flush=True)
+    else:  # no backup, or one without the history of its epochs: start this fit afresh
+        done = 0
+        out.drop_backup(name)
     model.summary()
     clock = results.Stopwatch()
     training.fit(model, *train, epochs=args.epochs, batch_size=args.batch_size, validation_data=test,
@@ -30,7 +31,7 @@ def train_and_report(model, args, train, test, out, *, name, title):
     scores = training.evaluate(model, *test, args.batch_size)
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     record.update(status="complete", history=history, parameters=model.count_params(),
-                  wall_seconds=round(record.get("wall_seconds", 0) + clock.seconds(), 2),
+                  wall_seconds=clock.seconds(),
                   **{f"test_{k}": v for k, v in scores.items()})
 
     for metric in ("accuracy", "loss"):

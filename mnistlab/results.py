@@ -21,9 +21,7 @@ def write_atomic(path, write):
         write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        folder = os.path.dirname(path) or "."
-        raise LabError(f"cannot write {os.path.basename(path)} in {folder} ({exc.strerror or exc}); "
-                       "free some space or pass --out to another folder, then rerun the same command") from None
+        raise _cannot_write(os.path.dirname(path), exc, f"{os.path.basename(path)} ") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -37,11 +35,15 @@ def check_room(folder, nbytes):
         with open(probe, "wb") as f:
             f.write(bytes(nbytes))
     except OSError as exc:
-        raise LabError(f"cannot write in {folder} ({exc.strerror}); free some space or pass --out to "
-                       "another folder, then rerun the same command") from None
+        raise _cannot_write(folder, exc) from None
     finally:
         if os.path.exists(probe):
             os.remove(probe)
+
+
+def _cannot_write(folder, exc, what=""):
+    return LabError(f"cannot write {what}in {folder or '.'} ({exc.strerror or exc}); free some space "
+                    "or pass --out to another folder, then rerun the same command")
 
 
 def save_model(model, path):

@@ -76,5 +76,7 @@ def test_help_shows_each_flag_with_its_lab_default():
     help_text = " ".join(result.stdout.split())
     for expected in ("--epochs EPOCHS training epochs (default: 20)", "(default: 128)",
                      "learning rate (default: 0.1)", "--replicates", "(default: 3)",
-                     "(default: 40)", "--study", "--quick", "--seed", "--data", "--out"):
+                     "(default: 40)", "--study", "--quick", "--seed", "--data", "--out",
+                     "--l2-layers {all,first}", "kernels carry the L2 penalty", "(default: all)",
+                     "--study-schedule {constant,cosine}", "(default: constant)"):
         assert expected in help_text, expected
