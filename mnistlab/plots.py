@@ -150,7 +150,7 @@ def _run_style(current):
     return dict(linewidth=2.8, alpha=1.0, zorder=3) if current else dict(linewidth=1.4, alpha=0.75, zorder=2)
 
 
-def plot_runs(curves, metric, path, title):
+def plot_runs(curves, metric, path, title, legend_title):
     """Runs compared: ``curves`` is [(label, per-epoch values, is_current)], one line each."""
     accuracy = "accuracy" in metric
     fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -164,11 +164,11 @@ def plot_runs(curves, metric, path, title):
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if accuracy else "upper right", fontsize=8.5,
-              title="flags that differ from the lab's", title_fontsize=8.5)
+              title=legend_title, title_fontsize=8.5)
     return save_figure(fig, path)
 
 
-def plot_study_runs(series, references, path, title):
+def plot_study_runs(series, references, path, title, legend_title):
     """Question 2D across runs: ``series`` is [(label, study rows, is_current)], mean +- std of
     the final validation accuracy per L2 factor; ``references`` {name: accuracy} as lines."""
     fig, ax = plt.subplots(figsize=(8.4, 5))
@@ -188,5 +188,5 @@ def plot_study_runs(series, references, path, title):
     ax.set(title=title, xlabel="L2 factor (log scale)",
            ylabel="final validation accuracy (%), mean ± std")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="best", fontsize=8.5)
+    ax.legend(loc="best", fontsize=8.5, title=legend_title, title_fontsize=8.5)
     return save_figure(fig, path)

@@ -30,8 +30,20 @@ STUDY = "mlp_l2_study"  # the record of question 2D's study, in the runs that ma
 
 
 def label(changed):
-    """The flags a run differs by, as a legend or table reads them."""
+    """The flags a run differs by, as a table reads them."""
     return ", ".join(changed) if changed else "lab defaults"
+
+
+def legend_labels(metas):
+    """Each run's flags less those every compared run shares, and the shared ones, for a
+    legend that shows at a glance what tells the runs apart."""
+    shared = [flag for flag in metas[0]["changed"] if all(flag in m["changed"] for m in metas)] \
+        if len(metas) > 1 else []
+    labels = [label([flag for flag in m["changed"] if flag not in shared]) if shared else label(m["changed"])
+              for m in metas]
+    labels = [("no other flag" if shared and text == "lab defaults" else text) for text in labels]
+    title = "flags that differ from the lab's" + (f" (all runs: {label(shared)})" if shared else "")
+    return labels, title
 
 
 def folder_name(script, changed, when):
@@ -222,15 +234,17 @@ def compare(metas, out, stem, study_stem, current=None):
     rows = ["| run | differing flags | final validation " + metric[4:] + " | test accuracy | epochs "
             "| wall time | status |", "|---|---|---:|---:|---:|---:|---|"]
     curves = []
-    for meta, record in zip(metas, records):
+    labels, legend_title = legend_labels(metas)
+    for meta, record, text in zip(metas, records, labels):
         values = record["history"][metric]
-        curves.append((label(meta["changed"]), values, meta["name"] == current))
+        curves.append((text, values, meta["name"] == current))
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | {fmt_metric(metric, values[-1])} | "
                     f"{fmt_metric('accuracy', record.get('test_accuracy'))} | {len(values)} | "
                     f"{fmt_seconds(meta.get('wall_seconds'))} | {meta['status']} |")
     script = metas[0]["script"]
     plots.plot_runs(curves, metric, os.path.join(out, "plots", f"{stem}.png"),
-                    f"{script}: validation {metric[4:]} per epoch, {plots.plural(len(metas), 'run')} compared")
+                    f"{script}: validation {metric[4:]} per epoch, {plots.plural(len(metas), 'run')} compared",
+                    legend_title)
     table = "\n".join(rows) + "\n"
     results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     studies = [(meta, record_of(meta, STUDY)) for meta in metas if record_of(meta, STUDY)]
@@ -248,13 +262,14 @@ def compare_studies(studies, out, stem, current):
             + " | study's wall time | status |",
             "|---|---|" + "---:|" * len(factors) + "---:|---|"]
     series = []
-    for meta, study in studies:
+    labels, legend_title = legend_labels([meta for meta, _ in studies])
+    for (meta, study), text in zip(studies, labels):
         by_factor = {row["l2"]: row for row in study["rows"]}
         cells = [f"{100 * by_factor[f]['mean']:.2f}% ± {100 * by_factor[f]['std']:.2f}%" if f in by_factor else "–"
                  for f in factors]
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | " + " | ".join(cells)
                     + f" | {fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
-        series.append((label(meta["changed"]), study["rows"], meta["name"] == current))
+        series.append((text, study["rows"], meta["name"] == current))
     env = record_of(studies[-1][0]).get("environment", {})
     machine = f"{env.get('cpu', 'this machine')}, {env.get('cores', '?')} cores"
     table = "\n".join(rows) + (f"\n\nMean ± standard deviation of the final validation accuracy over "
@@ -263,7 +278,7 @@ def compare_studies(studies, out, stem, current):
     plots.plot_study_runs(series, {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP},
                           os.path.join(out, "plots", f"{stem}.png"),
                           f"Question 2D across {plots.plural(len(studies), 'run')}: "
-                          "mean final validation accuracy per L2 factor")
+                          "mean final validation accuracy per L2 factor", legend_title)
     results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     return table
 
