@@ -81,7 +81,8 @@ def all_runs(out):
     folder = runs_folder(out)
     if not os.path.isdir(folder):
         return []
-    found = [read_meta(os.path.join(folder, name)) for name in sorted(os.listdir(folder))]
+    found = [read_meta(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
+             if os.path.isdir(os.path.join(folder, name))]
     return sorted((meta for meta in found if meta), key=lambda meta: (meta["started"], meta["name"]))
 
 
@@ -109,7 +110,6 @@ class Run(cli.Outputs):
         self.settings = settings(args)
         cli.Outputs(args.out)  # OUT itself must be writable before anything is made
         previous = self._interrupted_run()
-        self.resumed = previous is not None
         if previous:
             path, self.meta = previous["path"], previous
             print(f"Resuming run {previous['name']} ({previous['status']})", flush=True)
@@ -241,7 +241,8 @@ def compare(metas, out, stem, study_stem, current=None):
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | {fmt_metric(metric, values[-1])} | "
                     f"{fmt_metric('accuracy', record.get('test_accuracy'))} | {len(values)} | "
                     f"{fmt_seconds(meta.get('wall_seconds'))} | {meta['status']} |")
-    script = metas[0]["script"]
+    scripts = sorted({meta["script"] for meta in metas})
+    script = scripts[0] if len(scripts) == 1 else " and ".join(scripts)
     plots.plot_runs(curves, metric, os.path.join(out, "plots", f"{stem}.png"),
                     f"{script}: validation {metric[4:]} per epoch, {plots.plural(len(metas), 'run')} compared",
                     legend_title)
