@@ -207,14 +207,6 @@ def plot_feature_maps(model, image, label, path, title, channels=16):
     plots.save_figure(fig, path)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    train, test = map(add_channel, data.load_preprocessed(args.data, args.quick))
-    with runs.start("cnn_mnist", args) as out:
-        train_and_plot(args, train, test, out)
-    return 0
-
-
 def train_and_plot(args, train, test, out):
     training.set_seed(args.seed)
     steps = args.epochs * math.ceil(len(train[0]) / args.batch_size)
@@ -238,6 +230,14 @@ def train_and_plot(args, train, test, out):
     results.write_json(out.result(f"{name}.json"), record)
     verdict = "reaches" if record["test_accuracy"] >= lab.LAB_REPORT_CNN else "falls short of"
     print(f"{title}: test accuracy {record['test_accuracy']:.2%} {verdict} the lab's {lab.LAB_REPORT_CNN:.2%}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    train, test = map(add_channel, data.load_preprocessed(args.data, args.quick))
+    with runs.start("cnn_mnist", args) as out:
+        train_and_plot(args, train, test, out)
+    return 0
 
 
 if __name__ == "__main__":
