@@ -185,13 +185,15 @@ def run_study(args, out):
 
 
 def summarise(trials, factors):
-    """Mean, standard deviation and best final validation accuracy for each factor."""
+    """Mean, standard deviation and best final validation accuracy for each factor, and the
+    replicates' own accuracies (in replicate order)."""
     rows = []
     for l2 in factors:
-        accuracies = np.array([t["final_val_accuracy"] for t in trials if t["l2"] == l2])
+        ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
+        accuracies = np.array([t["final_val_accuracy"] for t in ordered])
         rows.append({"l2": l2, "replicates": int(accuracies.size), "mean": float(accuracies.mean()),
                      "std": float(accuracies.std(ddof=1)) if accuracies.size > 1 else 0.0,
-                     "best": float(accuracies.max())})
+                     "best": float(accuracies.max()), "accuracies": accuracies.tolist()})
     return rows
 
 

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.patches import FancyBboxPatch
+from matplotlib.ticker import NullLocator
 
 from mnistlab import results
 
@@ -169,24 +170,47 @@ def plot_runs(curves, metric, path, title, legend_title):
 
 
 def plot_study_runs(series, references, path, title, legend_title):
-    """Question 2D across runs: ``series`` is [(label, study rows, is_current)], mean +- std of
-    the final validation accuracy per L2 factor; ``references`` {name: accuracy} as lines."""
-    fig, ax = plt.subplots(figsize=(8.4, 5))
-    for i, ((label, rows, current), color) in enumerate(zip(series, RUN_COLORS)):
+    """Question 2D across runs. ``series`` is [(label, study rows, every trial's accuracy,
+    is_current)]; ``references`` {name: accuracy} are drawn as lines. Left: mean +- std of the
+    final validation accuracy per L2 factor; right: each run's trials all together, each trial
+    a dot, so the runs can be ranked at a glance."""
+    fig, (ax, pooled) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.45, 1]})
+    for i, ((label, rows, _, current), color) in enumerate(zip(series, RUN_COLORS)):
         dodge = 1 + 0.04 * (i - (len(series) - 1) / 2)  # side by side, so error bars do not hide each other
         ax.errorbar([r["l2"] * dodge for r in rows], [100 * r["mean"] for r in rows],
                     yerr=[100 * r["std"] for r in rows], fmt="o-", capsize=4, color=color,
                     label=f"{label}{' (this run)' if current else ''}", **_run_style(current))
     for (name, value), style in zip(references.items(), ("--", ":")):
-        ax.axhline(100 * value, color="#444444", linestyle=style, linewidth=1.2,
-                   label=f"{name}: {100 * value:.2f}%")
-    factors = [r["l2"] for _, rows, _ in series for r in rows]
+        for axis_line in (ax.axhline, pooled.axvline):
+            axis_line(100 * value, color="#444444", linestyle=style, linewidth=1.2,
+                      label=f"{name}: {100 * value:.2f}%")
+    factors = [r["l2"] for _, rows, _, _ in series for r in rows]
     if min(factors) > 0:
         ax.set_xscale("log")
     else:  # a factor of 0 cannot sit on a log axis
         ax.set_xscale("symlog", linthresh=min([f for f in factors if f > 0], default=1e-6))
-    ax.set(title=title, xlabel="L2 factor (log scale)",
-           ylabel="final validation accuracy (%), mean ± std")
+    ax.set_xticks(sorted(set(factors)), [f"{f:g}" for f in sorted(set(factors))], minor=False)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set(title="per L2 factor: mean ± std over its replicates", xlabel="L2 factor (log scale)",
+           ylabel="final validation accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="best", fontsize=8.5, title=legend_title, title_fontsize=8.5)
+
+    # The runs from top to bottom in the legend's order, oldest first.
+    for i, ((label, _, trials, current), color) in enumerate(zip(series, RUN_COLORS)):
+        y = len(series) - 1 - i
+        if len(trials) > 1:
+            values = 100 * np.asarray(trials)
+            pooled.scatter(values, np.full(values.size, y + 0.18), s=14, color=color, alpha=0.5)
+            pooled.errorbar(values.mean(), y, xerr=values.std(ddof=1), fmt="D", capsize=5, color=color,
+                            markersize=7, elinewidth=2.2 if current else 1.4)
+            pooled.annotate(f"{values.mean():.2f}%", (values.mean(), y), textcoords="offset points",
+                            xytext=(0, -13), ha="center", fontsize=8.5, color=color)
+    pooled.set_yticks(range(len(series)), [label for label, *_ in reversed(series)], fontsize=8.5)
+    pooled.set_ylim(-0.7, len(series) - 0.3)
+    pooled.margins(x=0.1)
+    pooled.set(title="all trials of each run: mean ± std (dots: each trial)",
+               xlabel="final validation accuracy (%)")
+    pooled.grid(alpha=0.3, axis="x")
+    fig.suptitle(title, fontsize=12)
     return save_figure(fig, path)

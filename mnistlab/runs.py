@@ -17,6 +17,8 @@ import re
 import shutil
 import sys
 
+import numpy as np
+
 from mnistlab import cli, lab, results
 from mnistlab.errors import LabError
 
@@ -260,28 +262,37 @@ def compare_studies(studies, out, stem, current):
 
     factors = sorted({row["l2"] for _, study in studies for row in study["rows"]})
     rows = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
-            + " | study's wall time | status |",
-            "|---|---|" + "---:|" * len(factors) + "---:|---|"]
+            + " | all trials | study's wall time | status |",
+            "|---|---|" + "---:|" * (len(factors) + 1) + "---:|---|"]
     series = []
     labels, legend_title = legend_labels([meta for meta, _ in studies])
     for (meta, study), text in zip(studies, labels):
         by_factor = {row["l2"]: row for row in study["rows"]}
         cells = [f"{100 * by_factor[f]['mean']:.2f}% ± {100 * by_factor[f]['std']:.2f}%" if f in by_factor else "–"
                  for f in factors]
+        trials = all_trials(study)
+        cells.append(f"{100 * trials.mean():.2f}% ± {100 * trials.std(ddof=1):.2f}% ({trials.size})"
+                     if trials.size > 1 else "–")
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | " + " | ".join(cells)
                     + f" | {fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
-        series.append((text, study["rows"], meta["name"] == current))
+        series.append((text, study["rows"], trials, meta["name"] == current))
     env = record_of(studies[-1][0]).get("environment", {})
     machine = f"{env.get('cpu', 'this machine')}, {env.get('cores', '?')} cores"
     table = "\n".join(rows) + (f"\n\nMean ± standard deviation of the final validation accuracy over "
-                               f"each factor's replicates. Wall time: the study's trials, "
+                               f"each factor's replicates, and over all the run's trials together "
+                               f"(their number in brackets). Wall time: the study's trials, "
                                f"{studies[-1][1].get('workers', 1)} at a time, on {machine}.\n")
     plots.plot_study_runs(series, {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP},
                           os.path.join(out, "plots", f"{stem}.png"),
                           f"Question 2D across {plots.plural(len(studies), 'run')}: "
-                          "mean final validation accuracy per L2 factor", legend_title)
+                          "final validation accuracy", legend_title)
     results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     return table
+
+
+def all_trials(study):
+    """The final validation accuracy of every trial of a study, all its factors together."""
+    return np.array([accuracy for row in study["rows"] for accuracy in row.get("accuracies", [])])
 
 
 def compare_latest(out, script, current):
@@ -345,7 +356,9 @@ def main(argv=None):
     chosen = sorted({meta["name"]: meta for meta in chosen}.values(), key=lambda m: (m["started"], m["name"]))
     cli.Outputs(args.out)
     print(compare(chosen, args.out, "runs_compare", "runs_compare_l2_study"))
-    print(f"Wrote {args.out}/plots/runs_compare.png and {args.out}/results/runs_compare.md")
+    studies = any(record_of(meta, STUDY) for meta in chosen)
+    print(f"Wrote {args.out}/plots/runs_compare.png and {args.out}/results/runs_compare.md"
+          + (f", and the studies' {args.out}/plots/runs_compare_l2_study.png and .md" if studies else ""))
     return 0
 
 
