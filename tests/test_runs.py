@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 
 import mlp_mnist
@@ -50,6 +51,27 @@ def test_two_runs_keep_their_own_files_and_are_compared(tiny_npz, tmp_path, caps
     assert "| epochs 2, batch-size 64, lr 0.05, hidden 8 |" in table and "complete" in table
     assert_png(tmp_path / "plots" / "mlp_mnist_runs.png")
     assert "Compared with earlier runs" in out
+
+
+def test_study_runs_are_compared_per_factor_and_over_all_their_trials(tiny_npz, tmp_path, capsys):
+    base = ["--data", tiny_npz, "--epochs", "1", *FAST, "--out", str(tmp_path), "--study", "--workers", "1",
+            "--study-hidden", "8", "--study-epochs", "2", "--l2", "0.0001", "0.001", "--replicates", "2"]
+    for extra in ([], ["--study-schedule", "cosine"]):
+        code, _, err = run_main(mlp_mnist.main, base + extra, capsys)
+        assert code == 0, err
+    first, second = run_folders(tmp_path)
+    table = (tmp_path / "results" / "mlp_l2_study_runs.md").read_text()
+    assert first.name in table and second.name in table
+    assert "| L2 0.0001 | L2 0.001 | all trials |" in table
+    for folder in (first, second):
+        study = json.loads((folder / "results" / "mlp_l2_study.json").read_text())
+        accuracies = [a for row in study["rows"] for a in row["accuracies"]]
+        assert len(accuracies) == 4 and all(len(row["accuracies"]) == 2 for row in study["rows"])
+        pooled = np.array(accuracies)
+        row = next(line for line in table.splitlines() if line.startswith(f"| {folder.name} |"))
+        assert f"{100 * pooled.mean():.2f}% ± {100 * pooled.std(ddof=1):.2f}% (4)" in row
+    assert "study-schedule cosine" in table.split(second.name)[1] and "cosine" not in table.split(second.name)[0]
+    assert_png(tmp_path / "plots" / "mlp_l2_study_runs.png")
 
 
 def test_run_folder_names_and_labels():
