@@ -33,7 +33,8 @@ improved: $(STAMP)
 	$(PY) cnn_mnist.py --model improved
 
 # The README's experiment on question 2D's gap to Hinton: five arms, one flag changed in each, at
-# the study's best L2 factor and its better neighbour in make lab's table; about 45 minutes here.
+# the study's best L2 factor and its better neighbour in make lab's table; about 65 minutes on
+# the project's machine (AMD EPYC without AVX-512, 2 cores).
 HINTON_L2 := 0.00025 0.0005
 HINTON := $(PY) mlp_mnist.py --study --out experiments/hinton --l2 $(HINTON_L2)
 hinton: $(STAMP)

@@ -149,7 +149,10 @@ def run(main, argv=None, prog=None):
     """Call ``main(argv)``; turn LabError into one line and exit 2, and a stop (Ctrl-C, kill, a
     closed terminal) into a line saying what was kept and exit code 128 + the signal's number."""
     prog = prog or (os.path.basename(sys.argv[0]) if argv is None else main.__module__ + ".py")
-    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
+    # A signal already ignored stays ignored: `nohup python mlp_mnist.py --study &` must survive
+    # its terminal closing.
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         return main(argv)
     except LabError as exc:

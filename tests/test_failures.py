@@ -149,6 +149,11 @@ def test_a_full_disk_ends_with_one_line_and_keeps_the_earlier_files(script, limi
 STOPPER = """
 import os, runpy, signal, sys
 from mnistlab import training
+# As in a terminal, whatever the test runner's parent ignores (nohup, a background job), or
+# as under nohup when NOHUP is set:
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_IGN if os.environ.get("NOHUP") else signal.SIG_DFL)
 real_backup = training.backup_and_restore
 stop_signal, after = int(sys.argv[1]), sys.argv[2]
 
@@ -179,11 +184,13 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def run_with_stop(argv, signum, after="epoch"):
-    """Run a lab script that gets signal ``signum`` from outside once epoch 2 (or a trial) is done."""
+def run_with_stop(argv, signum, after="epoch", nohup=False):
+    """Run a lab script that gets signal ``signum`` from outside once epoch 2 (or a trial) is
+    done; ``nohup``: started as ``nohup`` starts it, with SIGHUP ignored."""
     return subprocess.run([sys.executable, "-c", STOPPER, str(int(signum)), after,
                            os.path.join(ROOT, argv[0]), *argv[1:]],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+                          capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": ROOT, **({"NOHUP": "1"} if nohup else {})})
 
 
 @pytest.mark.parametrize("script, signum", [("mlp_mnist.py", signal.SIGTERM), ("cnn_mnist.py", signal.SIGHUP),
@@ -205,6 +212,14 @@ def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script,
     record = json.loads((folder / "run.json").read_text())
     main = json.loads((folder / "results" / f"{record['records'][0]}.json").read_text())
     assert all(len(values) == 3 for values in main["history"].values())
+
+
+def test_a_run_under_nohup_goes_on_when_its_terminal_closes(tiny_npz, tmp_path):
+    argv = ["mlp_mnist.py", "--data", tiny_npz, *SMALL["mlp_mnist.py"], "--out", str(tmp_path)]
+    result = run_with_stop(argv, signal.SIGHUP, nohup=True)
+    assert result.returncode == 0 and result.stderr == ""
+    [folder] = (tmp_path / "runs").iterdir()
+    assert json.loads((folder / "run.json").read_text())["status"] == "complete"
 
 
 def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path):
