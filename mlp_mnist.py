@@ -71,7 +71,6 @@ if __name__ == "__main__":
 # every backend works: KERAS_BACKEND=tensorflow python mlp_mnist.py
 keras = backend.load("jax")
 import matplotlib.pyplot as plt
-import numpy as np
 
 from mnistlab import data, experiment, parallel, plots, results, runs, training
 
@@ -190,10 +189,10 @@ def summarise(trials, factors):
     rows = []
     for l2 in factors:
         ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
-        accuracies = np.array([t["final_val_accuracy"] for t in ordered])
-        rows.append({"l2": l2, "replicates": int(accuracies.size), "mean": float(accuracies.mean()),
-                     "std": float(accuracies.std(ddof=1)) if accuracies.size > 1 else 0.0,
-                     "best": float(accuracies.max()), "accuracies": accuracies.tolist()})
+        accuracies = [t["final_val_accuracy"] for t in ordered]
+        mean, std = results.mean_std(accuracies)
+        rows.append({"l2": l2, "replicates": len(accuracies), "mean": mean, "std": std,
+                     "best": max(accuracies), "accuracies": accuracies})
     return rows
 
 

@@ -200,11 +200,11 @@ def plot_study_runs(series, references, path, title, legend_title):
     for i, ((label, _, trials, current), color) in enumerate(zip(series, RUN_COLORS)):
         y = len(series) - 1 - i
         if len(trials) > 1:
-            values = 100 * np.asarray(trials)
-            pooled.scatter(values, np.full(values.size, y + 0.18), s=14, color=color, alpha=0.5)
-            pooled.errorbar(values.mean(), y, xerr=values.std(ddof=1), fmt="D", capsize=5, color=color,
+            mean, std = (100 * value for value in results.mean_std(trials))
+            pooled.scatter(100 * np.asarray(trials), np.full(len(trials), y + 0.18), s=14, color=color, alpha=0.5)
+            pooled.errorbar(mean, y, xerr=std, fmt="D", capsize=5, color=color,
                             markersize=7, elinewidth=2.2 if current else 1.4)
-            pooled.annotate(f"{values.mean():.2f}%", (values.mean(), y), textcoords="offset points",
+            pooled.annotate(f"{mean:.2f}%", (mean, y), textcoords="offset points",
                             xytext=(0, -13), ha="center", fontsize=8.5, color=color)
     pooled.set_yticks(range(len(series)), [label for label, *_ in reversed(series)], fontsize=8.5)
     pooled.set_ylim(-0.7, len(series) - 0.3)

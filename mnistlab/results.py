@@ -6,6 +6,8 @@ import os
 import platform
 import time
 
+import numpy as np
+
 from mnistlab.errors import LabError
 
 
@@ -49,6 +51,12 @@ def _cannot_write(folder, exc, what=""):
 def save_model(model, path):
     """``model.save`` in one step, as every other result."""
     write_atomic(path, model.save)
+
+
+def mean_std(values):
+    """The mean and the sample standard deviation (0 for a single value) of ``values``."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else 0.0)
 
 
 def write_json(path, data):

@@ -17,8 +17,6 @@ import re
 import shutil
 import sys
 
-import numpy as np
-
 from mnistlab import cli, lab, results
 from mnistlab.errors import LabError
 
@@ -225,13 +223,13 @@ def fmt_seconds(seconds):
 def compare(metas, out, stem, study_stem, current=None):
     """One curve per run (validation accuracy, or loss for the autoencoder) in OUT/plots/STEM.png
     and a table in OUT/results/STEM.md; the same for the L2 study (STUDY_STEM) when the runs made
-    one. Returns the table(s) as text."""
+    one. Returns the table(s) as text, and whether the runs' studies were compared too."""
     from mnistlab import plots
 
-    for meta in metas:
-        if not record_of(meta).get("history"):
-            raise LabError(f"run {meta['name']} has not finished an epoch yet; nothing to compare")
     records = [record_of(meta) for meta in metas]
+    for meta, record in zip(metas, records):
+        if not record.get("history"):
+            raise LabError(f"run {meta['name']} has not finished an epoch yet; nothing to compare")
     metric = curve_metric(records)
     rows = ["| run | differing flags | final validation " + metric[4:] + " | test accuracy | epochs "
             "| wall time | status |", "|---|---|---:|---:|---:|---:|---|"]
@@ -250,10 +248,10 @@ def compare(metas, out, stem, study_stem, current=None):
                     legend_title)
     table = "\n".join(rows) + "\n"
     results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
-    studies = [(meta, record_of(meta, STUDY)) for meta in metas if record_of(meta, STUDY)]
+    studies = [(meta, study) for meta in metas if (study := record_of(meta, STUDY))]
     if studies:
         table += "\n" + compare_studies(studies, out, study_stem, current)
-    return table
+    return table, bool(studies)
 
 
 def compare_studies(studies, out, stem, current):
@@ -271,8 +269,8 @@ def compare_studies(studies, out, stem, current):
         cells = [f"{100 * by_factor[f]['mean']:.2f}% ± {100 * by_factor[f]['std']:.2f}%" if f in by_factor else "–"
                  for f in factors]
         trials = all_trials(study)
-        cells.append(f"{100 * trials.mean():.2f}% ± {100 * trials.std(ddof=1):.2f}% ({trials.size})"
-                     if trials.size > 1 else "–")
+        mean, std = results.mean_std(trials) if len(trials) > 1 else (None, None)
+        cells.append(f"{100 * mean:.2f}% ± {100 * std:.2f}% ({len(trials)})" if mean is not None else "–")
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | " + " | ".join(cells)
                     + f" | {fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
         series.append((text, study["rows"], trials, meta["name"] == current))
@@ -292,7 +290,7 @@ def compare_studies(studies, out, stem, current):
 
 def all_trials(study):
     """The final validation accuracy of every trial of a study, all its factors together."""
-    return np.array([accuracy for row in study["rows"] for accuracy in row.get("accuracies", [])])
+    return [accuracy for row in study["rows"] for accuracy in row.get("accuracies", [])]
 
 
 def compare_latest(out, script, current):
@@ -355,8 +353,8 @@ def main(argv=None):
     chosen = [find(metas, prefix, args.out) for prefix in args.run]
     chosen = sorted({meta["name"]: meta for meta in chosen}.values(), key=lambda m: (m["started"], m["name"]))
     cli.Outputs(args.out)
-    print(compare(chosen, args.out, "runs_compare", "runs_compare_l2_study"))
-    studies = any(record_of(meta, STUDY) for meta in chosen)
+    table, studies = compare(chosen, args.out, "runs_compare", "runs_compare_l2_study")
+    print(table)
     print(f"Wrote {args.out}/plots/runs_compare.png and {args.out}/results/runs_compare.md"
           + (f", and the studies' {args.out}/plots/runs_compare_l2_study.png and .md" if studies else ""))
     return 0
