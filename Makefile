@@ -1,16 +1,18 @@
 # Two commands: `make lab` runs the whole lab, `make test` runs the tests. Each makes .venv first.
 # Offline? Point at a local Keras mnist.npz: MNIST_NPZ=/path/to/mnist.npz make lab
+# Another Python: make test PYTHON=python3.13 (the venv is remade for it; VENV=DIR keeps both).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+STAMP := $(VENV)/.installed-$(PYVER)
 # Question 4B's noise levels; the lab report retrained an autoencoder at each.
 LEVELS := 0 0.2 0.4 0.6 0.8 1
 
 .PHONY: lab quick improved hinton test bench clean
 
 $(STAMP): requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 

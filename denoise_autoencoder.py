@@ -166,7 +166,7 @@ CLASSIFIER_NAMES = {"mlp_mnist": "lab MLP", "cnn_mnist": "lab CNN", "cnn_improve
 def load_classifier(path):
     """A saved 10-class MNIST classifier (MLP or CNN) from --classifier."""
     try:
-        model = keras.models.load_model(path)
+        model = keras.models.load_model(path, compile=False)  # it only predicts here
     except Exception as exc:  # a wrong path, a file of another kind, a truncated file
         raise LabError(f"cannot load --classifier {path} ({type(exc).__name__}); "
                        "pass a .keras file written by mlp_mnist.py or cnn_mnist.py --save-model")
@@ -256,10 +256,18 @@ def train_other_levels(args):
     return dict(parallel.run(functools.partial(denoiser_weights, args), others, load, args.workers))
 
 
-def restore_denoiser(args, weights):
-    model = build_autoencoder(args.hidden, args.latent)[0]
-    model.set_weights(weights)
-    return model
+def per_level_denoisers(args, autoencoder, weights):
+    """A function of the noise level that returns the autoencoder trained at that level: the
+    trained ``autoencoder``, or one model loaded with each level's ``weights`` in turn (one model,
+    so its prediction is compiled once, not once a level)."""
+    spare = build_autoencoder(args.hidden, args.latent)[0]
+
+    def denoiser(level):
+        if level not in weights:
+            return autoencoder
+        spare.set_weights(weights[level])
+        return spare
+    return denoiser
 
 
 # Evaluation
@@ -443,8 +451,7 @@ def main(argv=None):
         if args.per_level:
             mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
                     else "an autoencoder retrained around each noise level")
-            denoisers = lambda level: (restore_denoiser(args, other_levels[level])
-                                       if level in other_levels else autoencoder)
+            denoisers = per_level_denoisers(args, autoencoder, other_levels)
         else:
             mode = f"one autoencoder trained at {noise} for every level"
             denoisers = lambda level: autoencoder

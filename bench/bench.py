@@ -7,14 +7,20 @@ from the scripts' own ``build_*`` functions, with the same optimiser, batch size
 Each measurement is a fresh process (a Keras backend is fixed per process), the two ways
 alternate, and the table gives medians over the rounds.
 
+TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX;
+the scripts turn them on on every x86 CPU. ``--cpu-family avx2`` makes this machine act as an
+AVX2-only CPU (oneDNN and XLA capped to AVX2, and the lab's way with TensorFlow's default there,
+oneDNN off), and the last table measures the lab CNN the project's way with oneDNN off and on.
+
     python bench/bench.py --data ../shared/data/mnist.npz            # every model, 3 rounds
     python bench/bench.py --models mlp cnn --rounds 5 --epochs 3
+    python bench/bench.py --models cnn --cpu-family avx2             # as on an AVX2-only CPU
 """
 
 import argparse
 import json
 import os
-import resource
+import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +39,20 @@ MODELS = {
     "autoencoder": ("denoise_autoencoder", 64, "autoencoder (Adam 1e-3, noise 0.4)", 1),
 }
 SCRIPT_BACKENDS = {"mlp_mnist": "jax", "cnn_mnist": "tensorflow", "denoise_autoencoder": "jax"}
+# What makes this machine's oneDNN and XLA act as on a CPU of that family; None: as it is.
+CPU_FAMILIES = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}}
+# TensorFlow's own choice of oneDNN on each family, for the lab's way (None: it decides).
+LAB_ONEDNN = {"native": None, "avx2": "0"}
+
+
+def peak_mib():
+    """This process's maximum resident set so far (Linux and macOS; 0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes there, KiB here
 
 
 def build(model_name):
@@ -67,7 +87,8 @@ def worker(model_name, way, epochs):
     """Train in this process and print one JSON line of measurements."""
     from mnistlab import backend
 
-    backend.choose("tensorflow")  # KERAS_BACKEND is set by measure(); off TensorFlow, keep it out
+    if way == "project":  # as the scripts start: off TensorFlow, keep it out; on it, oneDNN on
+        backend.choose("tensorflow")  # KERAS_BACKEND is set by measure()
     import keras
 
     from mnistlab import training
@@ -88,26 +109,30 @@ def worker(model_name, way, epochs):
     losses = fit(epochs)
     seconds = time.perf_counter() - start
     print(json.dumps({"images_per_second": len(x) * epochs / seconds, "final_loss": losses[-1],
-                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "backend": keras.backend.backend()}))
+                      "peak_mib": peak_mib(), "backend": keras.backend.backend(),
+                      "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}))
 
 
-def measure(model_name, way, epochs):
-    """Images per second, final loss and peak memory of one measurement.
+def measure(model_name, way, epochs, env):
+    """Images per second, final loss and peak memory of one measurement, in processes with
+    ``env`` added to this one's.
 
     Where the project's way trains several models side by side, it starts that many workers at
     once, each pinned to its own core as ``mnistlab.parallel`` does, and adds up their images
     per second and memory.
     """
+    from mnistlab import parallel
+
     script, _, _, side_by_side = MODELS[model_name]
     backend = "tensorflow" if way == "lab" else SCRIPT_BACKENDS[script]
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
     copies = side_by_side if way == "project" else 1
-    cores = sorted(os.sched_getaffinity(0))
+    cores = parallel.core_ids(copies) if copies > 1 else [None]
     workers = [subprocess.Popen(
         [sys.executable, __file__, "--worker", model_name, way, str(epochs)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        preexec_fn=(lambda core=cores[i % len(cores)]: os.sched_setaffinity(0, {core})) if copies > 1 else None)
+        preexec_fn=(lambda core=cores[i % len(cores)]: os.sched_setaffinity(0, {core}))
+        if cores[i % len(cores)] is not None else None)
         for i in range(copies)]
     runs = []
     for worker_process in workers:
@@ -120,12 +145,29 @@ def measure(model_name, way, epochs):
             "backend": runs[0]["backend"]}
 
 
+def compare(model_name, ways, rounds, epochs):
+    """Measure ``model_name`` each of two ``ways`` ({label: (way, env)}), alternating, ``rounds``
+    times; return the medians of each and the median of the rounds' ratios (second / first)."""
+    runs = {label: [] for label in ways}
+    for _ in range(rounds):
+        for label, (way, env) in ways.items():
+            runs[label].append(measure(model_name, way, epochs, env))
+    first, second = ways
+    median = lambda label, key: statistics.median(r[key] for r in runs[label])
+    ratio = statistics.median(b["images_per_second"] / a["images_per_second"]
+                              for a, b in zip(runs[first], runs[second]))
+    return {label: {key: median(label, key) for key in ("images_per_second", "final_loss", "peak_mib")}
+            for label in ways}, ratio, runs[second][0]["backend"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="local Keras mnist.npz (default: MNIST_NPZ, else download)")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--rounds", type=int, default=3, help="alternating lab/project pairs per model")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement")
+    parser.add_argument("--cpu-family", choices=list(CPU_FAMILIES), default="native",
+                        help="act as this machine (native) or as an AVX2-only x86 CPU")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -135,23 +177,31 @@ def main():
     elif os.environ.get("MNIST_NPZ"):
         os.environ["BENCH_DATA"] = os.environ["MNIST_NPZ"]
 
-    print(f"{args.rounds} rounds of {args.epochs} timed epochs each way, on {os.cpu_count()} cores\n")
-    header = ("| model | batch | lab way (img/s) | project way (img/s) | backend | speed-up | "
-              "final loss lab / project | peak MiB lab / project |")
-    print(header)
+    family = CPU_FAMILIES[args.cpu_family]
+    lab_env = {**family, **({"TF_ENABLE_ONEDNN_OPTS": LAB_ONEDNN[args.cpu_family]}
+                            if LAB_ONEDNN[args.cpu_family] else {})}
+    print(f"{args.rounds} rounds of {args.epochs} timed epochs each way, on {os.cpu_count()} cores, "
+          f"CPU family: {args.cpu_family}\n")
+    print("| model | batch | lab way (img/s) | project way (img/s) | backend | speed-up | "
+          "final loss lab / project | peak MiB lab / project |")
     print("|---|---:|---:|---:|---|---:|---|---|")
     for model_name in args.models:
-        runs = {"lab": [], "project": []}
-        for _ in range(args.rounds):
-            for way in ("lab", "project"):
-                runs[way].append(measure(model_name, way, args.epochs))
-        median = lambda way, key: statistics.median(r[key] for r in runs[way])
-        ratios = [p["images_per_second"] / l["images_per_second"] for l, p in zip(runs["lab"], runs["project"])]
+        medians, ratio, backend = compare(model_name, {"lab": ("lab", lab_env), "project": ("project", family)},
+                                          args.rounds, args.epochs)
+        lab, project = medians["lab"], medians["project"]
         print(f"| {MODELS[model_name][2]} | {MODELS[model_name][1]} | "
-              f"{median('lab', 'images_per_second'):,.0f} | {median('project', 'images_per_second'):,.0f} | "
-              f"{runs['project'][0]['backend']} | **{statistics.median(ratios):.2f}x** | "
-              f"{median('lab', 'final_loss'):.4f} / {median('project', 'final_loss'):.4f} | "
-              f"{median('lab', 'peak_mib'):,.0f} / {median('project', 'peak_mib'):,.0f} |", flush=True)
+              f"{lab['images_per_second']:,.0f} | {project['images_per_second']:,.0f} | {backend} | "
+              f"**{ratio:.2f}x** | {lab['final_loss']:.4f} / {project['final_loss']:.4f} | "
+              f"{lab['peak_mib']:,.0f} / {project['peak_mib']:,.0f} |", flush=True)
+    if "cnn" in args.models:
+        medians, ratio, _ = compare("cnn", {"off": ("project", {**family, "TF_ENABLE_ONEDNN_OPTS": "0"}),
+                                            "on": ("project", {**family, "TF_ENABLE_ONEDNN_OPTS": "1"})},
+                                    args.rounds, args.epochs)
+        print("\n| model | oneDNN off (img/s) | oneDNN on (img/s) | on / off | final loss off / on |")
+        print("|---|---:|---:|---:|---|")
+        print(f"| lab CNN, the project's way | {medians['off']['images_per_second']:,.0f} | "
+              f"{medians['on']['images_per_second']:,.0f} | **{ratio:.2f}x** | "
+              f"{medians['off']['final_loss']:.4f} / {medians['on']['final_loss']:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
-"""The Keras backend a script runs on: chosen and checked before Keras is imported, then
-imported without the backends' start-up chatter.
+"""The Keras backend a script runs on: chosen and checked before Keras is imported, and every
+import of Keras, TensorFlow or JAX made quiet, whoever imports them first.
 
-Set MNISTLAB_LOGS=1 to see TensorFlow's, absl's and XLA's start-up lines again when debugging.
+TensorFlow, absl and XLA write start-up lines straight to the process's stderr when their C++
+libraries load (which lines depends on the CPU: oneDNN's banner only where TensorFlow turns it
+on by default). Importing ``mnistlab`` installs an import hook that holds those lines back, so
+no order of imports can let them through. Set MNISTLAB_LOGS=1 to see them again when debugging.
 """
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -17,9 +23,12 @@ from mnistlab.errors import LabError
 # The backends that can train, and the pip package that adds each.
 TRAINING_BACKENDS = {"jax": "jax[cpu]", "tensorflow": "tensorflow-cpu", "torch": "torch"}
 INFERENCE_ONLY = ("numpy", "openvino")
+# The packages whose first import starts the C++ libraries.
+NOISY_PACKAGES = ("keras", "tensorflow", "jax", "jaxlib")
 # Start-up lines of TensorFlow, absl and XLA: glog-style "I0000 00:00:..." lines and their kin.
 CHATTER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:\d\d:"
                      r"|To enable the following instructions:|oneDNN custom operations are on)")
+X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
 def choose(default):
@@ -28,8 +37,8 @@ def choose(default):
     Raises LabError, naming the fix, for a backend that does not exist, cannot train, or is not
     installed. Off TensorFlow, Keras is also kept from importing TensorFlow, as on a machine
     without it: the first time it serialises a layer (a model diagram, a saved model) it would
-    import all of TensorFlow (1.7 s, 0.4 GB in every process, two log lines) only to ask whether
-    an object is a tf.TensorShape.
+    import all of TensorFlow into every process only to ask whether an object is a
+    tf.TensorShape.
     """
     name = os.environ.setdefault("KERAS_BACKEND", default)
     usable = ", ".join(sorted(TRAINING_BACKENDS))
@@ -40,39 +49,116 @@ def choose(default):
     if importlib.util.find_spec(name) is None:
         raise LabError(f"KERAS_BACKEND={name}, but {name} is not installed; "
                        f"pip install {TRAINING_BACKENDS[name]}, or unset KERAS_BACKEND to use {default}")
-    if name != "tensorflow" and "tensorflow" not in sys.modules:
+    if name == "tensorflow":
+        use_onednn()
+    elif "tensorflow" not in sys.modules:
         sys.modules["tensorflow"] = None  # `import tensorflow` now raises ImportError
     return name
 
 
+def use_onednn():
+    """TensorFlow's oneDNN kernels on every x86 CPU, unless the user chose with
+    TF_ENABLE_ONEDNN_OPTS: TensorFlow turns them on by itself only on CPUs with AVX-512
+    VNNI/BF16 or AMX, and elsewhere trains the CNN on slower Eigen kernels (README, "Speed")."""
+    if platform.machine().lower() in X86:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def onednn():
+    """Whether TensorFlow's oneDNN kernels are on in this process: "on", "off", or None when
+    TensorFlow decides by the CPU (the variable unset) or is not in use."""
+    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if value is None:
+        return None
+    return "off" if value.strip().lower() in ("0", "false", "off", "no") else "on"
+
+
 def load(default):
-    """Choose the backend, then import and return Keras, its start-up chatter left out."""
-    choose(default)
-    with quiet_start():
-        import keras
+    """Choose the backend, then import and return Keras on it.
+
+    Keras reads its backend once, at its first import: one made before this call (by a module
+    that imports Keras itself) must have chosen the same backend.
+    """
+    name = choose(default)
+    import keras
+
+    if keras.backend.backend() != name:
+        raise RuntimeError(f"Keras was imported on {keras.backend.backend()} before backend.load "
+                           f"chose {name}; call backend.load before importing Keras")
     return keras
+
+
+_quiet_depth = [0]  # imports inside a quiet import are already held back
 
 
 @contextlib.contextmanager
 def quiet_start():
     """Hold back what the C++ libraries write to stderr while they start, then pass on every
     line but their start-up chatter (so a real error still shows)."""
-    if os.environ.get("MNISTLAB_LOGS") == "1":
+    if os.environ.get("MNISTLAB_LOGS") == "1" or _quiet_depth[0]:
         yield
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # e.g. tf.function retracing notes
-    sys.stderr.flush()
-    saved = os.dup(2)
+    _quiet_depth[0] += 1
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # no stderr, or a closed one
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to redirect: nothing can be printed anyway
+        try:
+            yield
+        finally:
+            _quiet_depth[0] -= 1
+        return
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
+            _quiet_depth[0] -= 1
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
             for line in held.read().decode(errors="replace").splitlines():
                 if line.strip() and not CHATTER.match(line):
                     print(line, file=sys.stderr)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """A package's own loader, its module run inside ``quiet_start``."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader  # as if loaded directly
+        with quiet_start():
+            self.loader.exec_module(module)
+
+    def __getattr__(self, name):  # get_resource_reader, get_source, ...: the real loader's
+        return getattr(self.loader, name)
+
+
+class _QuietImports(importlib.abc.MetaPathFinder):
+    """Finds the noisy packages as Python would, and runs their first import quietly."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in NOISY_PACKAGES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_imports():
+    """Install the hook that makes the first import of each noisy package quiet (once)."""
+    if not any(isinstance(finder, _QuietImports) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImports())

@@ -1,10 +1,10 @@
 """Independent trainings side by side, one per CPU core.
 
 The lab's models are small, so two threads splitting each matrix product spend much of their
-time waiting on each other. On 2 cores, two single-threaded trainings, each on its own core,
-finish 1.2-1.4 times sooner than the same two one after the other on both cores (README,
-"Backends and speed"). Each worker is a fresh process, pinned to one core before its backend
-starts any threads; it loads its own copy of the data once, then trains job after job.
+time waiting on each other; two single-threaded trainings, each on its own core, finish sooner
+than the same two one after the other on both cores (README, "Backends and speed"). Each worker
+is a fresh process, pinned to one core before its backend starts any threads where the OS can
+pin (Linux); it loads its own copy of the data once, then trains job after job.
 """
 
 import functools
@@ -12,13 +12,25 @@ import multiprocessing
 import os
 import signal
 
-MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend: 0.6-0.8 GB
+MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend
 
 _worker = {}  # in a worker process: its data, once loaded
 
 
 def usable_cores():
-    return len(os.sched_getaffinity(0))
+    """The cores this process may run on: its affinity where the OS has one (Linux), else the
+    cores Python can see (macOS, Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    count = getattr(os, "process_cpu_count", os.cpu_count)()  # Python 3.13 honours Windows' affinity
+    return count or 1
+
+
+def core_ids(count):
+    """``count`` distinct cores to pin workers to, or Nones where the OS cannot pin."""
+    if hasattr(os, "sched_getaffinity") and hasattr(os, "sched_setaffinity"):
+        return sorted(os.sched_getaffinity(0))[:count]
+    return [None] * count
 
 
 def default_workers():
@@ -31,7 +43,9 @@ def worker_count(requested, jobs):
 
 
 def _start(cores):
-    os.sched_setaffinity(0, {cores.get()})
+    core = cores.get()
+    if core is not None:
+        os.sched_setaffinity(0, {core})
     # Ctrl-C and a closed terminal reach the whole process group: they are the parent's to handle
     # (it saves what has finished, then terminates the workers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -59,9 +73,10 @@ def run(task, jobs, setup, workers):
         for job in jobs:
             yield job, task(data, job)
         return
-    context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads
+    # "spawn" on every OS (the only one Windows has): a fork would copy this process's threads.
+    context = multiprocessing.get_context("spawn")
     cores = context.Queue()
-    for core in sorted(os.sched_getaffinity(0))[:workers]:
+    for core in core_ids(workers):
         cores.put(core)
     # Leaving the block, normally or on Ctrl-C, terminates the workers.
     with context.Pool(workers, initializer=_start, initargs=(cores,)) as pool:

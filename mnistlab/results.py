@@ -99,6 +99,8 @@ def environment():
     import keras
     import numpy
 
+    from mnistlab import backend
+
     return {
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow-cpu") or _version("tensorflow"),
@@ -106,6 +108,8 @@ def environment():
         "jax": _version("jax"),
         "numpy": numpy.__version__,
         "backend": keras.backend.backend(),
+        "onednn": (backend.onednn() or "TensorFlow's default for this CPU")
+                  if keras.backend.backend() == "tensorflow" else None,
         "cpu": _cpu_name(),
         "cores": os.cpu_count(),
     }

@@ -87,11 +87,32 @@ def all_runs(out):
 
 
 def _alive(pid):
+    """Whether process ``pid`` still runs (a run marked running may have been killed)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C to a process group there
+        return _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
-    except (OSError, TypeError):
+    except PermissionError:  # it exists, as another user's process
+        return True
+    except OSError:
         return False
     return True
+
+
+def _alive_on_windows(pid):
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 # One run
