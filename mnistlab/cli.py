@@ -178,7 +178,7 @@ def preflight(parse_args, default_backend, argv=None):
     """For a script run from the terminal, before Keras loads: read the flags, then check the
     backend, the data file and the output folder, so that --help and every such error answer
     at once and alone. Exits with code 2 on an error; returns nothing otherwise."""
-    from mnistlab import data
+    from mnistlab import data, runs
 
     def check(argv):
         args = parse_args(argv)
@@ -186,6 +186,7 @@ def preflight(parse_args, default_backend, argv=None):
         if data.resolve_source(args.data):  # a local file: check it now (the download needs Keras)
             data.load_mnist(args.data)
         Outputs(args.out)
+        runs.all_runs(args.out)  # the earlier runs' records, which this run may go on from
         return 0
 
     code = run(check, argv)

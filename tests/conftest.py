@@ -36,9 +36,31 @@ def write_npz(path, **overrides):
     return str(path)
 
 
-@pytest.fixture
-def tiny_npz(tmp_path):
-    return write_npz(tmp_path / "tiny_mnist.npz")
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory):
+    """One tiny data set for the whole session (the tests only read it)."""
+    return write_npz(tmp_path_factory.mktemp("data") / "tiny_mnist.npz")
+
+
+# Run at the start of every Python process that has its folder on PYTHONPATH (worker processes
+# included): the platform calls Linux has and macOS or Windows lack are gone.
+WITHOUT_LINUX_CALLS = """
+import os, signal
+for name in ("sched_getaffinity", "sched_setaffinity"):
+    if hasattr(os, name):
+        delattr(os, name)
+if hasattr(signal, "SIGHUP"):
+    del signal.SIGHUP
+"""
+
+
+@pytest.fixture(scope="session")
+def other_platform(tmp_path_factory):
+    """Environment variables that make a subprocess run as on macOS or Windows would, as far as
+    the project's platform calls go: no CPU affinity and no SIGHUP."""
+    folder = tmp_path_factory.mktemp("other_platform")
+    (folder / "sitecustomize.py").write_text(WITHOUT_LINUX_CALLS)
+    return {"PYTHONPATH": os.pathsep.join([str(folder), ROOT])}
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ These run the scripts as subprocesses: imports, stderr and signals belong to the
 import importlib.util
 import json
 import os
-import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,11 +72,24 @@ def test_answers_before_keras_loads(script, case, no_keras, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.fixture(scope="module")
+def normal_runs(tiny_npz, tmp_path_factory):
+    """One complete run of each script, made when a test first asks: (its result, its folder)."""
+    made = {}
+
+    def normal_run(script):
+        if script not in made:
+            out = tmp_path_factory.mktemp(script[:-3])
+            # TF_CPP_MIN_LOG_LEVEL=0, as some users have it, would let TensorFlow's C++ start-up lines through
+            made[script] = run_script(script, "--data", tiny_npz, *SMALL[script], "--out", str(out),
+                                      env={"TF_CPP_MIN_LOG_LEVEL": "0"}), out
+        return made[script]
+    return normal_run
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_a_normal_run_prints_nothing_on_stderr(script, tiny_npz, tmp_path):
-    # TF_CPP_MIN_LOG_LEVEL=0, as some users have it, would let TensorFlow's C++ start-up lines through
-    result = run_script(script, "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path),
-                        env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+def test_a_normal_run_prints_nothing_on_stderr(script, normal_runs):
+    result, _ = normal_runs(script)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 
@@ -124,6 +137,8 @@ def test_a_corrupt_trial_store_is_refused_by_name_and_kept(tiny_npz, tmp_path):
 
 def limited_file_size(limit):
     """In the child: files may not grow past ``limit`` bytes, as on a disk that fills up."""
+    resource = pytest.importorskip("resource")  # POSIX only
+
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -132,10 +147,11 @@ def limited_file_size(limit):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("limit", [6_000, 60_000])
-def test_a_full_disk_ends_with_one_line_and_keeps_the_earlier_files(script, limit, tiny_npz, tmp_path):
-    args = [sys.executable, os.path.join(ROOT, script), "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path)]
-    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+def test_a_full_disk_ends_with_one_line_and_keeps_the_earlier_files(script, limit, tiny_npz, normal_runs, tmp_path):
+    first, folder = normal_runs(script)
     assert first.returncode == 0, first.stderr
+    shutil.copytree(folder, tmp_path, dirs_exist_ok=True)  # the earlier run, in a folder of this test's own
+    args = [sys.executable, os.path.join(ROOT, script), "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path)]
     published = {p: p.read_bytes() for kind in ("plots", "results") for p in (tmp_path / kind).iterdir()}
 
     result = subprocess.run(args + ["--lr", "0.02"], capture_output=True, text=True, cwd=ROOT,
@@ -153,7 +169,8 @@ from mnistlab import training
 # as under nohup when NOHUP is set:
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-signal.signal(signal.SIGHUP, signal.SIG_IGN if os.environ.get("NOHUP") else signal.SIG_DFL)
+if hasattr(signal, "SIGHUP"):
+    signal.signal(signal.SIGHUP, signal.SIG_IGN if os.environ.get("NOHUP") else signal.SIG_DFL)
 real_backup = training.backup_and_restore
 stop_signal, after = int(sys.argv[1]), sys.argv[2]
 
@@ -184,28 +201,37 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def run_with_stop(argv, signum, after="epoch", nohup=False):
+def run_with_stop(argv, signum, after="epoch", nohup=False, env=None):
     """Run a lab script that gets signal ``signum`` from outside once epoch 2 (or a trial) is
     done; ``nohup``: started as ``nohup`` starts it, with SIGHUP ignored."""
     return subprocess.run([sys.executable, "-c", STOPPER, str(int(signum)), after,
                            os.path.join(ROOT, argv[0]), *argv[1:]],
                           capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": ROOT, **({"NOHUP": "1"} if nohup else {})})
+                          env={**os.environ, "PYTHONPATH": ROOT, **({"NOHUP": "1"} if nohup else {}), **(env or {})})
 
 
-@pytest.mark.parametrize("script, signum", [("mlp_mnist.py", signal.SIGTERM), ("cnn_mnist.py", signal.SIGHUP),
-                                            ("denoise_autoencoder.py", signal.SIGTERM),
-                                            ("mlp_mnist.py", signal.SIGINT)])
-def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script, signum, tiny_npz, tmp_path):
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+@POSIX
+@pytest.mark.parametrize("script, signal_name, platform", [
+    ("mlp_mnist.py", "SIGTERM", "this one"), ("cnn_mnist.py", "SIGHUP", "this one"),
+    ("denoise_autoencoder.py", "SIGTERM", "this one"), ("mlp_mnist.py", "SIGINT", "this one"),
+    ("cnn_mnist.py", "SIGINT", "without SIGHUP or CPU affinity"),
+    ("denoise_autoencoder.py", "SIGTERM", "without SIGHUP or CPU affinity")])
+def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script, signal_name, platform, tiny_npz,
+                                                                        other_platform, tmp_path):
+    signum = getattr(signal, signal_name)
+    env = other_platform if platform != "this one" else {}
     argv = [script, "--data", tiny_npz, *SMALL[script], "--out", str(tmp_path)]
-    stopped = run_with_stop(argv, signum)
+    stopped = run_with_stop(argv, signum, env=env)
     assert stopped.returncode == 128 + signum
-    assert stopped.stderr == (f"{script}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
+    assert stopped.stderr == (f"{script}: stopped ({signal_name}); what had finished is saved, "
                               "rerun the same command to go on\n")
     [folder] = (tmp_path / "runs").iterdir()
     assert json.loads((folder / "run.json").read_text())["status"] == "interrupted at epoch 3"
 
-    result = run_script(*argv)
+    result = run_script(*argv, env=env)
     assert result.returncode == 0 and result.stderr == ""
     assert f"Resuming run {folder.name}" in result.stdout and "after epoch 2 of 3" in result.stdout
     assert "Epoch 1/3" not in result.stdout.split("Resuming")[1].split("Test ")[0]
@@ -214,6 +240,7 @@ def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script,
     assert all(len(values) == 3 for values in main["history"].values())
 
 
+@POSIX
 def test_a_run_under_nohup_goes_on_when_its_terminal_closes(tiny_npz, tmp_path):
     argv = ["mlp_mnist.py", "--data", tiny_npz, *SMALL["mlp_mnist.py"], "--out", str(tmp_path)]
     result = run_with_stop(argv, signal.SIGHUP, nohup=True)
@@ -241,3 +268,13 @@ def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path)
         results.write_atomic(str(path), disk_full)
     assert json.loads(path.read_text()) == {"epochs": 3}
     assert os.listdir(tmp_path) == ["record.json"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_answers_on_a_platform_without_sighup_or_cpu_affinity(script, other_platform, no_keras):
+    env = {**other_platform, "PYTHONPATH": os.pathsep.join([no_keras["PYTHONPATH"], other_platform["PYTHONPATH"]])}
+    result = run_script(script, "--help", env=env)
+    assert result.returncode == 0 and result.stderr == ""
+    assert "--seed SEED" in result.stdout
+    if script != "cnn_mnist.py":  # the scripts with workers: one per core Python can see
+        assert f"(default: {min(os.cpu_count(), 4)})" in " ".join(result.stdout.split()).split("--workers")[1]

@@ -130,7 +130,7 @@ def test_a_completed_run_rerun_is_a_new_run_with_the_same_numbers(tiny_npz, tmp_
     assert histories[0] == histories[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_runs(tiny_npz, tmp_path_factory):
     import subprocess
     import sys
