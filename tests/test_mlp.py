@@ -78,7 +78,7 @@ def test_training_lowers_the_loss():
 
 def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsys):
     code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
-                                               "--save-model"], capsys)
+                                               "--save-model", "--workers", "1"], capsys)
     assert code == 0, err
     for name in ("mlp_mnist_accuracy.png", "mlp_mnist_loss.png", "mlp_mnist_model.png", "mlp_l2_study.png"):
         assert_png(tmp_path / "plots" / name)
