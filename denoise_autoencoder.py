@@ -338,7 +338,11 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
             reconstruction_scores(x_test, noisy), reconstruction_scores(x_test, denoised))
         scores.append({"noise_level": level, "bce_noisy": bce_noisy, "bce_denoised": bce_denoised,
                        "psnr_noisy_db": psnr_noisy, "psnr_denoised_db": psnr_denoised})
-    fig, axes = plt.subplots(len(rows), 10, figsize=(10.5, 1.08 * len(rows) + 0.8))
+    height = 1.08 * len(rows) + 0.8
+    fig, axes = plt.subplots(len(rows), 10, figsize=(10.5, height))
+    # Fixed margins (room for the row names on the left) instead of tight_layout, which costs
+    # more than drawing the grid.
+    fig.subplots_adjust(left=0.14, right=0.99, bottom=0.01, top=1 - 0.6 / height, wspace=0.05, hspace=0.08)
     for r, (name, images) in enumerate(rows):
         for c, image in enumerate(images):
             ax = axes[r, c]
@@ -349,7 +353,6 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
                               color="#b2182b" if name.startswith("noisy") else "black")
     fig.suptitle(f"{title}: the same ten test digits, noisy and denoised, at each noise level",
                  fontsize=12)
-    fig.tight_layout(h_pad=0.3)
     plots.save_figure(fig, path)
     return scores
 

@@ -90,6 +90,8 @@ def parse(parser, argv):
     args = parser.parse_args(argv)
     args.changed = [_describe_flag(dest, value) for dest, value in vars(args).items()
                     if dest not in NOT_SETTINGS and value != parser.get_default(dest)]
+    if getattr(args, "workers", 0) is None:
+        args.workers = 1 if args.quick else parallel.default_workers()
     return args
 
 
@@ -102,10 +104,14 @@ def _describe_flag(dest, value):
 
 
 def add_workers_flag(group, what):
-    """``--workers``: how many of ``what`` train side by side, each on its own core."""
-    group.add_argument("--workers", type=positive_int, default=parallel.default_workers(),
+    """``--workers``: how many of ``what`` train side by side, each on its own core. A worker's
+    start (a process and its backend) takes longer than a --quick training, so --quick trains
+    them one after the other unless asked."""
+    group.add_argument("--workers", type=positive_int, default=None,
                        help=f"{what} trained side by side, each single-threaded on its own CPU core "
-                            "(0.6-0.8 GB of memory each); 1 trains them one after the other on all cores")
+                            "(each worker holds its own data and backend); 1 trains them one after "
+                            f"the other on all cores (default: {parallel.default_workers()}, one per "
+                            "core up to 4; 1 with --quick, whose trainings are shorter than a worker's start)")
 
 
 class Outputs:

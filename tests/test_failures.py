@@ -277,4 +277,4 @@ def test_help_answers_on_a_platform_without_sighup_or_cpu_affinity(script, other
     assert "--seed SEED" in result.stdout
     if script != "cnn_mnist.py":  # the scripts with workers: one per core Python can see
         workers = " ".join(result.stdout.split()).split("--workers WORKERS")[-1]
-        assert f"(default: {min(os.cpu_count(), 4)})" in workers
+        assert f"(default: {min(os.cpu_count(), 4)}, one per core up to 4; 1 with --quick" in workers
