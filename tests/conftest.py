@@ -49,6 +49,8 @@ import os, signal
 for name in ("sched_getaffinity", "sched_setaffinity"):
     if hasattr(os, name):
         delattr(os, name)
+if hasattr(os, "process_cpu_count"):  # Python 3.13 counts all cores where it cannot ask for affinity
+    os.process_cpu_count = os.cpu_count
 if hasattr(signal, "SIGHUP"):
     del signal.SIGHUP
 """
