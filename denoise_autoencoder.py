@@ -61,6 +61,8 @@ def parse_args(argv):
                        help="epochs for the lab MLP when it is trained here")
     cli.add_workers_flag(study, "--per-level autoencoders")
     args = cli.parse(parser, argv)
+    cli.check_fits(cli.dense_parameters([PIXELS, args.hidden, args.latent, args.hidden, PIXELS]),
+                   "the autoencoder", "--hidden or --latent")
     if args.quick:
         args.epochs, args.classifier_epochs, args.draws = min(args.epochs, 2), 2, min(args.draws, 2)
     args.out = args.out or ("quick" if args.quick else ".")
@@ -170,7 +172,9 @@ def load_classifier(path):
     except Exception as exc:  # a wrong path, a file of another kind, a truncated file
         raise LabError(f"cannot load --classifier {path} ({type(exc).__name__}); "
                        "pass a .keras file written by mlp_mnist.py or cnn_mnist.py --save-model")
-    if model.output_shape != (None, 10) or math.prod(model.input_shape[1:]) != PIXELS:
+    inputs = model.input_shape[1:] if isinstance(model.input_shape, tuple) else ()
+    if (model.output_shape != (None, 10) or not all(isinstance(d, int) for d in inputs)
+            or math.prod(inputs) != PIXELS):
         raise LabError(f"--classifier {path} maps {model.input_shape} to {model.output_shape}, "
                        "expected 28x28 digits to 10 classes; pass an MNIST classifier")
     return model
@@ -187,7 +191,7 @@ def saved_classifiers(results_dir):
     None when it was not saved, and it is then trained here."""
     saved = {}
     for stem in CLASSIFIER_NAMES:
-        record = results.read_json(os.path.join(results_dir, f"{stem}.json")) or {}
+        record = results.read_record(os.path.join(results_dir, f"{stem}.json"))
         path = os.path.join(results_dir, f"{stem}.keras")
         if os.path.isfile(path) and "test_accuracy" in record:
             saved[stem] = (record["test_accuracy"], path)

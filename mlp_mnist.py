@@ -60,6 +60,9 @@ def parse_args(argv):
         args.epochs, args.study_epochs = min(args.epochs, 2), 1
         args.replicates = min(args.replicates, 2)
         args.study = True
+    cli.check_fits(cli.dense_parameters([784, *args.hidden, 10]), "the lab MLP", "--hidden")
+    if args.study:
+        cli.check_fits(cli.dense_parameters([784, *args.study_hidden, 10]), "the study's MLP", "--study-hidden")
     args.out = args.out or ("quick" if args.quick else ".")
     return args
 
@@ -73,6 +76,7 @@ keras = backend.load("jax")
 import matplotlib.pyplot as plt
 
 from mnistlab import data, experiment, parallel, plots, results, runs, training
+from mnistlab.errors import LabError
 
 
 # Model
@@ -146,6 +150,12 @@ def run_study(args, out):
     settings = study_settings(args)
     trials_path = out.result("mlp_l2_study_trials.json")
     store = results.read_store(trials_path, required=("trials",)) or {"trials": []}
+    if not (isinstance(store["trials"], list) and all(
+            isinstance(t, dict) and isinstance(t.get("settings"), dict) and isinstance(t.get("l2"), (int, float))
+            and isinstance(t.get("replicate"), int) and isinstance(t.get("final_val_accuracy"), (int, float, type(None)))
+            for t in store["trials"])):
+        raise LabError(f"{trials_path} holds trials of an unexpected form (edited by hand?); "
+                       "move it aside or delete it, then rerun")
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
     todo = [(l2, r) for l2 in args.l2 for r in range(args.replicates) if (l2, r) not in done]
     total = len(args.l2) * args.replicates
@@ -157,16 +167,20 @@ def run_study(args, out):
     load = functools.partial(data.load_preprocessed, args.data, args.quick)
     finished = parallel.run(functools.partial(study_trial, settings), todo, load, args.workers)
     for count, ((l2, replicate), (history, seconds)) in enumerate(finished, 1):
+        diverged = training.diverged_at(history)
+        # A diverged trial stops before its one validation: it has no accuracy to average.
+        final = history.get("val_accuracy", [None])[-1] if not diverged else None
         store["trials"].append({"settings": settings, "l2": l2, "replicate": replicate,
-                                "final_val_accuracy": history["val_accuracy"][-1],
+                                "final_val_accuracy": final, "diverged_at_epoch": diverged,
                                 "history": history, "wall_seconds": seconds})
         results.write_json(trials_path, store)
         # Once every worker has finished one, the pace so far is a fair guide to the rest.
         pace = count >= workers and count < len(todo)
         left = f", about {clock.seconds() / count * (len(todo) - count):.0f} s left" if pace else ""
+        outcome = (f"diverged in epoch {diverged} (try a smaller --lr)" if diverged
+                   else f"final validation accuracy {results.percent(final)}")
         print(f"  trial {total - len(todo) + count}/{total} (L2 {l2:g}, replicate {replicate + 1}): "
-              f"final validation accuracy {history['val_accuracy'][-1]:.2%} in {seconds:.0f} s{left}",
-              flush=True)
+              f"{outcome} in {seconds:.0f} s{left}", flush=True)
 
     trials = [t for t in store["trials"] if t["settings"] == settings and t["l2"] in args.l2]
     rows = summarise(trials, args.l2)
@@ -184,15 +198,18 @@ def run_study(args, out):
 
 
 def summarise(trials, factors):
-    """Mean, standard deviation and best final validation accuracy for each factor, and the
-    replicates' own accuracies (in replicate order)."""
+    """Mean, standard deviation and best final validation accuracy for each factor over the
+    replicates that did not diverge (None if all did), and the replicates' own accuracies (in
+    replicate order, None for a diverged one)."""
     rows = []
     for l2 in factors:
         ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
         accuracies = [t["final_val_accuracy"] for t in ordered]
-        mean, std = results.mean_std(accuracies)
+        finite = [a for a in accuracies if a is not None]
+        mean, std = results.mean_std(finite) if finite else (None, None)
         rows.append({"l2": l2, "replicates": len(accuracies), "mean": mean, "std": std,
-                     "best": max(accuracies), "accuracies": accuracies})
+                     "best": max(finite, default=None), "diverged": len(accuracies) - len(finite),
+                     "accuracies": accuracies})
     return rows
 
 
@@ -200,33 +217,42 @@ def format_table(rows):
     lines = ["| L2 factor | replicates | mean final val. accuracy | std | best |",
              "|---:|---:|---:|---:|---:|"]
     for row in rows:
-        lines.append(f"| {row['l2']:g} | {row['replicates']} | {row['mean']:.2%} | "
-                     f"{row['std']:.2%} | {row['best']:.2%} |")
+        diverged = f" ({row['diverged']} diverged)" if row.get("diverged") else ""
+        lines.append(f"| {row['l2']:g} | {row['replicates']}{diverged} | {results.percent(row['mean'])} | "
+                     f"{results.percent(row['std'])} | {results.percent(row['best'])} |")
     return "\n".join(lines) + "\n"
 
 
 def plot_study(trials, rows, settings, path):
     """Mean final validation accuracy +- std against the L2 factor, with Hinton's reference."""
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    trials = [t for t in trials if t["final_val_accuracy"] is not None]  # a diverged trial has none
     ax.scatter([t["l2"] for t in trials], [100 * t["final_val_accuracy"] for t in trials],
                s=18, color="#1f77b4", alpha=0.35, label="each replicate")
-    ax.errorbar([r["l2"] for r in rows], [100 * r["mean"] for r in rows],
-                yerr=[100 * r["std"] for r in rows], fmt="o-", color="#1f77b4", capsize=5,
+    scored = [r for r in rows if r["mean"] is not None]
+    ax.errorbar([r["l2"] for r in scored], [100 * r["mean"] for r in scored],
+                yerr=[100 * r["std"] for r in scored], fmt="o-", color="#1f77b4", capsize=5,
                 linewidth=2, label="mean ± standard deviation")
     add_references(ax)
-    best = max(rows, key=lambda r: r["mean"])
-    ax.annotate(f"best mean {100 * best['mean']:.2f}%", (best["l2"], 100 * best["mean"]),
-                textcoords="offset points", xytext=(10, 4), ha="left", fontweight="bold")
+    best = max(scored, key=lambda r: r["mean"], default=None)
+    if best:
+        ax.annotate(f"best mean {100 * best['mean']:.2f}%", (best["l2"], 100 * best["mean"]),
+                    textcoords="offset points", xytext=(10, 4), ha="left", fontweight="bold")
+    else:
+        ax.text(0.5, 0.5, "every trial diverged: no accuracy to show\n(try a smaller --lr)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=12)
     # A factor of 0 (no penalty) cannot sit on a log axis; symlog keeps it, linear near 0.
     positive = [row["l2"] for row in rows if row["l2"] > 0]
     if len(positive) < len(rows):
         ax.set_xscale("symlog", linthresh=min(positive, default=1e-6))
     else:
         ax.set_xscale("log")
+    if not scored and positive:  # nothing plotted: the axis still spans the factors tried
+        ax.set_xlim(min(positive) / 2, max(positive) * 2)
     hidden = "-".join(map(str, settings["hidden"]))
     ax.set(title=f"L2 on {penalised_layers(settings['l2_layers'])} of a {hidden} MLP\n"
                  f"({schedule_words(settings)}, {plots.plural(settings['epochs'], 'epoch')}, "
-                 f"{plots.plural(best['replicates'], 'replicate')})",
+                 f"{plots.plural(rows[0]['replicates'], 'replicate')})",
            xlabel="L2 factor (log scale)", ylabel="final validation accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="best")

@@ -85,6 +85,8 @@ def load(default):
     if keras.backend.backend() != name:
         raise RuntimeError(f"Keras was imported on {keras.backend.backend()} before backend.load "
                            f"chose {name}; call backend.load before importing Keras")
+    # The layout the scripts build their images in, whatever a user's ~/.keras/keras.json says.
+    keras.config.set_image_data_format("channels_last")
     return keras
 
 

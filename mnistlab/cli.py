@@ -4,6 +4,7 @@ Bad input ends with one line on stderr naming the problem and the fix, and exit 
 """
 
 import argparse
+import functools
 import math
 import os
 import signal
@@ -80,6 +81,34 @@ def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help
     return parser
 
 
+def physical_memory():
+    """This machine's memory in bytes, or None where the OS does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def dense_parameters(sizes):
+    """Weights and biases of dense layers of ``sizes`` (784 inputs, ..., 10 outputs)."""
+    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+
+
+def check_fits(parameters, what, flag):
+    """Refuse at once a model whose weights, gradients and optimizer state (about four float32
+    copies) cannot fit in this machine's memory, rather than after the backend tried."""
+    need, have = 16 * parameters, physical_memory()
+    if have and need > have:
+        raise LabError(f"{what} would have {parameters:,} parameters, about {need / 2**30:,.0f} GiB with its "
+                       f"gradients and optimizer state, more than this machine's {have / 2**30:,.0f} GiB "
+                       f"of memory; pass smaller {flag}")
+
+
+def _out_of_memory(exc):
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
 # Flags that say where a run reads and writes and on how many cores, not what it computes.
 NOT_SETTINGS = ("data", "out", "workers", "help")
 
@@ -151,30 +180,76 @@ def _stop(signum, frame):
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+def _stop_signal(exc):
+    """The signal behind a stop: a KeyboardInterrupt, or an error raised because one arrived
+    inside a C call (an import, a trace); None for any other error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return getattr(exc, "signum", signal.SIGINT)
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _stopped(prog, signum):
+    print(one_line(f"{prog}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
+                   "rerun the same command to go on"), file=sys.stderr, flush=True)
+    return 128 + signum
+
+
+def one_line(text):
+    """``text`` on one line, whatever a path in it holds."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _usable_streams():
+    """stdout closed (``>&-``) means nothing to show, not a crash; a path that is not valid in
+    the terminal's encoding is printed escaped."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _catch_stops():
+    """Stop signals raise Stopped from now on, but a signal already ignored stays ignored:
+    `nohup python mlp_mnist.py --study &` must survive its terminal closing. Returns the
+    handlers replaced."""
+    return {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
+            if signal.getsignal(signum) is not signal.SIG_IGN}
+
+
 def run(main, argv=None, prog=None):
     """Call ``main(argv)``; turn LabError into one line and exit 2, and a stop (Ctrl-C, kill, a
     closed terminal) into a line saying what was kept and exit code 128 + the signal's number."""
     prog = prog or (os.path.basename(sys.argv[0]) if argv is None else main.__module__ + ".py")
-    # A signal already ignored stays ignored: `nohup python mlp_mnist.py --study &` must survive
-    # its terminal closing.
-    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
-                if signal.getsignal(signum) is not signal.SIG_IGN}
+    _usable_streams()
+    previous = _catch_stops()
     try:
         return main(argv)
     except LabError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(one_line(f"{prog}: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or a folder gone read-only under a library's own write
         where = f" ({exc.filename})" if exc.filename else ""
         reason = " ".join(str(exc.strerror or exc).split())
-        print(f"{prog}: error: cannot write{where}: {reason}; free some space or pass --out to "
-              "another folder, then rerun the same command", file=sys.stderr)
+        print(one_line(f"{prog}: error: cannot write{where}: {reason}; free some space or pass --out to "
+                       "another folder, then rerun the same command"), file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"{prog}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
-              "rerun the same command to go on", file=sys.stderr)
-        return 128 + signum
+    except (KeyboardInterrupt, SystemError) as exc:
+        signum = _stop_signal(exc)
+        if signum is None:
+            raise
+        return _stopped(prog, signum)
+    except Exception as exc:  # the backend's own out-of-memory error, whatever its class
+        if not _out_of_memory(exc):
+            raise
+        print(one_line(f"{prog}: error: out of memory ({type(exc).__name__}); pass a smaller --batch-size "
+                       "or smaller layers, or close other programs, then rerun the same command"),
+              file=sys.stderr)
+        return 2
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -183,7 +258,10 @@ def run(main, argv=None, prog=None):
 def preflight(parse_args, default_backend, argv=None):
     """For a script run from the terminal, before Keras loads: read the flags, then check the
     backend, the data file and the output folder, so that --help and every such error answer
-    at once and alone. Exits with code 2 on an error; returns nothing otherwise."""
+    at once and alone. Exits with code 2 on an error; returns nothing otherwise.
+
+    From here on a stop is one line even while the libraries load, before ``run`` takes over.
+    """
     from mnistlab import data, runs
 
     def check(argv):
@@ -198,3 +276,18 @@ def preflight(parse_args, default_backend, argv=None):
     code = run(check, argv)
     if code:
         sys.exit(code)
+    _catch_stops()
+    sys.excepthook = functools.partial(_stopped_at_start, os.path.basename(sys.argv[0]), sys.excepthook)
+
+
+def _stopped_at_start(prog, default_hook, kind, exc, traceback):
+    """A stop while the script's modules load, outside ``run``: its one line and exit code."""
+    signum = _stop_signal(exc)
+    if signum is None:
+        return default_hook(kind, exc, traceback)
+    code = _stopped(prog, signum)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)  # nothing has been made yet that an orderly exit would save

@@ -61,6 +61,8 @@ def _read_npz(path):
                     f"data file {path} lacks {', '.join(missing)}; it must be Keras's mnist.npz "
                     f"with keys {', '.join(KEYS)}"
                 )
+            for key in KEYS:
+                _check_size(npz, key, path)
             return {key: npz[key] for key in KEYS}
     except LabError:
         raise
@@ -70,6 +72,21 @@ def _read_npz(path):
         raise LabError(f"data file {path} is corrupt ({exc}); replace it with Keras's mnist.npz")
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise LabError(f"data file {path} is not a readable .npz ({exc}); replace it with Keras's mnist.npz")
+
+
+MAX_ARRAY_BYTES = 2**30  # MNIST's largest array, x_train, is 47 MB
+
+
+def _check_size(npz, key, path):
+    """Refuse an array whose header claims more than any MNIST array holds, before reading it."""
+    with npz.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise LabError(f"{key} in {path} claims {nbytes / 2**30:,.1f} GiB of shape {shape}; MNIST's arrays "
+                       "are under 50 MB: use Keras's mnist.npz")
 
 
 def check_arrays(arrays, source):

@@ -6,6 +6,8 @@ BackupAndRestore keeps the weights and optimizer state of each finished epoch in
 folder, and the record keeps the history of the same epochs.
 """
 
+import shutil
+
 from mnistlab import plots, results, training
 
 
@@ -15,14 +17,16 @@ def train_and_report(model, args, train, test, out, *, name, title):
     backup = out.backup(name)
     record = {"name": name, "config": vars(args), "environment": results.environment()}
     done = training.epochs_backed_up(backup)
-    history = (results.read_store(json_path, required=("history",)) or {}).get("history", {}) if done else {}
+    history = results.read_record(json_path).get("history", {}) if done else {}
     if done and history and all(len(values) >= done for values in history.values()):
         record["history"] = {key: values[:done] for key, values in history.items()}  # the backup's epochs
         print(f"Resuming {name} in run {out.name} after epoch {done} of {args.epochs}", flush=True)
     else:  # no backup, or one without the history of its epochs: start this fit afresh
         done = 0
         out.drop_backup(name)
-    model.summary()
+    # Keras refuses to draw its layer table in a terminal narrower than it: then draw it at a
+    # fixed width and let the terminal wrap it.
+    model.summary(line_length=None if shutil.get_terminal_size().columns >= 60 else 88)
     clock = results.Stopwatch()
     training.fit(model, *train, epochs=args.epochs, batch_size=args.batch_size, validation_data=test,
                  initial_epoch=done,
@@ -31,7 +35,7 @@ def train_and_report(model, args, train, test, out, *, name, title):
     scores = training.evaluate(model, *test, args.batch_size)
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     record.update(status="complete", history=history, parameters=model.count_params(),
-                  wall_seconds=clock.seconds(),
+                  wall_seconds=clock.seconds(), diverged_at_epoch=training.diverged_at(history),
                   **{f"test_{k}": v for k, v in scores.items()})
 
     for metric in ("accuracy", "loss"):

@@ -32,12 +32,12 @@ def plural(n, word):
 def plot_curves(history, metric, path, title):
     """Training and validation ``metric`` per epoch; accuracy is shown in %."""
     scale, unit, suffix = (100.0, "accuracy (%)", "%") if metric == "accuracy" else (1.0, metric, "")
-    train = np.asarray(history[metric]) * scale
+    train = np.asarray(history[metric], dtype=float) * scale  # a diverged epoch's None is NaN
     epochs = np.arange(1, len(train) + 1)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(epochs, train, "o-", color=TRAIN_COLOR, label=f"training (final {train[-1]:.2f}{suffix})")
     if f"val_{metric}" in history:
-        val = np.asarray(history[f"val_{metric}"]) * scale
+        val = np.asarray(history[f"val_{metric}"], dtype=float) * scale
         ax.plot(epochs, val, "s-", color=VAL_COLOR, label=f"validation = test set (final {val[-1]:.2f}{suffix})")
     ax.set(title=title, xlabel="epoch", ylabel=unit)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -161,7 +161,7 @@ def plot_runs(curves, metric, path, title, legend_title):
     accuracy = "accuracy" in metric
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for (label, values, current), color in zip(curves, RUN_COLORS):
-        values = 100 * np.asarray(values) if accuracy else np.asarray(values)
+        values = np.asarray(values, dtype=float) * (100 if accuracy else 1)
         final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
         ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
                 label=f"{label}{' (this run)' if current else ''}: final {final}", **_run_style(current))
@@ -182,6 +182,7 @@ def plot_study_runs(series, references, path, title, legend_title):
     fig, (ax, pooled) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.45, 1]})
     for i, ((label, rows, _, current), color) in enumerate(zip(series, RUN_COLORS)):
         dodge = 1 + 0.04 * (i - (len(series) - 1) / 2)  # side by side, so error bars do not hide each other
+        rows = [r for r in rows if r["mean"] is not None]  # factors whose every trial diverged
         ax.errorbar([r["l2"] * dodge for r in rows], [100 * r["mean"] for r in rows],
                     yerr=[100 * r["std"] for r in rows], fmt="o-", capsize=4, color=color,
                     label=f"{label}{' (this run)' if current else ''}", **_run_style(current))

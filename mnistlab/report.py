@@ -47,12 +47,11 @@ PARTS = ("mlp_mnist", "mlp_l2_study", "cnn_mnist", "cnn_improved", "denoise_auto
 
 def read_records(out):
     """Each part's results/PART.json as a dict, read once; empty for a part the run did not make."""
-    return {part: results.read_json(os.path.join(out, "results", f"{part}.json")) or {}
+    return {part: results.read_record(os.path.join(out, "results", f"{part}.json"))
             for part in PARTS}
 
 
-def pct(value):
-    return "–" if value is None else f"{100 * value:.2f}%"
+pct = results.percent
 
 
 def key_numbers(records):
@@ -62,7 +61,8 @@ def key_numbers(records):
     if mlp:
         rows.append(("2C. Lab MLP 64-64, test accuracy", pct(mlp.get("test_accuracy")), "–"))
     if study:
-        best = max(study["rows"], key=lambda r: r["mean"])
+        best = max((r for r in study["rows"] if r["mean"] is not None), key=lambda r: r["mean"],
+                   default={"l2": float("nan"), "mean": None, "std": None})
         rows.append((f"2D. Best regularised MLP (L2 {best['l2']:g}), mean final val. accuracy",
                      f"{pct(best['mean'])} ± {pct(best['std'])}",
                      f"lab report {pct(lab.LAB_REPORT_MLP)}; Hinton {pct(lab.HINTON)}"))
@@ -166,4 +166,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mnistlab import cli
+
+    sys.exit(cli.run(main, prog="python -m mnistlab.report"))

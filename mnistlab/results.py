@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import time
@@ -53,6 +54,11 @@ def save_model(model, path):
     write_atomic(path, model.save)
 
 
+def percent(fraction):
+    """``0.9847`` as ``98.47%``; "–" for a number there is none of (a diverged run's)."""
+    return "–" if fraction is None else f"{100 * fraction:.2f}%"
+
+
 def mean_std(values):
     """The mean and the sample standard deviation (0 for a single value) of ``values``."""
     values = np.asarray(values, dtype=float)
@@ -60,7 +66,20 @@ def mean_std(values):
 
 
 def write_json(path, data):
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    """``data`` as strict JSON: a number that is not finite (a diverged loss) is written as null,
+    which every JSON reader accepts (NaN and Infinity are not JSON)."""
+    write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def finite_or_none(data):
+    """``data`` with every float that is not finite replaced by None, at any depth."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(value) for value in data]
+    return data
 
 
 def read_json(path, default=None):
@@ -83,6 +102,36 @@ def read_store(path, required):
     data = read_json(path)
     if data is not None and not (isinstance(data, dict) and all(key in data for key in required)):
         raise LabError(f"{path} lacks {', '.join(required)} (edited by hand?); "
+                       "move it aside or delete it, then rerun")
+    return data
+
+
+NUMBER = (int, float)
+OPTIONAL_NUMBER = (int, float, type(None))
+# What the fields of a run's records hold, where a record has them: a JSON record is read
+# through read_record, which refuses by name any that holds something else.
+RECORD_FIELDS = {"status": str, "test_accuracy": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER,
+                 "wall_seconds": OPTIONAL_NUMBER, "total_wall_seconds": OPTIONAL_NUMBER,
+                 "parameters": int, "environment": dict, "config": dict, "history": dict,
+                 "rows": list, "classifiers": list, "noise_levels": list, "settings": dict}
+RUN_FIELDS = {"script": str, "status": str, "started": str, "changed": list, "records": list,
+              "settings": dict, "wall_seconds": NUMBER}
+
+
+def read_record(path, fields=RECORD_FIELDS, required=()):
+    """A JSON record (a dict) whose fields hold what ``fields`` says, and whose history, if it has
+    one, is lists of numbers (None for a diverged epoch), all as long as its epochs; {} if there
+    is no file. Anything else is refused by name, never used or replaced."""
+    data = read_store(path, required)
+    if data is None:
+        return {}
+    wrong = [key for key, kinds in fields.items() if key in data and not isinstance(data[key], kinds)]
+    history = data.get("history") if isinstance(data.get("history"), dict) else {}
+    if any(not isinstance(values, list) or not values
+           or not all(isinstance(v, OPTIONAL_NUMBER) for v in values) for values in history.values()):
+        wrong.append("history")
+    if wrong:
+        raise LabError(f"{path} holds something unexpected in {', '.join(wrong)} (edited by hand?); "
                        "move it aside or delete it, then rerun")
     return data
 

@@ -69,11 +69,13 @@ def runs_folder(out):
 
 def read_meta(path):
     """A run folder's run.json; a hand-edited or truncated one is refused by name."""
-    meta = results.read_store(os.path.join(path, "run.json"), required=("script", "status", "started"))
-    if meta is not None:
+    meta = results.read_record(os.path.join(path, "run.json"), results.RUN_FIELDS,
+                               required=("script", "status", "started"))
+    if meta:
+        meta.setdefault("changed", [])
         meta["path"] = path
         meta["name"] = os.path.basename(path)
-    return meta
+    return meta or None
 
 
 def all_runs(out):
@@ -133,7 +135,8 @@ class Run(cli.Outputs):
         previous = self._interrupted_run()
         if previous:
             path, self.meta = previous["path"], previous
-            print(f"Resuming run {previous['name']} ({previous['status']})", flush=True)
+            status = "its process was killed" if previous["status"] == "running" else previous["status"]
+            print(f"Resuming run {previous['name']} ({status})", flush=True)
         else:
             now = datetime.datetime.now()
             path = os.path.join(runs_folder(args.out), folder_name(script, self.changed, now))
@@ -194,7 +197,7 @@ class Run(cli.Outputs):
     def _where_stopped(self):
         """``interrupted at epoch k`` of the first record not complete."""
         for name in self.records:
-            record = results.read_json(self.result(f"{name}.json")) or {}
+            record = results.read_record(self.result(f"{name}.json"))
             if record.get("status") != "complete":
                 done = len(next(iter(record.get("history", {}).values()), []))
                 return f"interrupted at epoch {done + 1}" + ("" if name == self.records[0] else f" of {name}")
@@ -222,7 +225,7 @@ def start(script, args):
 def record_of(meta, name=None):
     """A run's main record (or record ``name``), or {} when it has not written one yet."""
     name = name or (meta.get("records") or [meta["script"]])[0]
-    return results.read_json(os.path.join(meta["path"], "results", f"{name}.json")) or {}
+    return results.read_record(os.path.join(meta["path"], "results", f"{name}.json"))
 
 
 def curve_metric(records):
@@ -234,7 +237,9 @@ def curve_metric(records):
 
 
 def fmt_metric(metric, value):
-    return "–" if value is None else (f"{100 * value:.2f}%" if "accuracy" in metric else f"{value:.4f}")
+    if "accuracy" in metric:
+        return results.percent(value)
+    return "–" if value is None else f"{value:.4f}"
 
 
 def fmt_seconds(seconds):
@@ -287,8 +292,8 @@ def compare_studies(studies, out, stem, current):
     labels, legend_title = legend_labels([meta for meta, _ in studies])
     for (meta, study), text in zip(studies, labels):
         by_factor = {row["l2"]: row for row in study["rows"]}
-        cells = [f"{100 * by_factor[f]['mean']:.2f}% ± {100 * by_factor[f]['std']:.2f}%" if f in by_factor else "–"
-                 for f in factors]
+        cells = [f"{results.percent(by_factor[f]['mean'])} ± {results.percent(by_factor[f]['std'])}"
+                 if by_factor.get(f, {}).get("mean") is not None else "–" for f in factors]
         trials = all_trials(study)
         mean, std = results.mean_std(trials) if len(trials) > 1 else (None, None)
         cells.append(f"{100 * mean:.2f}% ± {100 * std:.2f}% ({len(trials)})" if mean is not None else "–")
@@ -311,7 +316,7 @@ def compare_studies(studies, out, stem, current):
 
 def all_trials(study):
     """The final validation accuracy of every trial of a study, all its factors together."""
-    return [accuracy for row in study["rows"] for accuracy in row.get("accuracies", [])]
+    return [accuracy for row in study["rows"] for accuracy in row.get("accuracies", []) if accuracy is not None]
 
 
 def compare_latest(out, script, current):

@@ -1,11 +1,13 @@
 """Seeding, compiling and fitting, shared so that every script trains the same fast way."""
 
+import math
 import os
 import sys
 
 import keras
 
 from mnistlab import results
+from mnistlab.errors import LabError
 
 # Several batches per call into the backend: identical math, far less per-step overhead.
 STEPS_PER_EXECUTION = 32
@@ -55,18 +57,56 @@ class SaveProgress(keras.callbacks.Callback):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, kept until the caller deletes it (a fit that trains one epoch
-    per call, on fresh noise, must not lose it between calls), which checks that the disk has
-    room for an epoch's backup before h5py writes it: a write that fails half-way leaves h5py
-    unable even to close the file."""
+    """Keras's BackupAndRestore, made safe to kill at any instant and kept until the caller
+    deletes it (a fit that trains one epoch per call, on fresh noise, must not lose it between
+    calls).
+
+    Keras rewrites one weights file in place, so a process killed during that write leaves a
+    backup that can never be loaded. Here each epoch's weights go to a file of their own, and
+    only once it is whole does the metadata (written in one step) name it; the older file is
+    then removed. A stop at any moment leaves the metadata naming a whole file: the last epoch
+    whose write finished.
+    """
 
     def __init__(self, folder):
         super().__init__(folder, delete_checkpoint=False)
 
-    def on_epoch_end(self, epoch, logs=None):
-        # The weights and up to two optimizer slots per weight (Adam's), in float32, and the file's own overhead.
+    def _save_model(self):
+        # The weights and up to two optimizer slots per weight (Adam's), in float32, and the
+        # file's own overhead: h5py cannot even close a file whose write failed half-way.
         results.check_room(self.backup_dir, 4 * 4 * self.model.count_params() + 2**16)
-        super().on_epoch_end(epoch, logs)
+        name = f"epoch-{self._current_epoch}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+        results.write_json(self._training_metadata_path,
+                           {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
+        for other in os.listdir(self.backup_dir):  # earlier epochs, and any write cut short
+            if other.endswith(".weights.h5") and other != name:
+                os.remove(os.path.join(self.backup_dir, other))
+
+    def _load_model(self):
+        metadata = read_backup(self.backup_dir)
+        if metadata is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its slots, to load into
+        path = os.path.join(self.backup_dir, metadata.get("weights", "latest.weights.h5"))
+        try:
+            self.model.load_weights(path)
+        except Exception as exc:  # only a file damaged after it was whole: a disk error, an edit
+            raise LabError(f"the training backup {path} cannot be read ({type(exc).__name__}); "
+                           f"delete the folder {self.backup_dir} to train this part afresh, "
+                           "then rerun the same command") from None
+        self.model._initial_epoch = metadata["epoch"]
+
+
+def read_backup(folder):
+    """The metadata of the backup in ``folder``: the epochs it holds and its weights file."""
+    metadata = results.read_store(os.path.join(folder, "training_metadata.json"), required=("epoch",))
+    if metadata is not None and not (isinstance(metadata["epoch"], int) and metadata["epoch"] >= 0
+                                     and isinstance(metadata.get("weights", ""), str)):
+        raise LabError(f"{os.path.join(folder, 'training_metadata.json')} is not a training backup's "
+                       "metadata (edited by hand?); move it aside or delete it, then rerun")
+    return metadata
 
 
 def backup_and_restore(folder):
@@ -75,13 +115,37 @@ def backup_and_restore(folder):
 
 def epochs_backed_up(folder):
     """How many epochs the BackupAndRestore state in ``folder`` holds (0 if none)."""
-    metadata = results.read_store(os.path.join(folder, "training_metadata.json"), required=("epoch",))
-    return int(metadata["epoch"]) if metadata else 0
+    metadata = read_backup(folder)
+    return metadata["epoch"] if metadata else 0
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """End the fit after the first epoch whose loss is not finite, saying so once: every later
+    epoch would only carry the NaN on."""
+
+    def __init__(self, say):
+        super().__init__()
+        self.say = say
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            if self.say:
+                print(f"Epoch {epoch + 1}: the training loss became {float(loss)}: the training diverged "
+                      "and stops here; try a smaller --lr", flush=True)
+
+
+def diverged_at(history):
+    """The first epoch (from 1) whose training loss is not finite, or None."""
+    return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
+                 if loss is None or not math.isfinite(loss)), None)
 
 
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
         callbacks=(), initial_epoch=0):
-    """``model.fit`` on arrays; returns the per-epoch history as a dict of lists.
+    """``model.fit`` on arrays; returns the per-epoch history as a dict of lists. A fit whose
+    loss stops being finite ends after that epoch (``diverged_at`` finds it in the history).
 
     ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
     training on freshly drawn noise every epoch; each epoch is then one ``fit`` call.
@@ -91,13 +155,16 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
         calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(initial_epoch, epochs))
     else:
         calls = [(initial_epoch, epochs, x)]
+    callbacks = [*callbacks, StopOnDivergence(say=verbose != 0)]
     merged = {}
     for first, last, inputs in calls:
         history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
                             validation_data=validation_data, validation_freq=validation_freq,
-                            callbacks=list(callbacks), verbose=verbose)
+                            callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
+        if diverged_at(merged):
+            break
     return merged
 
 

@@ -131,6 +131,17 @@ def test_4c_scores_with_the_saved_cnn_and_the_lab_mlp(tiny_npz, tmp_path, capsys
     assert [c["name"] for c in record["classifiers"]] == ["lab CNN"]
 
 
+def test_a_classifier_of_another_input_shape_is_a_clear_error(tiny_npz, tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "rows.keras"
+    keras.Sequential([keras.Input((28,)), keras.layers.Dense(10, activation="softmax")]).save(path)
+    code, _, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--classifier", str(path),
+                                       "--out", str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "maps (None, 28) to (None, 10), expected 28x28 digits to 10 classes" in err
+
+
 def test_unloadable_classifier_is_a_clear_error(tiny_npz, tmp_path, capsys):
     bad = tmp_path / "broken.keras"
     bad.write_text("not a model")

@@ -126,7 +126,8 @@ def interrupted_study(tiny_npz, out):
 
 def test_a_corrupt_trial_store_is_refused_by_name_and_kept(tiny_npz, tmp_path):
     store = interrupted_study(tiny_npz, tmp_path)
-    for content, problem in (('{"trials": [{"l2": 0.0001', "is not valid JSON"), ('{"trial": []}', "lacks trials")):
+    for content, problem in (('{"trials": [{"l2": 0.0001', "is not valid JSON"), ('{"trial": []}', "lacks trials"),
+                             ('{"trials": [{"l2": "big"}]}', "trials of an unexpected form")):
         store.write_text(content)
         result = run_script("mlp_mnist.py", "--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
                             "--study-hidden", "8", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", "1",
@@ -188,6 +189,16 @@ if after == "epoch":  # once epoch 2 is finished and backed up
         callback.on_epoch_end = on_epoch_end
         return callback
     training.backup_and_restore = backup_and_restore
+elif after == "backup-write":  # half-way through writing epoch 3's backup
+    import keras
+    real_save_weights = keras.Model.save_weights
+    def save_weights(self, filepath, *args, **kwargs):
+        real_save_weights(self, filepath, *args, **kwargs)
+        if os.path.basename(filepath) == "epoch-3.weights.h5":
+            with open(filepath, "r+b") as f:
+                f.truncate(os.path.getsize(filepath) // 2)
+            stop()
+    keras.Model.save_weights = save_weights
 else:  # once the first study trial is saved
     from mnistlab import results
     real_write = results.write_json
@@ -278,3 +289,121 @@ def test_help_answers_on_a_platform_without_sighup_or_cpu_affinity(script, other
     if script != "cnn_mnist.py":  # the scripts with workers: one per core Python can see
         workers = " ".join(result.stdout.split()).split("--workers WORKERS")[-1]
         assert f"(default: {min(os.cpu_count(), 4)}, one per core up to 4; 1 with --quick" in workers
+
+
+@POSIX
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch(signal_name, tiny_npz, tmp_path):
+    signum = getattr(signal, signal_name)
+    argv = ["mlp_mnist.py", "--data", tiny_npz, *SMALL["mlp_mnist.py"], "--out", str(tmp_path)]
+    stopped = run_with_stop(argv, signum, after="backup-write")
+    [folder] = (tmp_path / "runs").iterdir()
+    backup = folder / "backup" / "mlp_mnist"
+    if signum == signal.SIGKILL:  # no word, no chance to tidy up: the half-written file is left
+        assert stopped.returncode == -signal.SIGKILL and stopped.stderr == ""
+        assert (backup / "epoch-3.weights.h5").exists()
+    else:
+        assert stopped.returncode == 128 + signum
+        assert stopped.stderr.count("\n") == 1 and "stopped (SIGTERM)" in stopped.stderr
+    assert json.loads((backup / "training_metadata.json").read_text())["weights"] == "epoch-2.weights.h5"
+
+    result = run_script(*argv)
+    assert result.returncode == 0 and result.stderr == ""
+    assert f"Resuming run {folder.name}" in result.stdout and "after epoch 2 of 3" in result.stdout
+    record = json.loads((folder / "results" / "mlp_mnist.json").read_text())
+    assert record["status"] == "complete" and all(len(v) == 3 for v in record["history"].values())
+
+
+def fake_keras(tmp_path, body):
+    """A ``keras`` package whose import runs ``body``: what happens while the libraries load."""
+    fake = tmp_path / "fake_keras" / "keras"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(body)
+    return {"PYTHONPATH": os.pathsep.join([str(fake.parent), ROOT])}
+
+
+@POSIX
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_stop_while_the_libraries_load_is_one_line(signal_name, tiny_npz, tmp_path):
+    env = fake_keras(tmp_path, f"import os, signal, time\nos.kill(os.getpid(), signal.{signal_name})\ntime.sleep(30)\n")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "cnn_mnist.py"), "--data", tiny_npz,
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, **env}, timeout=60, start_new_session=True)
+    signum = getattr(signal, signal_name)
+    assert result.returncode == 128 + signum, result.stderr
+    assert result.stderr == (f"cnn_mnist.py: stopped ({signal_name}); what had finished is saved, "
+                             "rerun the same command to go on\n")
+
+
+def strict_json(path):
+    """The JSON in ``path``, read as strictly as JavaScript or jq read it: no NaN, no Infinity."""
+    def refuse(token):
+        raise ValueError(f"{path} holds {token}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_an_odd_environment_changes_nothing(tiny_npz, tmp_path):
+    """stdout closed, a terminal 5 columns wide, a Keras config asking for channels_first, a
+    locale without UTF-8, and an output path with a newline and a byte that is not UTF-8."""
+    keras_home = tmp_path / "keras_home"
+    keras_home.mkdir()
+    (keras_home / "keras.json").write_text('{"image_data_format": "channels_first"}')
+    out = os.fsencode(str(tmp_path)) + b"/odd\nname\xff"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "cnn_mnist.py"), "--data", tiny_npz,
+                             *SMALL["cnn_mnist.py"], "--out", out], stderr=subprocess.PIPE, cwd=ROOT,
+                            env={**os.environ, "KERAS_HOME": str(keras_home), "COLUMNS": "5", "LC_ALL": "C"},
+                            preexec_fn=lambda: os.close(1))
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
+    assert result.stderr == b""
+    [folder] = (tmp_path / os.fsdecode(b"odd\nname\xff") / "runs").iterdir()
+    strict_json(folder / "results" / "cnn_mnist.json")
+
+    missing = tmp_path / "no\nsuch.npz"
+    one_line_error(run_script("cnn_mnist.py", "--data", str(missing)), "data file not found", "no\\nsuch.npz")
+
+
+@pytest.mark.parametrize("case", ["started is a number", "history lists are empty", "history is a list"])
+def test_a_hand_edited_record_is_named_in_one_line(case, tmp_path):
+    folder = tmp_path / "runs" / "mlp_mnist-20261125-120000"
+    (folder / "results").mkdir(parents=True)
+    meta = {"script": "mlp_mnist", "status": "complete", "started": "2026-11-25T12:00:00", "changed": [],
+            "records": ["mlp_mnist"]}
+    record = {"status": "complete", "history": {"loss": [0.5], "val_accuracy": [0.9]}}
+    if case == "started is a number":
+        meta["started"] = 20261125
+    elif case == "history lists are empty":
+        record["history"] = {"loss": [], "val_accuracy": []}
+    else:
+        record["history"] = [0.5, 0.4]
+    (folder / "run.json").write_text(json.dumps(meta))
+    (folder / "results" / "mlp_mnist.json").write_text(json.dumps(record))
+    for command in (["--out", str(tmp_path)], ["compare", "--out", str(tmp_path), "mlp_mnist-"]):
+        result = subprocess.run([sys.executable, "-m", "mnistlab.runs", *command], capture_output=True,
+                                text=True, cwd=ROOT)
+        bad = "run.json" if case == "started is a number" else "mlp_mnist.json"
+        one_line_error(result, "python -m mnistlab.runs: error: ", bad, "edited by hand?")
+
+
+@pytest.mark.parametrize("script, flags", [("mlp_mnist.py", ["--hidden", "200000", "200000"]),
+                                           ("mlp_mnist.py", ["--study", "--study-hidden", "300000", "300000"]),
+                                           ("denoise_autoencoder.py", ["--hidden", "90000000"])])
+def test_a_model_too_large_for_this_machine_is_refused_before_keras_loads(script, flags, no_keras, tmp_path):
+    result = run_script(script, *flags, "--out", str(tmp_path / "out"), env=no_keras)
+    one_line_error(result, "parameters, about", "GiB with its gradients and optimizer state", "pass smaller --")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_data_file_claiming_huge_arrays_is_refused_before_reading(tmp_path):
+    import zipfile
+
+    import numpy as np
+
+    from conftest import write_npz
+
+    path = tmp_path / "huge.npz"
+    write_npz(path)
+    with zipfile.ZipFile(path, "a") as npz, npz.open("x_train.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                 "shape": (10**9, 28, 28)})  # 730 GiB, as headers go
+    result = run_script("mlp_mnist.py", "--data", str(path), "--out", str(tmp_path / "out"))
+    one_line_error(result, "x_train in", "claims 730.2 GiB of shape (1000000000, 28, 28)", "use Keras's mnist.npz")

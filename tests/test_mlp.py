@@ -148,3 +148,25 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     record = json.loads((tmp_path / "results" / "mlp_mnist.json").read_text())
     assert record["test_accuracy"] > 0.5  # well above chance (10%) after 2 epochs on 3,000 images
     assert_png(tmp_path / "plots" / "mlp_l2_study.png")
+
+
+def test_a_diverging_run_says_so_stops_and_writes_strict_json(tiny_npz, tmp_path, capsys):
+    code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "3", "--lr", "1e30", "--hidden", "8",
+                                               "--study", "--study-epochs", "2", "--study-hidden", "8",
+                                               "--l2", "1e-4", "--replicates", "2", "--workers", "1",
+                                               "--out", str(tmp_path)], capsys)
+    assert code == 0 and err == ""
+    assert "the training diverged and stops here; try a smaller --lr" in out
+    assert "diverged in epoch 1 (try a smaller --lr)" in out
+
+    def strict(path):
+        return json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(f"{token} in {path}"))
+    for path in (tmp_path / "results").glob("*.json"):
+        strict(path)
+    record = strict(tmp_path / "results" / "mlp_mnist.json")
+    assert record["diverged_at_epoch"] == 1 and len(record["history"]["loss"]) == 1
+    assert record["history"]["loss"] == [None]
+    study = strict(tmp_path / "results" / "mlp_l2_study.json")
+    assert study["rows"][0]["mean"] is None and study["rows"][0]["diverged"] == 2
+    assert "| 1e-04 | 2 (2 diverged) | – | – | – |" in out or "| 0.0001 | 2 (2 diverged) | – | – | – |" in out
+    assert_png(tmp_path / "plots" / "mlp_l2_study.png") and assert_png(tmp_path / "plots" / "mlp_mnist_runs.png")
