@@ -239,8 +239,9 @@ def plot_study(trials, rows, settings, path):
         ax.annotate(f"best mean {100 * best['mean']:.2f}%", (best["l2"], 100 * best["mean"]),
                     textcoords="offset points", xytext=(10, 4), ha="left", fontweight="bold")
     else:
-        ax.text(0.5, 0.5, "every trial diverged: no accuracy to show\n(try a smaller --lr)",
-                transform=ax.transAxes, ha="center", va="center", fontsize=12)
+        ax.text(0.5, 0.25, "every trial diverged: no accuracy to show\n(try a smaller --lr)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=12,
+                bbox=dict(facecolor="white", edgecolor="#b2182b"))
     # A factor of 0 (no penalty) cannot sit on a log axis; symlog keeps it, linear near 0.
     positive = [row["l2"] for row in rows if row["l2"] > 0]
     if len(positive) < len(rows):

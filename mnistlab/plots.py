@@ -34,12 +34,18 @@ def plot_curves(history, metric, path, title):
     scale, unit, suffix = (100.0, "accuracy (%)", "%") if metric == "accuracy" else (1.0, metric, "")
     train = np.asarray(history[metric], dtype=float) * scale  # a diverged epoch's None is NaN
     epochs = np.arange(1, len(train) + 1)
+    final = lambda values: f"final {values[-1]:.2f}{suffix}" if np.isfinite(values[-1]) else "not a number"
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(epochs, train, "o-", color=TRAIN_COLOR, label=f"training (final {train[-1]:.2f}{suffix})")
+    ax.plot(epochs, train, "o-", color=TRAIN_COLOR, label=f"training ({final(train)})")
     if f"val_{metric}" in history:
         val = np.asarray(history[f"val_{metric}"], dtype=float) * scale
-        ax.plot(epochs, val, "s-", color=VAL_COLOR, label=f"validation = test set (final {val[-1]:.2f}{suffix})")
-    ax.set(title=title, xlabel="epoch", ylabel=unit)
+        ax.plot(epochs, val, "s-", color=VAL_COLOR, label=f"validation = test set ({final(val)})")
+    diverged = np.flatnonzero(~np.isfinite(np.asarray(history.get("loss", []), dtype=float)))
+    if diverged.size:
+        ax.text(0.5, 0.5, f"the training loss stopped being a number in epoch {diverged[0] + 1}:\n"
+                          "the training diverged (try a smaller --lr)", transform=ax.transAxes,
+                ha="center", va="center", fontsize=11, bbox=dict(facecolor="white", edgecolor="#b2182b"))
+    ax.set(title=title, xlabel="epoch", ylabel=unit, xlim=(0.5, len(train) + 0.5))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if metric == "accuracy" else "upper right")
