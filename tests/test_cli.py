@@ -80,3 +80,25 @@ def test_help_shows_each_flag_with_its_lab_default():
                      "--l2-layers {all,first}", "kernels carry the L2 penalty", "(default: all)",
                      "--study-schedule {constant,cosine}", "(default: constant)"):
         assert expected in help_text, expected
+
+
+def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys):
+    """Ctrl-C while TensorFlow traces a step can surface as a SystemError whose context is the
+    KeyboardInterrupt: that is a stop, one line and exit 130, not a traceback."""
+    from mnistlab import cli
+
+    def main(argv):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("<built-in function __import__> returned a result with an exception set")
+
+    assert cli.run(main, [], prog="cnn_mnist.py") == 130
+    assert capsys.readouterr().err == ("cnn_mnist.py: stopped (SIGINT); what had finished is saved, "
+                                       "rerun the same command to go on\n")
+
+    def other(argv):
+        raise SystemError("a real bug")
+
+    with pytest.raises(SystemError, match="a real bug"):
+        cli.run(other, [], prog="cnn_mnist.py")
