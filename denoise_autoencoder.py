@@ -261,9 +261,11 @@ def train_other_levels(args):
 
 
 def per_level_denoisers(args, autoencoder, weights):
-    """A function of the noise level that returns the autoencoder trained at that level: the
-    trained ``autoencoder``, or one model loaded with each level's ``weights`` in turn (one model,
-    so its prediction is compiled once, not once a level)."""
+    """A function of the noise level that returns the autoencoder trained at that level: one
+    model loaded with that level's ``weights`` (one model, so its prediction is compiled once,
+    not once a level), or the trained ``autoencoder`` for a level without weights of its own."""
+    if not weights:
+        return lambda level: autoencoder
     spare = build_autoencoder(args.hidden, args.latent)[0]
 
     def denoiser(level):
@@ -458,12 +460,11 @@ def main(argv=None):
         if args.per_level:
             mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
                     else "an autoencoder retrained around each noise level")
-            denoisers = per_level_denoisers(args, autoencoder, other_levels)
         else:
             mode = f"one autoencoder trained at {noise} for every level"
-            denoisers = lambda level: autoencoder
         print(f"\nAccuracy study: {mode}")
-        study = accuracy_study(args, classifiers, denoisers, x_test, test_labels)
+        study = accuracy_study(args, classifiers, per_level_denoisers(args, autoencoder, other_levels),
+                               x_test, test_labels)
         plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
         record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())
         results.write_json(json_path, record)

@@ -20,6 +20,9 @@ import sys
 from mnistlab import backend, cli, lab
 
 LAB_L2_FACTORS = (1e-6, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
+# What each trial in the study's store holds (the store is resume state: checked before use).
+TRIAL_FIELDS = {"settings": dict, "l2": (int, float), "replicate": int,
+                "final_val_accuracy": (int, float, type(None))}
 
 
 # Command line
@@ -76,7 +79,6 @@ keras = backend.load("jax")
 import matplotlib.pyplot as plt
 
 from mnistlab import data, experiment, parallel, plots, results, runs, training
-from mnistlab.errors import LabError
 
 
 # Model
@@ -149,13 +151,9 @@ def run_study(args, out):
     """Run every (factor, replicate) trial not already saved, saving each as it finishes."""
     settings = study_settings(args)
     trials_path = out.result("mlp_l2_study_trials.json")
-    store = results.read_store(trials_path, required=("trials",)) or {"trials": []}
-    if not (isinstance(store["trials"], list) and all(
-            isinstance(t, dict) and isinstance(t.get("settings"), dict) and isinstance(t.get("l2"), (int, float))
-            and isinstance(t.get("replicate"), int) and isinstance(t.get("final_val_accuracy"), (int, float, type(None)))
-            for t in store["trials"])):
-        raise LabError(f"{trials_path} holds trials of an unexpected form (edited by hand?); "
-                       "move it aside or delete it, then rerun")
+    store = results.read_record(trials_path, {"trials": list}, required=("trials",)) or {"trials": []}
+    for trial in store["trials"]:
+        results.check_kinds(trial, TRIAL_FIELDS, trials_path, what="trials", required=TRIAL_FIELDS)
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
     todo = [(l2, r) for l2 in args.l2 for r in range(args.replicates) if (l2, r) not in done]
     total = len(args.l2) * args.replicates
@@ -167,7 +165,7 @@ def run_study(args, out):
     load = functools.partial(data.load_preprocessed, args.data, args.quick)
     finished = parallel.run(functools.partial(study_trial, settings), todo, load, args.workers)
     for count, ((l2, replicate), (history, seconds)) in enumerate(finished, 1):
-        diverged = training.diverged_at(history)
+        diverged = results.diverged_at(history)
         # A diverged trial stops before its one validation: it has no accuracy to average.
         final = history.get("val_accuracy", [None])[-1] if not diverged else None
         store["trials"].append({"settings": settings, "l2": l2, "replicate": replicate,

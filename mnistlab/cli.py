@@ -192,6 +192,11 @@ def _stop_signal(exc):
     return None
 
 
+def _error(prog, text):
+    print(one_line(f"{prog}: error: {text}"), file=sys.stderr)
+    return 2
+
+
 def _stopped(prog, signum):
     print(one_line(f"{prog}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
                    "rerun the same command to go on"), file=sys.stderr, flush=True)
@@ -230,14 +235,12 @@ def run(main, argv=None, prog=None):
     try:
         return main(argv)
     except LabError as exc:
-        print(one_line(f"{prog}: error: {exc}"), file=sys.stderr)
-        return 2
+        return _error(prog, str(exc))
     except OSError as exc:  # a full disk or a folder gone read-only under a library's own write
         where = f" ({exc.filename})" if exc.filename else ""
         reason = " ".join(str(exc.strerror or exc).split())
-        print(one_line(f"{prog}: error: cannot write{where}: {reason}; free some space or pass --out to "
-                       "another folder, then rerun the same command"), file=sys.stderr)
-        return 2
+        return _error(prog, f"cannot write{where}: {reason}; free some space or pass --out to another "
+                            "folder, then rerun the same command")
     except (KeyboardInterrupt, SystemError) as exc:
         signum = _stop_signal(exc)
         if signum is None:
@@ -246,10 +249,8 @@ def run(main, argv=None, prog=None):
     except Exception as exc:  # the backend's own out-of-memory error, whatever its class
         if not _out_of_memory(exc):
             raise
-        print(one_line(f"{prog}: error: out of memory ({type(exc).__name__}); pass a smaller --batch-size "
-                       "or smaller layers, or close other programs, then rerun the same command"),
-              file=sys.stderr)
-        return 2
+        return _error(prog, f"out of memory ({type(exc).__name__}); pass a smaller --batch-size or smaller "
+                            "layers, or close other programs, then rerun the same command")
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

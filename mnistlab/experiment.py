@@ -35,7 +35,7 @@ def train_and_report(model, args, train, test, out, *, name, title):
     scores = training.evaluate(model, *test, args.batch_size)
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     record.update(status="complete", history=history, parameters=model.count_params(),
-                  wall_seconds=clock.seconds(), diverged_at_epoch=training.diverged_at(history),
+                  wall_seconds=clock.seconds(), diverged_at_epoch=results.diverged_at(history),
                   **{f"test_{k}": v for k, v in scores.items()})
 
     for metric in ("accuracy", "loss"):

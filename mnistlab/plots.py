@@ -40,9 +40,9 @@ def plot_curves(history, metric, path, title):
     if f"val_{metric}" in history:
         val = np.asarray(history[f"val_{metric}"], dtype=float) * scale
         ax.plot(epochs, val, "s-", color=VAL_COLOR, label=f"validation = test set ({final(val)})")
-    diverged = np.flatnonzero(~np.isfinite(np.asarray(history.get("loss", []), dtype=float)))
-    if diverged.size:
-        ax.text(0.5, 0.5, f"the training loss stopped being a number in epoch {diverged[0] + 1}:\n"
+    diverged = results.diverged_at(history)
+    if diverged:
+        ax.text(0.5, 0.5, f"the training loss stopped being a number in epoch {diverged}:\n"
                           "the training diverged (try a smaller --lr)", transform=ax.transAxes,
                 ha="center", va="center", fontsize=11, bbox=dict(facecolor="white", edgecolor="#b2182b"))
     ax.set(title=title, xlabel="epoch", ylabel=unit, xlim=(0.5, len(train) + 0.5))

@@ -51,25 +51,22 @@ def read_records(out):
             for part in PARTS}
 
 
-pct = results.percent
-
-
 def key_numbers(records):
     """Rows of (question, this run, the lab's reference) from the run's records."""
     rows = []
     mlp, study, cnn, improved, dae = (records[part] for part in PARTS)
     if mlp:
-        rows.append(("2C. Lab MLP 64-64, test accuracy", pct(mlp.get("test_accuracy")), "–"))
+        rows.append(("2C. Lab MLP 64-64, test accuracy", results.percent(mlp.get("test_accuracy")), "–"))
     if study:
         best = max((r for r in study["rows"] if r["mean"] is not None), key=lambda r: r["mean"],
                    default={"l2": float("nan"), "mean": None, "std": None})
         rows.append((f"2D. Best regularised MLP (L2 {best['l2']:g}), mean final val. accuracy",
-                     f"{pct(best['mean'])} ± {pct(best['std'])}",
-                     f"lab report {pct(lab.LAB_REPORT_MLP)}; Hinton {pct(lab.HINTON)}"))
+                     f"{results.percent(best['mean'])} ± {results.percent(best['std'])}",
+                     f"lab report {results.percent(lab.LAB_REPORT_MLP)}; Hinton {results.percent(lab.HINTON)}"))
     if cnn:
-        rows.append(("3. Lab CNN, test accuracy", pct(cnn.get("test_accuracy")), f"lab report {pct(lab.LAB_REPORT_CNN)}"))
+        rows.append(("3. Lab CNN, test accuracy", results.percent(cnn.get("test_accuracy")), f"lab report {results.percent(lab.LAB_REPORT_CNN)}"))
     if improved:
-        rows.append(("3+. Improved CNN, test accuracy", pct(improved.get("test_accuracy")), "aim 99.60%"))
+        rows.append(("3+. Improved CNN, test accuracy", results.percent(improved.get("test_accuracy")), "aim 99.60%"))
     if dae and "noise_levels" in dae:
         levels = dae["noise_levels"]
         for scores in dae["classifiers"]:
@@ -80,7 +77,7 @@ def key_numbers(records):
                 if level in levels:
                     i = levels.index(level)
                     rows.append((f"4C. {scores['name']} accuracy at noise {level:g}: noisy → denoised",
-                                 f"{pct(scores['accuracy_noisy'][i])} → {pct(scores['accuracy_denoised'][i])}",
+                                 f"{results.percent(scores['accuracy_noisy'][i])} → {results.percent(scores['accuracy_denoised'][i])}",
                                  reference if mlp else "–"))
     return rows
 

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from mnistlab import backend
 from mnistlab.errors import LabError
 
 
@@ -125,15 +126,31 @@ def read_record(path, fields=RECORD_FIELDS, required=()):
     data = read_store(path, required)
     if data is None:
         return {}
-    wrong = [key for key, kinds in fields.items() if key in data and not isinstance(data[key], kinds)]
     history = data.get("history") if isinstance(data.get("history"), dict) else {}
-    if any(not isinstance(values, list) or not values
-           or not all(isinstance(v, OPTIONAL_NUMBER) for v in values) for values in history.values()):
-        wrong.append("history")
-    if wrong:
-        raise LabError(f"{path} holds something unexpected in {', '.join(wrong)} (edited by hand?); "
-                       "move it aside or delete it, then rerun")
+    bad_history = any(not isinstance(values, list) or not values
+                      or not all(isinstance(v, OPTIONAL_NUMBER) for v in values) for values in history.values())
+    check_kinds(data, fields, path, also_wrong=["history"] if bad_history else [])
     return data
+
+
+def check_kinds(data, fields, path, what="something", required=(), also_wrong=()):
+    """Refuse by name the file ``path`` whose ``data`` (a dict) holds, in a field of ``fields``
+    (present, or ``required``), a value of another kind than the field's."""
+    if not isinstance(data, dict):
+        wrong = ["its form"]
+    else:
+        wrong = [key for key, kinds in fields.items()
+                 if (key in data or key in required) and not isinstance(data.get(key), kinds)]
+    wrong += also_wrong
+    if wrong:
+        raise LabError(f"{path} holds {what} of an unexpected form ({', '.join(wrong)}; edited by hand?); "
+                       "move it aside or delete it, then rerun")
+
+
+def diverged_at(history):
+    """The first epoch (from 1) whose training loss is not a finite number, or None."""
+    return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
+                 if loss is None or not math.isfinite(loss)), None)
 
 
 def write_text(path, text):
@@ -147,8 +164,6 @@ def environment():
     """Machine and versions, for the record of each run."""
     import keras
     import numpy
-
-    from mnistlab import backend
 
     return {
         "python": platform.python_version(),

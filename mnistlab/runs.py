@@ -296,7 +296,7 @@ def compare_studies(studies, out, stem, current):
                  if by_factor.get(f, {}).get("mean") is not None else "–" for f in factors]
         trials = all_trials(study)
         mean, std = results.mean_std(trials) if len(trials) > 1 else (None, None)
-        cells.append(f"{100 * mean:.2f}% ± {100 * std:.2f}% ({len(trials)})" if mean is not None else "–")
+        cells.append(f"{results.percent(mean)} ± {results.percent(std)} ({len(trials)})" if mean is not None else "–")
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | " + " | ".join(cells)
                     + f" | {fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
         series.append((text, study["rows"], trials, meta["name"] == current))

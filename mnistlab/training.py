@@ -100,13 +100,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 def read_backup(folder):
-    """The metadata of the backup in ``folder``: the epochs it holds and its weights file."""
-    metadata = results.read_store(os.path.join(folder, "training_metadata.json"), required=("epoch",))
-    if metadata is not None and not (isinstance(metadata["epoch"], int) and metadata["epoch"] >= 0
-                                     and isinstance(metadata.get("weights", ""), str)):
-        raise LabError(f"{os.path.join(folder, 'training_metadata.json')} is not a training backup's "
-                       "metadata (edited by hand?); move it aside or delete it, then rerun")
-    return metadata
+    """The metadata of the backup in ``folder`` (the epochs it holds and its weights file), or
+    None if there is none."""
+    return results.read_record(os.path.join(folder, "training_metadata.json"),
+                               {"epoch": int, "batch": int, "weights": str}, required=("epoch",)) or None
 
 
 def backup_and_restore(folder):
@@ -136,16 +133,10 @@ class StopOnDivergence(keras.callbacks.Callback):
                       "and stops here; try a smaller --lr", flush=True)
 
 
-def diverged_at(history):
-    """The first epoch (from 1) whose training loss is not finite, or None."""
-    return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
-                 if loss is None or not math.isfinite(loss)), None)
-
-
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
         callbacks=(), initial_epoch=0):
     """``model.fit`` on arrays; returns the per-epoch history as a dict of lists. A fit whose
-    loss stops being finite ends after that epoch (``diverged_at`` finds it in the history).
+    loss stops being finite ends after that epoch (``results.diverged_at`` finds it in the history).
 
     ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
     training on freshly drawn noise every epoch; each epoch is then one ``fit`` call.
@@ -163,7 +154,7 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
                             callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
-        if diverged_at(merged):
+        if results.diverged_at(merged):
             break
     return merged
 

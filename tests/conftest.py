@@ -8,6 +8,7 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import json
 import subprocess
 import sys
 
@@ -85,6 +86,13 @@ def assert_png(path):
     assert image.shape[0] > 100 and image.shape[1] > 100
 
 
+def strict_json(path):
+    """The JSON in ``path``, read as strictly as JavaScript or jq read it: no NaN, no Infinity."""
+    def refuse(token):
+        raise ValueError(f"{path} holds {token}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def run_script(script, *args, env=None):
     """Run a lab script as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *args],
@@ -106,8 +114,6 @@ def run_main(main, argv, capsys):
 
 def histories_of_two_runs(main, argv, name, tmp_path, capsys):
     """Run a script's main twice with the same arguments; return both recorded histories."""
-    import json
-
     histories = []
     for run in ("a", "b"):
         code, _, err = run_main(main, [*argv, "--out", str(tmp_path / run)], capsys)

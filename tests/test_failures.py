@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, strict_json
 
 SCRIPTS = ("mlp_mnist.py", "cnn_mnist.py", "denoise_autoencoder.py")
 # Settings that make each script's run take seconds on the tests' tiny data.
@@ -38,9 +38,14 @@ def one_line_error(result, *fragments):
 @pytest.fixture
 def no_keras(tmp_path):
     """An environment where importing Keras fails loudly: what answers there answered before Keras loaded."""
-    fake = tmp_path / "fake" / "keras"
+    return fake_keras(tmp_path, "raise SystemExit('keras was imported')\n")
+
+
+def fake_keras(tmp_path, body):
+    """A ``keras`` package whose import runs ``body``: what happens while the libraries load."""
+    fake = tmp_path / "fake_keras" / "keras"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise SystemExit('keras was imported')\n")
+    (fake / "__init__.py").write_text(body)
     return {"PYTHONPATH": str(fake.parent)}
 
 
@@ -314,14 +319,6 @@ def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch
     assert record["status"] == "complete" and all(len(v) == 3 for v in record["history"].values())
 
 
-def fake_keras(tmp_path, body):
-    """A ``keras`` package whose import runs ``body``: what happens while the libraries load."""
-    fake = tmp_path / "fake_keras" / "keras"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text(body)
-    return {"PYTHONPATH": os.pathsep.join([str(fake.parent), ROOT])}
-
-
 @POSIX
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_a_stop_while_the_libraries_load_is_one_line(signal_name, tiny_npz, tmp_path):
@@ -333,13 +330,6 @@ def test_a_stop_while_the_libraries_load_is_one_line(signal_name, tiny_npz, tmp_
     assert result.returncode == 128 + signum, result.stderr
     assert result.stderr == (f"cnn_mnist.py: stopped ({signal_name}); what had finished is saved, "
                              "rerun the same command to go on\n")
-
-
-def strict_json(path):
-    """The JSON in ``path``, read as strictly as JavaScript or jq read it: no NaN, no Infinity."""
-    def refuse(token):
-        raise ValueError(f"{path} holds {token}, which is not JSON")
-    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def test_an_odd_environment_changes_nothing(tiny_npz, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mlp_mnist
-from conftest import assert_png, histories_of_two_runs, make_digits, run_main, run_script
+from conftest import assert_png, histories_of_two_runs, make_digits, run_main, run_script, strict_json
 from mnistlab import data, training
 
 
@@ -159,14 +159,12 @@ def test_a_diverging_run_says_so_stops_and_writes_strict_json(tiny_npz, tmp_path
     assert "the training diverged and stops here; try a smaller --lr" in out
     assert "diverged in epoch 1 (try a smaller --lr)" in out
 
-    def strict(path):
-        return json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(f"{token} in {path}"))
     for path in (tmp_path / "results").glob("*.json"):
-        strict(path)
-    record = strict(tmp_path / "results" / "mlp_mnist.json")
+        strict_json(path)
+    record = strict_json(tmp_path / "results" / "mlp_mnist.json")
     assert record["diverged_at_epoch"] == 1 and len(record["history"]["loss"]) == 1
     assert record["history"]["loss"] == [None]
-    study = strict(tmp_path / "results" / "mlp_l2_study.json")
+    study = strict_json(tmp_path / "results" / "mlp_l2_study.json")
     assert study["rows"][0]["mean"] is None and study["rows"][0]["diverged"] == 2
     assert "| 1e-04 | 2 (2 diverged) | – | – | – |" in out or "| 0.0001 | 2 (2 diverged) | – | – | – |" in out
     assert_png(tmp_path / "plots" / "mlp_l2_study.png") and assert_png(tmp_path / "plots" / "mlp_mnist_runs.png")
