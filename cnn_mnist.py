@@ -29,6 +29,7 @@ EPOCHS = {"lab": 12, "improved": 30}  # of the lab CNN and of --model improved
 def parse_args(argv):
     parser = cli.make_parser(
         __doc__.split("\n\n")[0], epochs=None, batch_size=128, lr=1e-3,
+        quick_note="at most 2 epochs",
         epochs_help=f"training epochs (default: {EPOCHS['lab']} for the lab CNN, "
                     f"{EPOCHS['improved']} for --model improved)",
         lab_note="Lab settings: the architecture, batch 128, validation on the test set. The "
@@ -58,7 +59,7 @@ keras = backend.load("tensorflow")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import data, experiment, plots, results, runs, training
+from mnistlab import data, experiment, plots, runs, training
 
 
 # Data
@@ -128,10 +129,6 @@ def make_optimizer(name, lr, schedule, total_steps):
 
 
 # Evaluation
-
-
-def predict(model, x, batch_size):
-    return model.predict(x, batch_size=batch_size, verbose=0)
 
 
 def per_class_accuracy(counts):
@@ -207,7 +204,7 @@ def plot_feature_maps(model, image, label, path, title, channels=16):
     plots.save_figure(fig, path)
 
 
-def train_and_plot(args, train, test, out):
+def train_and_plot(run, args, train, test):
     training.set_seed(args.seed)
     steps = args.epochs * math.ceil(len(train[0]) / args.batch_size)
     model = BUILDERS[args.model]()
@@ -215,19 +212,19 @@ def train_and_plot(args, train, test, out):
                            "categorical_crossentropy")
     name = "cnn_mnist" if args.model == "lab" else "cnn_improved"
     title = "Lab CNN" if args.model == "lab" else "Improved CNN"
-    record = experiment.train_and_report(model, args, train, test, out, name=name, title=title)
+    record = experiment.train_and_report(run, model, train, test, name=name, title=title, epochs=args.epochs,
+                                         batch_size=args.batch_size, config=vars(args), save_model=args.save_model)
 
     x_test, y_test = test
     true = y_test.argmax(axis=1)
-    probabilities = predict(model, x_test, args.batch_size)
+    probabilities = model.predict(x_test, batch_size=args.batch_size, verbose=0)
     counts = plots.plot_confusion_matrix(true, probabilities.argmax(axis=1),
-                                         out.plot(f"{name}_confusion.png"), f"{title} on the test set")
-    plot_misclassified(x_test, true, probabilities, out.plot(f"{name}_misclassified.png"), title)
-    plot_filters(model, out.plot(f"{name}_filters.png"), title)
-    plot_feature_maps(model, x_test[0], int(true[0]), out.plot(f"{name}_feature_maps.png"), title)
+                                         run.plot(f"{name}_confusion.png"), f"{title} on the test set")
+    plot_misclassified(x_test, true, probabilities, run.plot(f"{name}_misclassified.png"), title)
+    plot_filters(model, run.plot(f"{name}_filters.png"), title)
+    plot_feature_maps(model, x_test[0], int(true[0]), run.plot(f"{name}_feature_maps.png"), title)
 
-    record["per_class_accuracy"] = per_class_accuracy(counts)
-    results.write_json(out.result(f"{name}.json"), record)
+    record = run.write_record(name, {**record, "per_class_accuracy": per_class_accuracy(counts)})
     verdict = "reaches" if record["test_accuracy"] >= lab.LAB_REPORT_CNN else "falls short of"
     print(f"{title}: test accuracy {record['test_accuracy']:.2%} {verdict} the lab's {lab.LAB_REPORT_CNN:.2%}")
 
@@ -235,8 +232,8 @@ def train_and_plot(args, train, test, out):
 def main(argv=None):
     args = parse_args(argv)
     train, test = map(add_channel, data.load_preprocessed(args.data, args.quick))
-    with runs.start("cnn_mnist", args) as out:
-        train_and_plot(args, train, test, out)
+    with runs.Run("cnn_mnist", args) as run:
+        run.part("lab CNN" if args.model == "lab" else "improved CNN", lambda: train_and_plot(run, args, train, test))
     return 0
 
 

@@ -36,6 +36,8 @@ PIXELS = 28 * 28
 
 def parse_args(argv):
     parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=32, batch_size=64, lr=1e-3,
+                             quick_note="at most 2 epochs for every autoencoder and for a lab MLP "
+                                        "trained here, and 2 noise draws per level",
                              lab_note="Lab settings: adam (lr 1e-3), binary cross-entropy, "
                                       "noise 0.4, 32 epochs, batch 64.")
     parser.add_argument("--noise", type=cli.fraction, default=0.4,
@@ -191,7 +193,7 @@ def saved_classifiers(results_dir):
     None when it was not saved, and it is then trained here."""
     saved = {}
     for stem in CLASSIFIER_NAMES:
-        record = results.read_record(os.path.join(results_dir, f"{stem}.json"))
+        record = runs.read_record(os.path.join(results_dir, f"{stem}.json"))
         path = os.path.join(results_dir, f"{stem}.keras")
         if os.path.isfile(path) and "test_accuracy" in record:
             saved[stem] = (record["test_accuracy"], path)
@@ -245,19 +247,39 @@ def denoiser_weights(args, splits, level):
     return train_denoiser(args, level, x_train, args.seed).get_weights()
 
 
-def train_other_levels(args):
-    """Question 4C as the lab report did it: the weights of an autoencoder trained at each level
-    of --levels but the training level, trained side by side on --workers cores.
+def level_weights_path(run, level):
+    return os.path.join(run.state("per-level"), f"level-{level:g}.npz")
+
+
+def train_other_levels(run, args):
+    """Question 4C as the lab report did it: an autoencoder trained at each level of --levels
+    but the training level, trained side by side on --workers cores; each one's weights are
+    kept in the run's state as it finishes, so that a stopped run trains only the rest.
 
     (At the training level, retraining would rebuild the main autoencoder exactly: same seed,
     same data.)
     """
     others = [level for level in args.levels if level != args.noise]
-    workers = parallel.worker_count(args.workers, len(others))
-    print(f"Training {plots.plural(len(others), 'autoencoder')} for the noise levels of the "
-          f"accuracy study, {workers} at a time", flush=True)
+    todo = [level for level in others if not os.path.isfile(level_weights_path(run, level))]
+    workers = parallel.worker_count(args.workers, len(todo))
+    print(f"Training {plots.plural(len(todo), 'autoencoder')} for the noise levels of the accuracy study"
+          + (f" ({len(others) - len(todo)} already saved)" if len(todo) < len(others) else "")
+          + (f", {workers} at a time" if todo else ""), flush=True)
     load = functools.partial(load_images, args.data, args.quick)
-    return dict(parallel.run(functools.partial(denoiser_weights, args), others, load, args.workers))
+    for level, weights in parallel.run(functools.partial(denoiser_weights, args), todo, load, args.workers):
+        results.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
+        print(f"  autoencoder for noise {level:g} trained", flush=True)
+
+
+def saved_level_weights(run, levels):
+    """{level: weights} of the per-level autoencoders the run has trained."""
+    weights = {}
+    for level in levels:
+        path = level_weights_path(run, level)
+        if os.path.isfile(path):
+            with np.load(path) as saved:
+                weights[level] = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    return weights
 
 
 def per_level_denoisers(args, autoencoder, weights):
@@ -315,14 +337,16 @@ def accuracy_study(args, classifiers, denoisers, x_test, labels):
             scores[name]["denoised"].append(draws[:, 1])
             print(f"  noise {level:.1f}, {name}: accuracy noisy {draws[:, 0].mean():.2%}, "
                   f"denoised {draws[:, 1].mean():.2%} (clean {scores[name]['clean']:.2%})", flush=True)
-    spread = lambda rows: [float(np.std(r, ddof=1)) if len(r) > 1 else 0.0 for r in rows]
-    mean = lambda rows: [float(np.mean(r)) for r in rows]
     return {"noise_levels": list(args.levels), "draws": args.draws,
             "classifiers": [{"name": name, "accuracy_clean": s["clean"],
-                             "accuracy_noisy": mean(s["noisy"]), "accuracy_noisy_std": spread(s["noisy"]),
-                             "accuracy_denoised": mean(s["denoised"]),
-                             "accuracy_denoised_std": spread(s["denoised"])}
+                             **over_draws("accuracy_noisy", s["noisy"]), **over_draws("accuracy_denoised", s["denoised"])}
                             for name, s in scores.items()]}
+
+
+def over_draws(key, per_level):
+    """{key: the mean at each level, key_std: the standard deviation} over each level's draws."""
+    means, stds = zip(*map(results.mean_std, per_level))
+    return {key: list(means), f"{key}_std": list(stds)}
 
 
 # Plots
@@ -422,56 +446,68 @@ def plot_random_codes(decoder, codes, seed, path, count=30):
                           "fitted to the training codes")
 
 
+def train_autoencoder(run, args, images):
+    """Questions 4A, 4B and 4D: the lab autoencoder, trained noisy -> clean and validated on the
+    noisy test set; its denoising figure and the decoder's digits. Its weights are kept in the
+    run's state for the accuracy study."""
+    (x_train, y_train), (x_test, y_test) = images
+    autoencoder, encoder, decoder = new_denoiser(args, args.seed)
+    noise = describe_noise(args.noise, args.fixed_noise)
+    record = experiment.train_and_report(
+        run, autoencoder, *denoising_data(args, args.noise, x_train, x_test, args.seed),
+        name="denoise_autoencoder", title=f"Denoising autoencoder (trained at {noise})",
+        epochs=args.epochs, batch_size=args.batch_size, config=vars(args), save_model=args.save_model)
+    test_labels = y_test.argmax(axis=1)
+    reconstruction = plot_denoising(autoencoder, x_test, test_labels, args.seed, run.plot("denoise_examples.png"),
+                                    f"Autoencoder trained at {noise}")
+    run.write_record("denoise_autoencoder", {**record, "reconstruction": reconstruction})
+
+    codes = encoder.predict(x_train, batch_size=1024, verbose=0)  # the training set's latent codes
+    plot_class_means(decoder, codes, y_train.argmax(axis=1), run.plot("generate_class_means.png"))
+    plot_interpolations(encoder, decoder, x_test, test_labels, run.plot("generate_interpolations.png"))
+    plot_random_codes(decoder, codes, args.seed, run.plot("generate_random.png"))
+    if args.save_model:
+        results.save_model(encoder, run.result("encoder.keras"))
+        results.save_model(decoder, run.result("decoder.keras"))
+    results.write_atomic(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"), autoencoder.save_weights)
+
+
+def study_accuracy(run, args, classifiers, images):
+    """Question 4C: each classifier on clean, noisy and denoised test digits at every level."""
+    (x_train, y_train), (x_test, y_test) = images
+    autoencoder = build_autoencoder(args.hidden, args.latent)[0]
+    autoencoder.load_weights(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"))
+    if None in classifiers.values():  # no saved lab MLP: train it here
+        classifiers = {name: model if model is not None else train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
+                                                       (x_test.reshape(-1, 28, 28), y_test))
+                       for name, model in classifiers.items()}
+    if args.per_level:
+        mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
+                else "an autoencoder retrained around each noise level")
+    else:
+        mode = f"one autoencoder trained at {describe_noise(args.noise, args.fixed_noise)} for every level"
+    print(f"\nAccuracy study: {mode}")
+    denoisers = per_level_denoisers(args, autoencoder, saved_level_weights(run, args.levels))
+    study = accuracy_study(args, classifiers, denoisers, x_test, y_test.argmax(axis=1))
+    plot_accuracy_study(study, mode, run.plot("denoise_accuracy.png"))
+    run.write_record("denoise_autoencoder", {**run.read_record("denoise_autoencoder"), **study, "study_mode": mode})
+    print(f"Wrote {run.result('denoise_autoencoder.json')} and figures under {run.plots}")
+
+
 def main(argv=None):
     args = parse_args(argv)
-    clock = results.Stopwatch()
     data.load_mnist(args.data)  # a bad data file fails here, before any training
     sources = ({classifier_name(path): path for path in args.classifier} if args.classifier
                else saved_classifiers(os.path.join(args.out, "results")))
-    classifiers = {name: load_classifier(path) for name, path in sources.items() if path}
-    with runs.start("denoise_autoencoder", args) as out:
-        # The accuracy study's own autoencoders train first, while this process holds no images:
-        # with two workers the machine then peaks at about 1.8 GiB instead of 2.5 GiB (README).
-        other_levels = train_other_levels(args) if args.per_level else {}
-        (x_train, y_train), (x_test, y_test) = load_images(args.data, args.quick)
-        train_labels, test_labels = y_train.argmax(axis=1), y_test.argmax(axis=1)
-
-        # The lab autoencoder, trained noisy -> clean, validated on the noisy test set.
-        autoencoder, encoder, decoder = new_denoiser(args, args.seed)
-        noise = describe_noise(args.noise, args.fixed_noise)
-        record = experiment.train_and_report(
-            autoencoder, args, *denoising_data(args, args.noise, x_train, x_test, args.seed), out,
-            name="denoise_autoencoder", title=f"Denoising autoencoder (trained at {noise})")
-        json_path = out.result("denoise_autoencoder.json")
-
-        record["reconstruction"] = plot_denoising(autoencoder, x_test, test_labels, args.seed,
-                                                  out.plot("denoise_examples.png"),
-                                                  f"Autoencoder trained at {noise}")
-        results.write_json(json_path, record)
-
-        codes = encoder.predict(x_train, batch_size=1024, verbose=0)  # the training set's latent codes
-        plot_class_means(decoder, codes, train_labels, out.plot("generate_class_means.png"))
-        plot_interpolations(encoder, decoder, x_test, test_labels, out.plot("generate_interpolations.png"))
-        plot_random_codes(decoder, codes, args.seed, out.plot("generate_random.png"))
-
-        if len(classifiers) < len(sources):  # no saved lab MLP: train it here
-            classifiers[CLASSIFIER_NAMES["mlp_mnist"]] = train_classifier(
-                args, (x_train.reshape(-1, 28, 28), y_train), (x_test.reshape(-1, 28, 28), y_test))
+    classifiers = {name: load_classifier(path) if path else None for name, path in sources.items()}
+    # Loaded once, when a part first needs them: the per-level autoencoders train first, in
+    # workers that load their own, while this process holds no images.
+    images = functools.cache(functools.partial(load_images, args.data, args.quick))
+    with runs.Run("denoise_autoencoder", args) as run:
         if args.per_level:
-            mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
-                    else "an autoencoder retrained around each noise level")
-        else:
-            mode = f"one autoencoder trained at {noise} for every level"
-        print(f"\nAccuracy study: {mode}")
-        study = accuracy_study(args, classifiers, per_level_denoisers(args, autoencoder, other_levels),
-                               x_test, test_labels)
-        plot_accuracy_study(study, mode, out.plot("denoise_accuracy.png"))
-        record.update(study, study_mode=mode, total_wall_seconds=clock.seconds())
-        results.write_json(json_path, record)
-        if args.save_model:
-            results.save_model(encoder, out.result("encoder.keras"))
-            results.save_model(decoder, out.result("decoder.keras"))
-        print(f"Wrote {json_path} and figures under {out.plots}")
+            run.part("per-level autoencoders", lambda: train_other_levels(run, args))
+        run.part("autoencoder", lambda: train_autoencoder(run, args, images()))
+        run.part("accuracy study", lambda: study_accuracy(run, args, classifiers, images()))
     return 0
 
 

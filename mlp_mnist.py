@@ -20,9 +20,6 @@ import sys
 from mnistlab import backend, cli, lab
 
 LAB_L2_FACTORS = (1e-6, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
-# What each trial in the study's store holds (the store is resume state: checked before use).
-TRIAL_FIELDS = {"settings": dict, "l2": (int, float), "replicate": int,
-                "final_val_accuracy": (int, float, type(None))}
 
 
 # Command line
@@ -30,7 +27,10 @@ TRIAL_FIELDS = {"settings": dict, "l2": (int, float), "replicate": int,
 
 def parse_args(argv):
     parser = cli.make_parser(__doc__.split("\n\n")[0], epochs=lab.MLP_EPOCHS,
-                             batch_size=lab.MLP_BATCH_SIZE, lr=lab.MLP_LR, lab_note="Lab settings: SGD, lr 0.1, batch 128; the study uses "
+                             batch_size=lab.MLP_BATCH_SIZE, lr=lab.MLP_LR,
+                             quick_note="the lab MLP for at most 2 epochs, then the study (even without "
+                                        "--study) with 1 epoch per trial and at most 2 replicates",
+                             lab_note="Lab settings: SGD, lr 0.1, batch 128; the study uses "
                                       "500-300 hidden units, 40 epochs and, in the handout's words, "
                                       "'weight decay on hidden units ... 5 regularization factors "
                                       "from 0.000001 to 0.001 ... 3 replicates': an L2 penalty on "
@@ -76,9 +76,7 @@ if __name__ == "__main__":
 # The dense models train several times faster on JAX than on TensorFlow on a CPU (see bench/);
 # every backend works: KERAS_BACKEND=tensorflow python mlp_mnist.py
 keras = backend.load("jax")
-import matplotlib.pyplot as plt
-
-from mnistlab import data, experiment, parallel, plots, results, runs, training
+from mnistlab import data, experiment, l2_study, parallel, results, runs, training
 
 
 # Model
@@ -108,11 +106,12 @@ def compile_mlp(model, lr, schedule="constant", total_steps=None):
 # Training and evaluation of the lab MLP (questions 2A-2C)
 
 
-def run_lab_mlp(args, train, test, out):
+def run_lab_mlp(run, args, train, test):
     training.set_seed(args.seed)
     model = compile_mlp(build_mlp(args.hidden), args.lr)
     title = f"Lab MLP {'-'.join(map(str, args.hidden))}, SGD lr {args.lr:g}, batch {args.batch_size}"
-    return experiment.train_and_report(model, args, train, test, out, name="mlp_mnist", title=title)
+    return experiment.train_and_report(run, model, train, test, name="mlp_mnist", title=title, epochs=args.epochs,
+                                       batch_size=args.batch_size, config=vars(args), save_model=args.save_model)
 
 
 # The regularisation study (question 2D)
@@ -147,24 +146,23 @@ def study_trial(settings, data_splits, job):
     return history, clock.seconds()
 
 
-def run_study(args, out):
-    """Run every (factor, replicate) trial not already saved, saving each as it finishes."""
-    settings = study_settings(args)
-    trials_path = out.result("mlp_l2_study_trials.json")
-    store = results.read_record(trials_path, {"trials": list}, required=("trials",)) or {"trials": []}
+def run_study(run, settings, factors, replicates, workers, load):
+    """Train every (factor, replicate) trial not already in the run's trial store, saving each
+    as it finishes (``load()`` gives a worker its data); then write the study's record, table
+    and figure. Returns the study's rows."""
+    trials_path = run.result(f"{l2_study.NAME}_trials.json")
+    store = results.read_checked(trials_path, {"trials": list}, required=("trials",)) or {"trials": []}
     for trial in store["trials"]:
-        results.check_kinds(trial, TRIAL_FIELDS, trials_path, what="trials", required=TRIAL_FIELDS)
+        results.check_kinds(trial, l2_study.TRIAL_FIELDS, trials_path, what="trials", required=l2_study.TRIAL_FIELDS)
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
-    todo = [(l2, r) for l2 in args.l2 for r in range(args.replicates) if (l2, r) not in done]
-    total = len(args.l2) * args.replicates
-    workers = parallel.worker_count(args.workers, len(todo))
+    todo = [(l2, r) for l2 in factors for r in range(replicates) if (l2, r) not in done]
+    total = len(factors) * replicates
+    workers = parallel.worker_count(workers, len(todo))
     print(f"\nRegularisation study: {total} trials, {total - len(todo)} already saved in {trials_path}"
-          + (f"; training {len(todo)}, {workers} at a time" if todo else ""),
-          flush=True)
+          + (f"; training {len(todo)}, {workers} at a time" if todo else ""), flush=True)
     clock = results.Stopwatch()
-    load = functools.partial(data.load_preprocessed, args.data, args.quick)
-    finished = parallel.run(functools.partial(study_trial, settings), todo, load, args.workers)
-    for count, ((l2, replicate), (history, seconds)) in enumerate(finished, 1):
+    for count, ((l2, replicate), (history, seconds)) in enumerate(
+            parallel.run(functools.partial(study_trial, settings), todo, load, workers), 1):
         diverged = results.diverged_at(history)
         # A diverged trial stops before its one validation: it has no accuracy to average.
         final = history.get("val_accuracy", [None])[-1] if not diverged else None
@@ -180,109 +178,30 @@ def run_study(args, out):
         print(f"  trial {total - len(todo) + count}/{total} (L2 {l2:g}, replicate {replicate + 1}): "
               f"{outcome} in {seconds:.0f} s{left}", flush=True)
 
-    trials = [t for t in store["trials"] if t["settings"] == settings and t["l2"] in args.l2]
-    rows = summarise(trials, args.l2)
-    table = format_table(rows)
+    trials = [t for t in store["trials"] if t["settings"] == settings and t["l2"] in factors]
+    rows = l2_study.summarise(trials, factors)
+    table = l2_study.format_table(rows)
     print("\n" + table)
     wall = round(clock.seconds(), 1)
-    results.write_json(out.record(runs.STUDY),
-                       {"settings": settings, "rows": rows, "hinton_accuracy": lab.HINTON,
-                        "trials_run": len(todo), "workers": workers, "wall_seconds": wall,
-                        "trials_seconds": round(sum(t["wall_seconds"] for t in trials), 1)})
-    results.write_text(out.result("mlp_l2_study.md"),
+    run.write_record(l2_study.NAME, {"settings": settings, "rows": rows, "hinton_accuracy": lab.HINTON,
+                                     "trials_run": len(todo), "workers": workers, "wall_seconds": wall,
+                                     "trials_seconds": round(sum(t["wall_seconds"] for t in trials), 1)})
+    results.write_text(run.result(f"{l2_study.NAME}.md"),
                        table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time\n")
-    plot_study(trials, rows, settings, out.plot("mlp_l2_study.png"))
+    l2_study.plot_study(rows, settings, run.plot(f"{l2_study.NAME}.png"))
     return rows
-
-
-def summarise(trials, factors):
-    """Mean, standard deviation and best final validation accuracy for each factor over the
-    replicates that did not diverge (None if all did), and the replicates' own accuracies (in
-    replicate order, None for a diverged one)."""
-    rows = []
-    for l2 in factors:
-        ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
-        accuracies = [t["final_val_accuracy"] for t in ordered]
-        finite = [a for a in accuracies if a is not None]
-        mean, std = results.mean_std(finite) if finite else (None, None)
-        rows.append({"l2": l2, "replicates": len(accuracies), "mean": mean, "std": std,
-                     "best": max(finite, default=None), "diverged": len(accuracies) - len(finite),
-                     "accuracies": accuracies})
-    return rows
-
-
-def format_table(rows):
-    lines = ["| L2 factor | replicates | mean final val. accuracy | std | best |",
-             "|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        diverged = f" ({row['diverged']} diverged)" if row.get("diverged") else ""
-        lines.append(f"| {row['l2']:g} | {row['replicates']}{diverged} | {results.percent(row['mean'])} | "
-                     f"{results.percent(row['std'])} | {results.percent(row['best'])} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_study(trials, rows, settings, path):
-    """Mean final validation accuracy +- std against the L2 factor, with Hinton's reference."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    trials = [t for t in trials if t["final_val_accuracy"] is not None]  # a diverged trial has none
-    ax.scatter([t["l2"] for t in trials], [100 * t["final_val_accuracy"] for t in trials],
-               s=18, color="#1f77b4", alpha=0.35, label="each replicate")
-    scored = [r for r in rows if r["mean"] is not None]
-    ax.errorbar([r["l2"] for r in scored], [100 * r["mean"] for r in scored],
-                yerr=[100 * r["std"] for r in scored], fmt="o-", color="#1f77b4", capsize=5,
-                linewidth=2, label="mean ± standard deviation")
-    add_references(ax)
-    best = max(scored, key=lambda r: r["mean"], default=None)
-    if best:
-        ax.annotate(f"best mean {100 * best['mean']:.2f}%", (best["l2"], 100 * best["mean"]),
-                    textcoords="offset points", xytext=(10, 4), ha="left", fontweight="bold")
-    else:
-        ax.text(0.5, 0.25, "every trial diverged: no accuracy to show\n(try a smaller --lr)",
-                transform=ax.transAxes, ha="center", va="center", fontsize=12,
-                bbox=dict(facecolor="white", edgecolor="#b2182b"))
-    # A factor of 0 (no penalty) cannot sit on a log axis; symlog keeps it, linear near 0.
-    positive = [row["l2"] for row in rows if row["l2"] > 0]
-    if len(positive) < len(rows):
-        ax.set_xscale("symlog", linthresh=min(positive, default=1e-6))
-    else:
-        ax.set_xscale("log")
-    if not scored and positive:  # nothing plotted: the axis still spans the factors tried
-        ax.set_xlim(min(positive) / 2, max(positive) * 2)
-    hidden = "-".join(map(str, settings["hidden"]))
-    ax.set(title=f"L2 on {penalised_layers(settings['l2_layers'])} of a {hidden} MLP\n"
-                 f"({schedule_words(settings)}, {plots.plural(settings['epochs'], 'epoch')}, "
-                 f"{plots.plural(rows[0]['replicates'], 'replicate')})",
-           xlabel="L2 factor (log scale)", ylabel="final validation accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="best")
-    plots.save_figure(fig, path)
-
-
-def add_references(ax):
-    """Hinton's 98.47% and the lab report's 98.30% as horizontal lines on an accuracy (%) axis."""
-    ax.axhline(100 * lab.HINTON, color="#d62728", linestyle="--",
-               label=f"Hinton's reference: {100 * lab.HINTON:.2f}%")
-    ax.axhline(100 * lab.LAB_REPORT_MLP, color="#7f7f7f", linestyle=":",
-               label=f"the lab report: {100 * lab.LAB_REPORT_MLP:.2f}%")
-
-
-def penalised_layers(l2_layers):
-    return "both hidden layers" if l2_layers == "all" else "the first hidden layer"
-
-
-def schedule_words(settings):
-    lr = f"SGD lr {settings['lr']:g}"
-    return lr + (", cosine-decayed to 0" if settings.get("schedule") == "cosine" else "")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    train, test = data.load_preprocessed(args.data, args.quick)
-    with runs.start("mlp_mnist", args) as out:
-        run_lab_mlp(args, train, test, out)
-        del train, test  # the study's workers load their own copies
+    data.load_mnist(args.data)  # a bad data file fails here, before the run's folder is made
+    load = functools.partial(data.load_preprocessed, args.data, args.quick)
+    with runs.Run("mlp_mnist", args, comparisons=[(l2_study.compare_runs, f"{l2_study.NAME}_runs")]) as run:
+        # The lab MLP's data is dropped once it is trained: the study's workers load their own.
+        run.part("lab MLP", lambda: run_lab_mlp(run, args, *load()))
         if args.study:
-            run_study(args, out)
+            run.part("L2 study", lambda: run_study(run, study_settings(args), args.l2, args.replicates,
+                                                   args.workers, load))
     return 0
 
 

@@ -58,7 +58,6 @@ def peak_mib():
 def build(model_name):
     """The model, its training arrays and the compile arguments, from the scripts' own code."""
     import keras
-    import numpy as np
 
     from mnistlab import data
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 
-from mnistlab import backend, parallel
+from mnistlab import backend, data, parallel
 from mnistlab.errors import LabError
 
 # numpy's generators take seeds below 2**32; the scripts add small offsets (replicate, epoch,
@@ -57,8 +57,9 @@ fraction = _checked(float, "a number", lambda v: 0 <= v <= 1, "a fraction in [0,
 seed = _checked(int, "a whole number", lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
-def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help="training epochs"):
-    """A parser with the common flags; the defaults passed in are the lab's values."""
+def make_parser(description, *, epochs, batch_size, lr, quick_note, lab_note="", epochs_help="training epochs"):
+    """A parser with the common flags; the defaults passed in are the lab's values, and
+    ``quick_note`` says what --quick trains."""
     parser = LabParser(
         description=description,
         epilog=lab_note,
@@ -69,16 +70,24 @@ def make_parser(description, *, epochs, batch_size, lr, lab_note="", epochs_help
                         help="local Keras mnist.npz; if unset, the MNIST_NPZ environment variable, "
                              "else keras.datasets.mnist.load_data() (needs internet once)")
     common.add_argument("--out", metavar="DIR", default=None,
-                        help="figures go to DIR/plots, numbers to DIR/results "
+                        help="each run writes into its own folder DIR/runs/<script>-<date>-<time>-<flags>/ "
+                             "(rerunning a stopped run's command goes on in it); once complete, its "
+                             "figures are copied to DIR/plots and its numbers to DIR/results "
                              "(default: this folder, or ./quick with --quick)")
     common.add_argument("--epochs", type=positive_int, default=epochs, help=epochs_help)
     common.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
     common.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     common.add_argument("--seed", type=seed, default=0, help="random seed; the same seed gives the same numbers on CPU")
     common.add_argument("--quick", action="store_true",
-                        help="every part on a small subset with 1-2 epochs, to check that everything works")
+                        help=f"a check that everything works, in seconds: {data_note()}; {quick_note}; "
+                             "writes under ./quick unless --out is given")
     common.add_argument("--save-model", action="store_true", help="also write the trained model as a .keras file")
     return parser
+
+
+def data_note():
+    train, test = data.QUICK_SIZES
+    return f"{train:,} training and {test:,} test digits instead of 60,000 and 10,000"
 
 
 def physical_memory():
@@ -110,7 +119,7 @@ def _out_of_memory(exc):
 
 
 # Flags that say where a run reads and writes and on how many cores, not what it computes.
-NOT_SETTINGS = ("data", "out", "workers", "help")
+NOT_SETTINGS = ("data", "out", "workers")
 
 
 def parse(parser, argv):
@@ -263,7 +272,7 @@ def preflight(parse_args, default_backend, argv=None):
 
     From here on a stop is one line even while the libraries load, before ``run`` takes over.
     """
-    from mnistlab import data, runs
+    from mnistlab import runs
 
     def check(argv):
         args = parse_args(argv)

@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.patches import FancyBboxPatch
-from matplotlib.ticker import NullLocator
 
 from mnistlab import results
 
@@ -23,6 +22,13 @@ def save_figure(fig, path):
     results.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png"))
     plt.close(fig)
     return path
+
+
+def wrap(text, width):
+    """``text`` broken into lines of at most ``width`` characters, at spaces."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def plural(n, word):
@@ -157,7 +163,7 @@ def plot_digit_grid(images, captions, path, title, columns=10, caption_color="bl
 RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def _run_style(current):
+def run_style(current):
     """The run just made stands out; the runs it is compared with stay readable behind it."""
     return dict(linewidth=2.8, alpha=1.0, zorder=3) if current else dict(linewidth=1.4, alpha=0.75, zorder=2)
 
@@ -170,59 +176,11 @@ def plot_runs(curves, metric, path, title, legend_title):
         values = np.asarray(values, dtype=float) * (100 if accuracy else 1)
         final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
         ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
-                label=f"{label}{' (this run)' if current else ''}: final {final}", **_run_style(current))
+                label=f"{label}{' (this run)' if current else ''}: final {final}", **run_style(current))
     ax.set(title=title, xlabel="epoch",
            ylabel="validation accuracy (%)" if accuracy else f"validation {metric[4:]}")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if accuracy else "upper right", fontsize=8.5,
               title=legend_title, title_fontsize=8.5)
-    return save_figure(fig, path)
-
-
-def plot_study_runs(series, references, path, title, legend_title):
-    """Question 2D across runs. ``series`` is [(label, study rows, every trial's accuracy,
-    is_current)]; ``references`` {name: accuracy} are drawn as lines. Left: mean +- std of the
-    final validation accuracy per L2 factor; right: each run's trials all together, each trial
-    a dot, so the runs can be ranked at a glance."""
-    fig, (ax, pooled) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.45, 1]})
-    for i, ((label, rows, _, current), color) in enumerate(zip(series, RUN_COLORS)):
-        dodge = 1 + 0.04 * (i - (len(series) - 1) / 2)  # side by side, so error bars do not hide each other
-        rows = [r for r in rows if r["mean"] is not None]  # factors whose every trial diverged
-        ax.errorbar([r["l2"] * dodge for r in rows], [100 * r["mean"] for r in rows],
-                    yerr=[100 * r["std"] for r in rows], fmt="o-", capsize=4, color=color,
-                    label=f"{label}{' (this run)' if current else ''}", **_run_style(current))
-    for (name, value), style in zip(references.items(), ("--", ":")):
-        for axis_line in (ax.axhline, pooled.axvline):
-            axis_line(100 * value, color="#444444", linestyle=style, linewidth=1.2,
-                      label=f"{name}: {100 * value:.2f}%")
-    factors = [r["l2"] for _, rows, _, _ in series for r in rows]
-    if min(factors) > 0:
-        ax.set_xscale("log")
-    else:  # a factor of 0 cannot sit on a log axis
-        ax.set_xscale("symlog", linthresh=min([f for f in factors if f > 0], default=1e-6))
-    ax.set_xticks(sorted(set(factors)), [f"{f:g}" for f in sorted(set(factors))], minor=False)
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set(title="per L2 factor: mean ± std over its replicates", xlabel="L2 factor (log scale)",
-           ylabel="final validation accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="best", fontsize=8.5, title=legend_title, title_fontsize=8.5)
-
-    # The runs from top to bottom in the legend's order, oldest first.
-    for i, ((label, _, trials, current), color) in enumerate(zip(series, RUN_COLORS)):
-        y = len(series) - 1 - i
-        if len(trials) > 1:
-            mean, std = (100 * value for value in results.mean_std(trials))
-            pooled.scatter(100 * np.asarray(trials), np.full(len(trials), y + 0.18), s=14, color=color, alpha=0.5)
-            pooled.errorbar(mean, y, xerr=std, fmt="D", capsize=5, color=color,
-                            markersize=7, elinewidth=2.2 if current else 1.4)
-            pooled.annotate(f"{mean:.2f}%", (mean, y), textcoords="offset points",
-                            xytext=(0, -13), ha="center", fontsize=8.5, color=color)
-    pooled.set_yticks(range(len(series)), [label for label, *_ in reversed(series)], fontsize=8.5)
-    pooled.set_ylim(-0.7, len(series) - 0.3)
-    pooled.margins(x=0.1)
-    pooled.set(title="all trials of each run: mean ± std (dots: each trial)",
-               xlabel="final validation accuracy (%)")
-    pooled.grid(alpha=0.3, axis="x")
-    fig.suptitle(title, fontsize=12)
     return save_figure(fig, path)

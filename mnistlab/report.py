@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from mnistlab import lab, results
+from mnistlab import lab, results, runs
 
 
 # (figure, what it answers), in the lab's order; figures a run did not make are left out.
@@ -47,7 +47,7 @@ PARTS = ("mlp_mnist", "mlp_l2_study", "cnn_mnist", "cnn_improved", "denoise_auto
 
 def read_records(out):
     """Each part's results/PART.json as a dict, read once; empty for a part the run did not make."""
-    return {part: results.read_record(os.path.join(out, "results", f"{part}.json"))
+    return {part: runs.read_record(os.path.join(out, "results", f"{part}.json"))
             for part in PARTS}
 
 

@@ -19,8 +19,9 @@ def write_atomic(path, write):
     A failed write (a full disk, a folder that went read-only) leaves the earlier file as it was
     and no temporary file behind, and ends the run with one line naming the folder.
     """
-    root, extension = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{extension}"  # the same extension: Keras checks it
+    folder, name = os.path.split(path)
+    stem, dot, extensions = name.partition(".")
+    tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -109,20 +110,12 @@ def read_store(path, required):
 
 NUMBER = (int, float)
 OPTIONAL_NUMBER = (int, float, type(None))
-# What the fields of a run's records hold, where a record has them: a JSON record is read
-# through read_record, which refuses by name any that holds something else.
-RECORD_FIELDS = {"status": str, "test_accuracy": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER,
-                 "wall_seconds": OPTIONAL_NUMBER, "total_wall_seconds": OPTIONAL_NUMBER,
-                 "parameters": int, "environment": dict, "config": dict, "history": dict,
-                 "rows": list, "classifiers": list, "noise_levels": list, "settings": dict}
-RUN_FIELDS = {"script": str, "status": str, "started": str, "changed": list, "records": list,
-              "settings": dict, "wall_seconds": NUMBER}
 
 
-def read_record(path, fields=RECORD_FIELDS, required=()):
-    """A JSON record (a dict) whose fields hold what ``fields`` says, and whose history, if it has
-    one, is lists of numbers (None for a diverged epoch), all as long as its epochs; {} if there
-    is no file. Anything else is refused by name, never used or replaced."""
+def read_checked(path, fields, required=()):
+    """A JSON dict whose fields hold what ``fields`` says, and whose history, if it has one, is
+    non-empty lists of numbers (None for a diverged epoch); {} if there is no file. Anything
+    else is refused by name, never used or replaced."""
     data = read_store(path, required)
     if data is None:
         return {}

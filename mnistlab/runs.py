@@ -1,11 +1,37 @@
-"""Every run of a lab script in its own folder under OUT/runs/, resumable, and compared.
+"""A run of a lab script, from start to finish: its folder, its parts, its records, going on
+after a stop, publishing and comparing.
 
-A run writes its figures, its JSON records and its models into
-``OUT/runs/<script>-<date>-<time>-<flags that differ from the lab's defaults>/``; when it
-completes, they are copied to ``OUT/plots`` and ``OUT/results`` (the latest completed run of
-each script, as REPORT.md reads them), and the script's runs are compared in
-``OUT/plots/<script>_runs.png`` and ``OUT/results/<script>_runs.md``. Rerunning the command
-of an interrupted run goes on in that run's folder.
+A run writes everything into ``OUT/runs/<script>-<date>-<time>-<flags that differ from the lab's
+defaults>/``; when it completes, its figures and numbers are copied to ``OUT/plots`` and
+``OUT/results`` (the latest completed run of each script, as REPORT.md reads them), and the
+script's latest runs are compared in ``OUT/plots/<script>_runs.png`` and
+``OUT/results/<script>_runs.md``.
+
+A run is made of named parts (the lab MLP, then the L2 study; the autoencoder, ...), each a
+function the script hands to ``Run.part``. Rerunning the command of a stopped run goes on in its
+folder: every finished part is skipped, and the unfinished one goes on from its last finished
+epoch (its Keras backup) or trial (its own store of finished work).
+
+The layout of a run folder, format ``FORMAT``:
+
+- ``run.json``: ``format``, ``script``, ``changed`` (the flags that differ, as labels),
+  ``settings`` (every flag but ``cli.NOT_SETTINGS``: a stopped run goes on only under the same
+  settings), ``started`` (ISO time), ``status`` (``running``, ``complete``, or ``interrupted in
+  PART[ at epoch K]``), ``pid`` (while running), ``wall_seconds`` (every session together),
+  ``records`` (its JSON records, the main one first) and ``parts``: for each part in order,
+  ``{"status", "wall_seconds", "records"}``. A completed run's run.json is also published as
+  ``OUT/results/<script>_run.json``.
+- ``results/NAME.json``: a record. Fields, where a record has them: ``format``, ``name``,
+  ``status`` (``running: K epochs done`` or ``complete``), ``config`` (the flags), ``environment``
+  (machine and versions), ``history`` (a list per Keras metric, one number per epoch, null for a
+  diverged epoch), ``parameters``, ``test_loss``, ``test_accuracy``, ``wall_seconds``,
+  ``diverged_at_epoch``; each script adds its own (the study's ``rows``, the autoencoder's
+  ``noise_levels`` and ``classifiers``). Every JSON is strict (no NaN).
+- ``plots/``: the run's figures. ``state/``: what a stopped part goes on from (Keras backups,
+  trained weights that later parts load); removed when the run completes.
+
+Every record is read through ``read_record``, which refuses by name one whose fields hold
+something unexpected or that a newer format wrote.
 
     python -m mnistlab.runs [--out DIR]                        # DIR/runs, newest first
     python -m mnistlab.runs compare [--out DIR] RUN [RUN ...]   # those runs (a unique prefix will do)
@@ -17,13 +43,38 @@ import re
 import shutil
 import sys
 
-from mnistlab import cli, lab, results
+from mnistlab import cli, results
 from mnistlab.errors import LabError
 
 PROG = "python -m mnistlab.runs"
+FORMAT = 1  # of run.json and the records; a later layout raises it, and reads this one
 LATEST = 8  # runs in each automatic comparison
-NOT_SETTINGS = ("out", "workers", "changed")  # where a run writes and on how many cores: not what it computes
-STUDY = "mlp_l2_study"  # the record of question 2D's study, in the runs that made one
+
+# What the fields of run.json and of a record hold, where they have them.
+RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "changed": list, "records": list,
+              "settings": dict, "wall_seconds": results.NUMBER, "parts": dict}
+RECORD_FIELDS = {"format": int, "status": str, "test_accuracy": results.OPTIONAL_NUMBER,
+                 "test_loss": results.OPTIONAL_NUMBER, "wall_seconds": results.OPTIONAL_NUMBER,
+                 "parameters": int, "environment": dict, "config": dict,
+                 "history": dict, "rows": list, "classifiers": list, "noise_levels": list, "settings": dict}
+PART_FIELDS = {"status": str, "wall_seconds": results.NUMBER, "records": list}
+
+
+def read_record(path, fields=RECORD_FIELDS, required=()):
+    """The record (or run.json) at ``path``, checked against ``fields`` and the history's shape;
+    {} if there is none. One of another form, or of a newer format, is refused by name."""
+    record = results.read_checked(path, fields, required)
+    if record.get("format", FORMAT) > FORMAT:
+        raise LabError(f"{path} was written by a newer version of this project (format "
+                       f"{record['format']}); update the project, or pass --out to another folder")
+    return record
+
+
+def read_backup(folder):
+    """The metadata of the Keras backup in ``folder`` (the epochs it holds and its weights
+    file), or None if there is none."""
+    return results.read_checked(os.path.join(folder, "training_metadata.json"),
+                                {"epoch": int, "batch": int, "weights": str}, required=("epoch",)) or None
 
 
 # Naming and finding runs
@@ -58,9 +109,10 @@ def folder_name(script, changed, when):
     return "-".join([script, when.strftime("%Y%m%d-%H%M%S"), *tokens])[:120]
 
 
-def settings(args):
-    """What a run computes: its flags after defaults, less where it writes and how many cores."""
-    return {key: value for key, value in vars(args).items() if key not in NOT_SETTINGS}
+def settings(values):
+    """What a run computes: its flags after defaults (a dict), less where it reads and writes
+    and how many cores it uses."""
+    return {key: value for key, value in values.items() if key not in (*cli.NOT_SETTINGS, "changed")}
 
 
 def runs_folder(out):
@@ -69,10 +121,12 @@ def runs_folder(out):
 
 def read_meta(path):
     """A run folder's run.json; a hand-edited or truncated one is refused by name."""
-    meta = results.read_record(os.path.join(path, "run.json"), results.RUN_FIELDS,
-                               required=("script", "status", "started"))
+    meta = read_record(os.path.join(path, "run.json"), RUN_FIELDS, required=("script", "status", "started"))
     if meta:
         meta.setdefault("changed", [])
+        meta.setdefault("parts", {})
+        for part in meta["parts"].values():
+            results.check_kinds(part, PART_FIELDS, os.path.join(path, "run.json"), what="parts")
         meta["path"] = path
         meta["name"] = os.path.basename(path)
     return meta or None
@@ -117,69 +171,136 @@ def _alive_on_windows(pid):
         kernel32.CloseHandle(handle)
 
 
+
+
 # One run
 
 
 class Run(cli.Outputs):
-    """The folder of one run of ``script``; ``with`` it around the run's work.
+    """The folder of one run of ``script``; ``with`` it around the run's parts.
 
     On success the run's files are published to OUT/plots and OUT/results and the script's
-    runs compared; on an interruption or an error the run is marked interrupted, so that the
-    same command goes on in this folder.
+    latest runs compared (and, for each of ``comparisons``, ``(compare, stem)``, also
+    ``compare(metas, out, stem, current)``); on a stop or an error the run is marked
+    interrupted, so that the same command goes on in this folder.
     """
 
-    def __init__(self, script, args):
-        self.script, self.out, self.changed = script, args.out, args.changed
-        self.settings = settings(args)
+    def __init__(self, script, args, comparisons=()):
+        self.script, self.out, self.comparisons = script, args.out, comparisons
+        self.settings = settings(vars(args))
         cli.Outputs(args.out)  # OUT itself must be writable before anything is made
-        previous = self._interrupted_run()
+        previous = self._interrupted_run(args.out)
         if previous:
             path, self.meta = previous["path"], previous
             status = "its process was killed" if previous["status"] == "running" else previous["status"]
             print(f"Resuming run {previous['name']} ({status})", flush=True)
         else:
             now = datetime.datetime.now()
-            path = os.path.join(runs_folder(args.out), folder_name(script, self.changed, now))
+            path = os.path.join(runs_folder(args.out), folder_name(script, args.changed, now))
             while os.path.exists(path):  # two runs in the same second
                 path += "+"
-            self.meta = {"script": script, "changed": self.changed, "settings": self.settings,
-                         "started": now.isoformat(timespec="seconds"), "wall_seconds": 0.0}
+            self.meta = {"format": FORMAT, "script": script, "changed": args.changed, "settings": self.settings,
+                         "started": now.isoformat(timespec="seconds"), "wall_seconds": 0.0, "parts": {}}
         super().__init__(path)
         self.name = os.path.basename(path)
-        self.records = []  # the JSON records the run writes, its main one first
+        self.meta.setdefault("records", [])
+        self.current = None  # the part in progress
         self.clock = results.Stopwatch()
         self._save(status="running", pid=os.getpid())
 
-    def _interrupted_run(self):
+    def _interrupted_run(self, out):
         """The newest unfinished run of this script with these settings, not running elsewhere."""
-        for meta in reversed(all_runs(self.out)):
+        for meta in reversed(all_runs(out)):
             if (meta["script"] == self.script and meta["status"] != "complete"
-                    and meta.get("settings") == self.settings
+                    and settings(meta.get("settings", {})) == self.settings
                     and not (meta["status"] == "running" and _alive(meta.get("pid")))):
                 return meta
         return None
 
-    def record(self, name):
-        """The path of JSON record ``name``, noted as one of the run's records (its main one first)."""
-        if name not in self.records:
-            self.records.append(name)
-            self._save(records=self.records)
+    # The parts
+
+    def part(self, name, work):
+        """Run ``work()`` as the part ``name`` and return what it returns; a part that finished
+        in an earlier session of this run is skipped (returning None), and says so."""
+        parts = self.meta["parts"]
+        earlier = parts.get(name, {})
+        if earlier.get("status") == "complete":
+            print(f"{name}: finished in an earlier session of this run ({fmt_seconds(earlier['wall_seconds'])}); "
+                  "not trained again", flush=True)
+            return None
+        if earlier:
+            print(f"{name}: going on where it stopped", flush=True)
+        self.current, clock, spent = name, results.Stopwatch(), earlier.get("wall_seconds", 0.0)
+        parts[name] = {"status": "running", "wall_seconds": spent, "records": earlier.get("records", [])}
+        self._save()
+        try:
+            value = work()
+        except BaseException:
+            parts[name].update(status=self._where_stopped(name), wall_seconds=round(spent + clock.seconds(), 1))
+            raise
+        parts[name].update(status="complete", wall_seconds=round(spent + clock.seconds(), 1))
+        self.current = None
+        shutil.rmtree(os.path.join(self.root, "state", "backup"), ignore_errors=True)  # past resuming
+        self._save()
+        return value
+
+    def _where_stopped(self, name):
+        """``interrupted at epoch K`` of the part's first record not complete, else ``interrupted``."""
+        for record_name in self.meta["parts"][name]["records"]:
+            record = read_record(self.result(f"{record_name}.json"))
+            if record.get("status") != "complete" and record.get("history"):
+                return f"interrupted at epoch {len(next(iter(record['history'].values()))) + 1}"
+        return "interrupted"
+
+    # Its records and state
+
+    def record_path(self, name):
+        """The path of JSON record ``name``, noted as one of the run's records and of the part's."""
+        if name not in self.meta["records"]:
+            self.meta["records"].append(name)
+        if self.current and name not in self.meta["parts"][self.current]["records"]:
+            self.meta["parts"][self.current]["records"].append(name)
+        self._save()
         return self.result(f"{name}.json")
 
-    def backup(self, name):
-        """Where Keras's BackupAndRestore keeps the training state of record ``name``."""
-        return os.path.join(self.root, "backup", name)
+    def write_record(self, name, record):
+        """Write record ``name`` (a dict) in the run's layout; returns the record written."""
+        record = {"format": FORMAT, **record}
+        results.write_json(self.record_path(name), record)
+        return record
 
-    def drop_backup(self, name):
+    def read_record(self, name):
+        return read_record(self.result(f"{name}.json"))
+
+    def state(self, name):
+        """A folder for what an unfinished part goes on from; gone once the run completes."""
+        folder = os.path.join(self.root, "state", name)
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def backup(self, name):
+        """Where Keras's BackupAndRestore keeps the training state of record ``name``'s fit."""
+        return os.path.join(self.root, "state", "backup", name)
+
+    def resume_point(self, name, epochs):
+        """How many epochs of record ``name``'s fit are done and their history, as a stopped fit
+        goes on from them; (0, {}) for a fit to start afresh (a backup without the history of
+        its epochs is dropped)."""
+        metadata = read_backup(self.backup(name))
+        done = metadata["epoch"] if metadata else 0
+        history = self.read_record(name).get("history", {}) if done else {}
+        if done and history and all(len(values) >= done for values in history.values()):
+            print(f"Resuming {name} in run {self.name} after epoch {done} of {epochs}", flush=True)
+            return done, {key: values[:done] for key, values in history.items()}
         shutil.rmtree(self.backup(name), ignore_errors=True)
-        folder = os.path.dirname(self.backup(name))
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+        return 0, {}
 
     def _save(self, **changes):
         self.meta.update(changes)
         stored = {key: value for key, value in self.meta.items() if key not in ("path", "name")}
         results.write_json(os.path.join(self.root, "run.json"), stored)
+
+    # Its end
 
     def __enter__(self):
         return self
@@ -187,36 +308,36 @@ class Run(cli.Outputs):
     def __exit__(self, kind, error, traceback):
         wall = round(self.meta["wall_seconds"] + self.clock.seconds(), 1)
         if kind is None:
-            self._save(status="complete", pid=None, wall_seconds=wall, records=self.records)
+            shutil.rmtree(os.path.join(self.root, "state"), ignore_errors=True)
+            self._save(status="complete", pid=None, wall_seconds=wall)
             self._publish()
-            compare_latest(self.out, self.script, self.name)
+            self._compare()
         else:
-            self._save(status=self._where_stopped(), pid=None, wall_seconds=wall, records=self.records)
+            stopped = self.current and self.meta["parts"][self.current]["status"]
+            where = f" in {self.current}{stopped[len('interrupted'):]}" if stopped else ""
+            self._save(status="interrupted" + where, pid=None, wall_seconds=wall)
         return False
 
-    def _where_stopped(self):
-        """``interrupted at epoch k`` of the first record not complete."""
-        for name in self.records:
-            record = results.read_record(self.result(f"{name}.json"))
-            if record.get("status") != "complete":
-                done = len(next(iter(record.get("history", {}).values()), []))
-                return f"interrupted at epoch {done + 1}" + ("" if name == self.records[0] else f" of {name}")
-        return "interrupted"
-
     def _publish(self):
-        """Copy the run's figures and numbers to OUT/plots and OUT/results, each file in one step."""
+        """Copy the run's figures and numbers, and its run.json, to OUT/plots and OUT/results,
+        each file in one step."""
+        copies = [(os.path.join(self.root, "run.json"), os.path.join(self.out, "results", f"{self.script}_run.json"))]
         for kind in ("plots", "results"):
-            target = os.path.join(self.out, kind)
-            for name in sorted(os.listdir(os.path.join(self.root, kind))):
-                source = os.path.join(self.root, kind, name)
-                results.write_atomic(os.path.join(target, name),
-                                     lambda tmp, source=source: shutil.copyfile(source, tmp))
+            copies += [(os.path.join(self.root, kind, name), os.path.join(self.out, kind, name))
+                       for name in sorted(os.listdir(os.path.join(self.root, kind)))]
+        for source, target in copies:
+            results.write_atomic(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
         print(f"Run {self.name} complete; its figures and numbers are also in {self.out}/plots "
               f"and {self.out}/results", flush=True)
 
-
-def start(script, args):
-    return Run(script, args)
+    def _compare(self):
+        """Compare the script's latest runs in OUT/plots and OUT/results."""
+        metas = [meta for meta in all_runs(self.out) if meta["script"] == self.script and record_of(meta)][-LATEST:]
+        compare(metas, self.out, f"{self.script}_runs", self.name)
+        for hook, stem in self.comparisons:
+            hook(metas, self.out, stem, self.name)
+        print(f"Compared with earlier runs: {self.out}/plots/{self.script}_runs.png, "
+              f"{self.out}/results/{self.script}_runs.md")
 
 
 # Comparing runs
@@ -225,7 +346,7 @@ def start(script, args):
 def record_of(meta, name=None):
     """A run's main record (or record ``name``), or {} when it has not written one yet."""
     name = name or (meta.get("records") or [meta["script"]])[0]
-    return results.read_record(os.path.join(meta["path"], "results", f"{name}.json"))
+    return read_record(os.path.join(meta["path"], "results", f"{name}.json"))
 
 
 def curve_metric(records):
@@ -246,10 +367,16 @@ def fmt_seconds(seconds):
     return "–" if seconds is None else f"{seconds:,.0f} s"
 
 
-def compare(metas, out, stem, study_stem, current=None):
+def fmt_parts(meta):
+    """Each part's status and wall time: ``lab MLP 12 s, L2 study interrupted (80 s)``."""
+    return ", ".join(f"{name} {fmt_seconds(part['wall_seconds'])}" if part["status"] == "complete"
+                     else f"{name} {part['status']} ({fmt_seconds(part['wall_seconds'])})"
+                     for name, part in meta.get("parts", {}).items()) or meta["status"]
+
+
+def compare(metas, out, stem, current=None):
     """One curve per run (validation accuracy, or loss for the autoencoder) in OUT/plots/STEM.png
-    and a table in OUT/results/STEM.md; the same for the L2 study (STUDY_STEM) when the runs made
-    one. Returns the table(s) as text, and whether the runs' studies were compared too."""
+    and a table in OUT/results/STEM.md; returns the table."""
     from mnistlab import plots
 
     records = [record_of(meta) for meta in metas]
@@ -258,7 +385,7 @@ def compare(metas, out, stem, study_stem, current=None):
             raise LabError(f"run {meta['name']} has not finished an epoch yet; nothing to compare")
     metric = curve_metric(records)
     rows = ["| run | differing flags | final validation " + metric[4:] + " | test accuracy | epochs "
-            "| wall time | status |", "|---|---|---:|---:|---:|---:|---|"]
+            "| parts: wall time (status) | run status |", "|---|---|---:|---:|---:|---|---|"]
     curves = []
     labels, legend_title = legend_labels(metas)
     for meta, record, text in zip(metas, records, labels):
@@ -266,7 +393,7 @@ def compare(metas, out, stem, study_stem, current=None):
         curves.append((text, values, meta["name"] == current))
         rows.append(f"| {meta['name']} | {label(meta['changed'])} | {fmt_metric(metric, values[-1])} | "
                     f"{fmt_metric('accuracy', record.get('test_accuracy'))} | {len(values)} | "
-                    f"{fmt_seconds(meta.get('wall_seconds'))} | {meta['status']} |")
+                    f"{fmt_parts(meta)} | {meta['status']} |")
     scripts = sorted({meta["script"] for meta in metas})
     script = scripts[0] if len(scripts) == 1 else " and ".join(scripts)
     plots.plot_runs(curves, metric, os.path.join(out, "plots", f"{stem}.png"),
@@ -274,56 +401,7 @@ def compare(metas, out, stem, study_stem, current=None):
                     legend_title)
     table = "\n".join(rows) + "\n"
     results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
-    studies = [(meta, study) for meta in metas if (study := record_of(meta, STUDY))]
-    if studies:
-        table += "\n" + compare_studies(studies, out, study_stem, current)
-    return table, bool(studies)
-
-
-def compare_studies(studies, out, stem, current):
-    """Question 2D's study across runs: mean final validation accuracy +- std per L2 factor."""
-    from mnistlab import plots
-
-    factors = sorted({row["l2"] for _, study in studies for row in study["rows"]})
-    rows = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
-            + " | all trials | study's wall time | status |",
-            "|---|---|" + "---:|" * (len(factors) + 1) + "---:|---|"]
-    series = []
-    labels, legend_title = legend_labels([meta for meta, _ in studies])
-    for (meta, study), text in zip(studies, labels):
-        by_factor = {row["l2"]: row for row in study["rows"]}
-        cells = [f"{results.percent(by_factor[f]['mean'])} ± {results.percent(by_factor[f]['std'])}"
-                 if by_factor.get(f, {}).get("mean") is not None else "–" for f in factors]
-        trials = all_trials(study)
-        mean, std = results.mean_std(trials) if len(trials) > 1 else (None, None)
-        cells.append(f"{results.percent(mean)} ± {results.percent(std)} ({len(trials)})" if mean is not None else "–")
-        rows.append(f"| {meta['name']} | {label(meta['changed'])} | " + " | ".join(cells)
-                    + f" | {fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
-        series.append((text, study["rows"], trials, meta["name"] == current))
-    env = record_of(studies[-1][0]).get("environment", {})
-    machine = f"{env.get('cpu', 'this machine')}, {env.get('cores', '?')} cores"
-    table = "\n".join(rows) + (f"\n\nMean ± standard deviation of the final validation accuracy over "
-                               f"each factor's replicates, and over all the run's trials together "
-                               f"(their number in brackets). Wall time: the study's trials, "
-                               f"{studies[-1][1].get('workers', 1)} at a time, on {machine}.\n")
-    plots.plot_study_runs(series, {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP},
-                          os.path.join(out, "plots", f"{stem}.png"),
-                          f"Question 2D across {plots.plural(len(studies), 'run')}: "
-                          "final validation accuracy", legend_title)
-    results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     return table
-
-
-def all_trials(study):
-    """The final validation accuracy of every trial of a study, all its factors together."""
-    return [accuracy for row in study["rows"] for accuracy in row.get("accuracies", []) if accuracy is not None]
-
-
-def compare_latest(out, script, current):
-    """After a run: compare the script's latest runs in OUT/plots and OUT/results."""
-    metas = [meta for meta in all_runs(out) if meta["script"] == script and record_of(meta)][-LATEST:]
-    compare(metas, out, f"{script}_runs", f"{STUDY}_runs", current)
-    print(f"Compared with earlier runs: {out}/plots/{script}_runs.png, {out}/results/{script}_runs.md")
 
 
 # The command line
@@ -348,7 +426,7 @@ def describe(meta):
     history = record.get("history", {})
     metric = next((m for m in ("val_accuracy", "val_loss") if m in history), None)
     final = f"final {metric.replace('_', ' ')} {fmt_metric(metric, history[metric][-1])}" if metric else "no epoch yet"
-    return f"{meta['name']}  {meta['status']}  {final}  {fmt_seconds(meta.get('wall_seconds'))}"
+    return f"{meta['name']}  {meta['status']}  {final}  {fmt_seconds(meta.get('wall_seconds'))}  ({fmt_parts(meta)})"
 
 
 def parse_args(argv):
@@ -379,10 +457,13 @@ def main(argv=None):
     chosen = [find(metas, prefix, args.out) for prefix in args.run]
     chosen = sorted({meta["name"]: meta for meta in chosen}.values(), key=lambda m: (m["started"], m["name"]))
     cli.Outputs(args.out)
-    table, studies = compare(chosen, args.out, "runs_compare", "runs_compare_l2_study")
-    print(table)
+    from mnistlab import l2_study  # the one script's part with a comparison of its own
+
+    print(compare(chosen, args.out, "runs_compare"))
+    study = l2_study.compare_runs(chosen, args.out, "runs_compare_l2_study")
+    print(study)
     print(f"Wrote {args.out}/plots/runs_compare.png and {args.out}/results/runs_compare.md"
-          + (f", and the studies' {args.out}/plots/runs_compare_l2_study.png and .md" if studies else ""))
+          + (f", and the studies' {args.out}/plots/runs_compare_l2_study.png and .md" if study else ""))
     return 0
 
 

@@ -6,7 +6,7 @@ import sys
 
 import keras
 
-from mnistlab import results
+from mnistlab import results, runs
 from mnistlab.errors import LabError
 
 # Several batches per call into the backend: identical math, far less per-step overhead.
@@ -38,22 +38,20 @@ def verbosity():
 
 
 class SaveProgress(keras.callbacks.Callback):
-    """Rewrite the run's JSON after every epoch, so an interrupted run keeps its history.
+    """Hand ``save`` the history so far after every epoch, so that a stopped fit keeps it.
 
-    Epoch ``k``'s numbers go to place ``k`` of each list, so an epoch trained again after an
-    interruption replaces its earlier entry instead of repeating it.
+    ``history`` holds the epochs before this fit (a fit that goes on after a stop); epoch ``k``'s
+    numbers go to place ``k`` of each list, so an epoch trained again replaces its earlier entry.
     """
 
-    def __init__(self, path, record):
+    def __init__(self, save, history):
         super().__init__()
-        self.path, self.record = path, record
+        self.save, self.history = save, {key: list(values) for key, values in history.items()}
 
     def on_epoch_end(self, epoch, logs=None):
-        history = self.record.setdefault("history", {})
         for key, value in (logs or {}).items():
-            history[key] = history.get(key, [])[:epoch] + [float(value)]
-        self.record["status"] = f"running: {epoch + 1} epochs done"
-        results.write_json(self.path, self.record)
+            self.history[key] = self.history.get(key, [])[:epoch] + [float(value)]
+        self.save({key: list(values) for key, values in self.history.items()})
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -84,7 +82,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 os.remove(os.path.join(self.backup_dir, other))
 
     def _load_model(self):
-        metadata = read_backup(self.backup_dir)
+        metadata = runs.read_backup(self.backup_dir)
         if metadata is None:
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
@@ -99,21 +97,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = metadata["epoch"]
 
 
-def read_backup(folder):
-    """The metadata of the backup in ``folder`` (the epochs it holds and its weights file), or
-    None if there is none."""
-    return results.read_record(os.path.join(folder, "training_metadata.json"),
-                               {"epoch": int, "batch": int, "weights": str}, required=("epoch",)) or None
-
-
-def backup_and_restore(folder):
-    return BackupAndRestore(folder)
-
-
-def epochs_backed_up(folder):
-    """How many epochs the BackupAndRestore state in ``folder`` holds (0 if none)."""
-    metadata = read_backup(folder)
-    return metadata["epoch"] if metadata else 0
+def restore(model, folder):
+    """Load the backup in ``folder`` into ``model`` (compiled) before it trains, or when a
+    stopped fit had finished every epoch and will not train again."""
+    callback = BackupAndRestore(folder)
+    callback.set_model(model)
+    callback._load_model()
 
 
 class StopOnDivergence(keras.callbacks.Callback):

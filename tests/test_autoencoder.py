@@ -94,6 +94,79 @@ def test_per_level_retrains_at_each_level_and_reuses_a_saved_classifier(tiny_npz
     assert "retrained around each noise level" in record["study_mode"]
 
 
+PER_LEVEL = ["--per-level", "--workers", "1", "--levels", "0.2", "0.5", "--epochs", "2", "--draws", "1",
+             "--classifier-epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_per_level(tiny_npz, tmp_path_factory):
+    """The record of a --per-level run that was never stopped."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path_factory.mktemp("whole")
+    subprocess.run([sys.executable, "denoise_autoencoder.py", "--data", tiny_npz, *PER_LEVEL, "--out", str(out)],
+                   check=True, capture_output=True, cwd=ROOT)
+    return json.loads((out / "results" / "denoise_autoencoder.json").read_text())
+
+
+class StopAfterEpoch1(training.BackupAndRestore):
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        raise KeyboardInterrupt
+
+
+def stop_in(part, monkeypatch):
+    """Make the run stop like Ctrl-C inside ``part``, once that part has done some of its work."""
+    if part == "per-level autoencoders":  # once the first level's autoencoder is saved
+        real = dae.results.write_atomic
+
+        def write_atomic(path, write):
+            real(path, write)
+            if path.endswith(".npz"):
+                raise KeyboardInterrupt
+        monkeypatch.setattr(dae.results, "write_atomic", write_atomic)
+    elif part == "autoencoder":  # once its first epoch is backed up
+        monkeypatch.setattr(training, "BackupAndRestore", StopAfterEpoch1)
+    else:  # while it scores the classifiers
+        monkeypatch.setattr(dae, "accuracy_study", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+
+
+@pytest.mark.parametrize("part", ["per-level autoencoders", "autoencoder", "accuracy study"])
+def test_a_stop_in_each_part_goes_on_there_and_ends_as_an_uninterrupted_run(part, tiny_npz, tmp_path, capsys,
+                                                                             monkeypatch, uninterrupted_per_level):
+    argv = ["--data", tiny_npz, *PER_LEVEL, "--out", str(tmp_path)]
+    stop_in(part, monkeypatch)
+    code, _, err = run_main(dae.main, argv, capsys)
+    assert code == 130, err
+    [folder] = (tmp_path / "runs").iterdir()
+    statuses = {name: p["status"] for name, p in json.loads((folder / "run.json").read_text())["parts"].items()}
+    order = ["per-level autoencoders", "autoencoder", "accuracy study"]
+    finished = order[:order.index(part)]
+    assert statuses == {**{name: "complete" for name in finished},
+                        part: "interrupted at epoch 2" if part == "autoencoder" else "interrupted"}
+
+    monkeypatch.undo()
+    code, out, err = run_main(dae.main, argv, capsys)
+    assert code == 0, err
+    for name in finished:
+        assert f"{name}: finished in an earlier session of this run" in out
+    assert f"{part}: going on where it stopped" in out
+    trained_here = out.split(f"{part}: going on")[1]
+    if part == "per-level autoencoders":
+        assert "Training 1 autoencoder for the noise levels of the accuracy study (1 already saved)" in out
+    elif part == "autoencoder":
+        assert "after epoch 1 of 2" in out and "Epoch 1/2" not in trained_here.split("Test loss")[0]
+    else:
+        assert "Epoch 1/2" not in trained_here  # the autoencoder's epochs (the classifier trains for 1)
+    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
+    for key in ("history", "reconstruction", "classifiers", "noise_levels"):
+        assert record[key] == uninterrupted_per_level[key], key
+    assert not (folder / "state").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--noise", "1.5"], "--noise: must be a fraction in [0, 1]"),
     (["--noise", "-0.1"], "--noise: must be a fraction in [0, 1]"),

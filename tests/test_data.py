@@ -1,6 +1,5 @@
 """Loading, checking and preprocessing MNIST, and the salt-and-pepper noise."""
 
-import os
 
 import numpy as np
 import pytest

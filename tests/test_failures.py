@@ -123,7 +123,7 @@ def interrupted_study(tiny_npz, out):
     """A study run stopped after its first trial, as Ctrl-C leaves it."""
     result = run_with_stop(["mlp_mnist.py", "--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
                             "--study-hidden", "8", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", "1",
-                            "--out", str(out)], signal.SIGINT, after="trial")
+                            "--out", str(out)], signal.SIGINT, after="_trials.json")
     assert result.returncode == 130, result.stderr
     [store] = (out / "runs").glob("*/results/mlp_l2_study_trials.json")
     return store
@@ -177,23 +177,18 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 if hasattr(signal, "SIGHUP"):
     signal.signal(signal.SIGHUP, signal.SIG_IGN if os.environ.get("NOHUP") else signal.SIG_DFL)
-real_backup = training.backup_and_restore
 stop_signal, after = int(sys.argv[1]), sys.argv[2]
 
 def stop():
     os.kill(os.getpid(), stop_signal)
 
 if after == "epoch":  # once epoch 2 is finished and backed up
-    def backup_and_restore(folder):
-        callback = real_backup(folder)
-        saved = callback.on_epoch_end
-        def on_epoch_end(epoch, logs=None):
-            saved(epoch, logs)
+    class StopAfterEpoch2(training.BackupAndRestore):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
             if epoch == 1:
                 stop()
-        callback.on_epoch_end = on_epoch_end
-        return callback
-    training.backup_and_restore = backup_and_restore
+    training.BackupAndRestore = StopAfterEpoch2
 elif after == "backup-write":  # half-way through writing epoch 3's backup
     import keras
     real_save_weights = keras.Model.save_weights
@@ -204,14 +199,14 @@ elif after == "backup-write":  # half-way through writing epoch 3's backup
                 f.truncate(os.path.getsize(filepath) // 2)
             stop()
     keras.Model.save_weights = save_weights
-else:  # once the first study trial is saved
+else:  # once the first file whose name ends with AFTER (a study trial, an autoencoder's weights) is written
     from mnistlab import results
-    real_write = results.write_json
-    def write_json(path, data):
-        real_write(path, data)
-        if path.endswith("_trials.json"):
+    real_write = results.write_atomic
+    def write_atomic(path, write):
+        real_write(path, write)
+        if path.endswith(after):
             stop()
-    results.write_json = write_json
+    results.write_atomic = write_atomic
 sys.argv = sys.argv[3:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -244,7 +239,7 @@ def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script,
     assert stopped.stderr == (f"{script}: stopped ({signal_name}); what had finished is saved, "
                               "rerun the same command to go on\n")
     [folder] = (tmp_path / "runs").iterdir()
-    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted at epoch 3"
+    assert json.loads((folder / "run.json").read_text())["status"].endswith(" at epoch 3")
 
     result = run_script(*argv, env=env)
     assert result.returncode == 0 and result.stderr == ""
@@ -303,7 +298,7 @@ def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch
     argv = ["mlp_mnist.py", "--data", tiny_npz, *SMALL["mlp_mnist.py"], "--out", str(tmp_path)]
     stopped = run_with_stop(argv, signum, after="backup-write")
     [folder] = (tmp_path / "runs").iterdir()
-    backup = folder / "backup" / "mlp_mnist"
+    backup = folder / "state" / "backup" / "mlp_mnist"
     if signum == signal.SIGKILL:  # no word, no chance to tidy up: the half-written file is left
         assert stopped.returncode == -signal.SIGKILL and stopped.stderr == ""
         assert (backup / "epoch-3.weights.h5").exists()

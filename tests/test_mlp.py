@@ -1,9 +1,7 @@
 """The lab MLP (questions 1-2): structure, training, figures, results, the resumable study."""
 
 import json
-import os
 
-import numpy as np
 import pytest
 
 import mlp_mnist
@@ -123,15 +121,30 @@ def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, ca
     saved = json.loads(store.read_text())
     assert [(t["l2"], t["replicate"]) for t in saved["trials"]] == calls == [(1e-4, 0), (1e-4, 1), (1e-3, 0)]
 
+    [folder] = (tmp_path / "runs").iterdir()
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["status"] == "interrupted in L2 study"
+    assert {name: part["status"] for name, part in meta["parts"].items()} == {"lab MLP": "complete",
+                                                                              "L2 study": "interrupted"}
+
     calls.clear()
     monkeypatch.setattr(mlp_mnist, "run_trial", lambda *a: calls.append(a[1:3]) or real_trial(*a))
     code, out, err = run_main(mlp_mnist.main, argv, capsys)
     assert code == 0, err
     assert calls == [(1e-3, 1)]
-    assert "3 already saved" in out and "Resuming run mlp_mnist-" in out
-    assert len(list((tmp_path / "runs").iterdir())) == 1  # the same run went on
-    rows = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())["rows"]
-    assert [row["replicates"] for row in rows] == [2, 2]
+    assert "lab MLP: finished in an earlier session of this run" in out and "Epoch 1/1" not in out
+    assert "L2 study: going on where it stopped" in out and "3 already saved" in out
+    assert list((tmp_path / "runs").iterdir()) == [folder]  # the same run went on
+    parts = json.loads((folder / "run.json").read_text())["parts"]
+    assert all(part["status"] == "complete" and part["wall_seconds"] > 0 for part in parts.values())
+
+    # the same numbers as a run that was never stopped
+    monkeypatch.undo()
+    assert run_main(mlp_mnist.main, argv + ["--out", str(tmp_path / "whole")], capsys)[0] == 0
+    for name in ("mlp_mnist", "mlp_l2_study"):
+        resumed, whole = (json.loads((out / "results" / f"{name}.json").read_text()) for out in (tmp_path, tmp_path / "whole"))
+        assert resumed.get("history") == whole.get("history") and resumed.get("rows") == whole.get("rows")
+    assert [row["replicates"] for row in resumed["rows"]] == [2, 2]
 
 
 def test_changed_settings_do_not_reuse_trials(tiny_npz, tmp_path, capsys):

@@ -97,23 +97,23 @@ class StopAfter(training.BackupAndRestore):
 
 def test_interrupted_run_goes_on_from_its_last_finished_epoch(tiny_npz, tmp_path, capsys, monkeypatch):
     argv = ["--data", tiny_npz, "--epochs", "4", *FAST, "--out", str(tmp_path)]
-    monkeypatch.setattr(training, "backup_and_restore", StopAfter)
+    monkeypatch.setattr(training, "BackupAndRestore", StopAfter)
     code, _, err = run_main(mlp_mnist.main, argv, capsys)
     assert code == 130 and "rerun the same command to go on" in err
     [folder] = run_folders(tmp_path)
     meta = json.loads((folder / "run.json").read_text())
-    assert meta["status"] == "interrupted at epoch 3"
+    assert meta["status"] == "interrupted in lab MLP at epoch 3"
     assert not (tmp_path / "results" / "mlp_mnist.json").exists()  # nothing published from an unfinished run
 
     monkeypatch.undo()
     code, out, err = run_main(mlp_mnist.main, argv, capsys)
     assert code == 0, err
-    assert f"Resuming run {folder.name} (interrupted at epoch 3)" in out
+    assert f"Resuming run {folder.name} (interrupted in lab MLP at epoch 3)" in out
     assert "after epoch 2 of 4" in out and "Epoch 3/4" in out and "Epoch 1/4" not in out
     assert run_folders(tmp_path) == [folder]
     record = json.loads((folder / "results" / "mlp_mnist.json").read_text())
     assert all(len(values) == 4 for values in record["history"].values())  # no gap, no repeated epoch
-    assert not (folder / "backup").exists()
+    assert not (folder / "state").exists()
 
     # the epochs before the interruption are those of an uninterrupted run with the same seed
     assert run_main(mlp_mnist.main, argv + ["--out", str(tmp_path / "whole")], capsys)[0] == 0
