@@ -46,7 +46,6 @@ def parse_args(argv):
     args.epochs = args.epochs or EPOCHS[args.model]
     if args.quick:
         args.epochs = min(args.epochs, 2)
-    args.out = args.out or ("quick" if args.quick else ".")
     return args
 
 
@@ -92,7 +91,7 @@ def build_improved_cnn(input_shape=(28, 28, 1), num_classes=10):
     a dense layer and dropout.
 
     The first two convolutions keep the lab's shapes and the third works on 4x4 maps, so an
-    epoch costs about a third more than the lab CNN's on a CPU. The augmentation layers act
+    epoch costs more than the lab CNN's on a CPU. The augmentation layers act
     only during training.
     """
     def conv_bn_relu(filters, size, **kwargs):
@@ -173,34 +172,59 @@ def first_conv_index(model):
     return next(i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D))
 
 
-def _label(ax, text):
-    ax.text(1.0, 0.5, text, ha="right", va="center", fontsize=9.5, transform=ax.transAxes)
-    ax.axis("off")
+def feature_stages(model):
+    """The layers whose outputs question 3A's figure shows: each convolution's block (after its
+    batch norm and ReLU, where it has them) and each max pooling."""
+    layers, stages = model.layers, []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            stages.append(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            end = i
+            while end + 1 < len(layers) and isinstance(
+                    layers[end + 1], (keras.layers.BatchNormalization, keras.layers.Activation)):
+                end += 1
+            stages.append(layers[end])
+    return stages
 
 
-def plot_feature_maps(model, image, label, path, title, channels=16):
-    """One digit's feature maps after each convolution and each pooling (question 3A)."""
-    stages = [layer for layer in model.layers
-              if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D))]
+def stage_name(model, layer):
+    """``Conv2D 32 × 5×5, relu`` for a convolution's block, named by its convolution."""
+    index = model.layers.index(layer)
+    conv = next(model.layers[i] for i in range(index, -1, -1)
+                if isinstance(model.layers[i], (keras.layers.Conv2D, keras.layers.MaxPooling2D)))
+    after = " + batch norm + ReLU" if conv is not layer else ""
+    return plots.describe_layer(conv) + after
+
+
+def plot_feature_maps(model, image, label, path, title, channels=16, inches_per_pixel=0.05):
+    """One digit's feature maps after each convolution block and each pooling (question 3A),
+    every map drawn to one scale, so that each pooling's halving shows."""
+    stages = feature_stages(model)
     probe = keras.Model(model.inputs[0], [layer.output for layer in stages])
-    maps = [np.asarray(m)[0] for m in probe(image[np.newaxis], training=False)]
-    columns = channels // 2
-    fig = plt.figure(figsize=(1.05 * columns + 2.2, 2.2 * (len(stages) + 1) + 0.6))
-    grid = fig.add_gridspec(2 * (len(stages) + 1), columns + 1, width_ratios=[2] + [1] * columns)
-    _label(fig.add_subplot(grid[0:2, 0]), f"input: a {label}\n28×28")
-    ax = fig.add_subplot(grid[0:2, 1:3])
-    ax.imshow(image[..., 0], cmap="gray_r", vmin=0, vmax=1)
-    ax.axis("off")
-    for s, (layer, fmap) in enumerate(zip(stages, maps), start=1):
-        _label(fig.add_subplot(grid[2 * s:2 * s + 2, 0]),
-               f"{plots.describe_layer(layer)}\n{fmap.shape[0]}×{fmap.shape[1]} maps")
-        for c in range(channels):
-            ax = fig.add_subplot(grid[2 * s + c // columns, 1 + c % columns])
-            ax.imshow(fmap[:, :, c], cmap="viridis")
+    maps = [image[..., :1]] + [np.asarray(m)[0] for m in probe(image[np.newaxis], training=False)]
+    names = [f"input: a {label}"] + [stage_name(model, layer) for layer in stages]
+    columns, gap, label_width, title_height = channels // 2, 0.08, 2.3, 0.6
+    widths = [columns * (m.shape[1] * inches_per_pixel + gap) for m in maps]
+    heights = [(1 if i == 0 else 2) * (m.shape[0] * inches_per_pixel + gap) + 0.28 for i, m in enumerate(maps)]
+    fig_w, fig_h = label_width + max(widths) + 0.2, title_height + sum(heights)
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    top = fig_h - title_height
+    for i, (fmap, name) in enumerate(zip(maps, names)):
+        size = fmap.shape[0] * inches_per_pixel
+        fig.text((label_width - 0.15) / fig_w, (top - heights[i] / 2) / fig_h,
+                 f"{name}\n{fmap.shape[0]}×{fmap.shape[1]} pixels" + (f", {fmap.shape[2]} maps" if i else ""),
+                 ha="right", va="center", fontsize=9.5)
+        for c in range(1 if i == 0 else channels):
+            row, col = divmod(c, columns)
+            ax = fig.add_axes([(label_width + col * (size + gap)) / fig_w,
+                               (top - 0.14 - (row + 1) * (size + gap)) / fig_h, size / fig_w, size / fig_h])
+            ax.imshow(fmap[:, :, c], cmap="gray_r" if i == 0 else "viridis", vmin=0 if i == 0 else None)
             ax.set(xticks=[], yticks=[])
-    fig.suptitle(f"{title}: the first {channels} feature maps after each stage (brighter = stronger)\n"
-                 "each max pooling halves the size and keeps every detector's strongest response",
-                 fontsize=11)
+        top -= heights[i]
+    fig.suptitle(f"{title}: one digit's first {channels} feature maps after each stage, all drawn to one "
+                 "pixel scale (brighter = stronger)\neach 2×2 max pooling halves the maps' size and keeps "
+                 "every detector's strongest response", fontsize=11, y=1 - 0.1 / fig_h, va="top")
     plots.save_figure(fig, path)
 
 

@@ -128,6 +128,7 @@ def parse(parser, argv):
     args = parser.parse_args(argv)
     args.changed = [_describe_flag(dest, value) for dest, value in vars(args).items()
                     if dest not in NOT_SETTINGS and value != parser.get_default(dest)]
+    args.out = args.out or ("quick" if args.quick else ".")
     if getattr(args, "workers", 0) is None:
         args.workers = 1 if args.quick else parallel.default_workers()
     return args

@@ -31,13 +31,16 @@ def train_and_report(run, model, train, test, *, name, title, epochs, batch_size
     scores = training.evaluate(model, *test, batch_size)
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
-    for metric in ("accuracy", "loss"):
+    loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+    for metric, words in (("accuracy", "accuracy"), ("loss", plots.LOSS_NAMES.get(loss, "loss"))):
         if metric in history:
-            plots.plot_curves(history, metric, run.plot(f"{name}_{metric}.png"), f"{title}: {metric} per epoch")
+            plots.plot_curves(history, metric, run.plot(f"{name}_{metric}.png"), f"{title}: {words} per epoch", loss)
     plots.plot_model_diagram(model, run.plot(f"{name}_model.png"), title)
     if save_model:
         results.save_model(model, run.result(f"{name}.keras"))
-    record = run.write_record(name, {**record, "status": "complete", "history": history,
+    record = run.write_record(name, {**record, "status": "complete", "history": history, "loss": loss,
+                                     "examples": {"train": len(train[1]), "test": len(test[1])},
+                                     "layers": plots.layer_table(model),
                                      "parameters": model.count_params(), "wall_seconds": clock.seconds(),
                                      "diverged_at_epoch": results.diverged_at(history),
                                      **{f"test_{k}": v for k, v in scores.items()}})

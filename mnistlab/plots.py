@@ -35,12 +35,20 @@ def plural(n, word):
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def plot_curves(history, metric, path, title):
-    """Training and validation ``metric`` per epoch; accuracy is shown in %."""
-    scale, unit, suffix = (100.0, "accuracy (%)", "%") if metric == "accuracy" else (1.0, metric, "")
+LOSS_NAMES = {"categorical_crossentropy": "categorical cross-entropy",
+              "binary_crossentropy": "binary cross-entropy"}
+
+
+def plot_curves(history, metric, path, title, loss_name="loss"):
+    """Training and validation ``metric`` per epoch; accuracy is shown in %, the loss by its name."""
+    if metric == "accuracy":
+        scale, unit, suffix = 100.0, "accuracy (%)", "%"
+    else:
+        scale, unit, suffix = 1.0, f"{LOSS_NAMES.get(loss_name, loss_name)} (loss, nats per {'pixel' if 'binary' in loss_name else 'image'})", ""
     train = np.asarray(history[metric], dtype=float) * scale  # a diverged epoch's None is NaN
     epochs = np.arange(1, len(train) + 1)
-    final = lambda values: f"final {values[-1]:.2f}{suffix}" if np.isfinite(values[-1]) else "not a number"
+    digits = 2 if metric == "accuracy" else 4
+    final = lambda values: f"final {values[-1]:.{digits}f}{suffix}" if np.isfinite(values[-1]) else "not a number"
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(epochs, train, "o-", color=TRAIN_COLOR, label=f"training ({final(train)})")
     if f"val_{metric}" in history:
@@ -89,28 +97,38 @@ def _flat_layers(model, prefix=""):
             yield prefix, layer
 
 
-def _shape(shape):
+def layer_table(model):
+    """The model's layers from input to output, as a record keeps them: for each, its readable
+    name, kind, activation, output shape (None for the batch) and parameter count."""
+    rows = [{"layer": "Input", "kind": "InputLayer", "activation": None,
+             "output_shape": list(model.inputs[0].shape), "parameters": 0}]
+    for prefix, layer in _flat_layers(model):
+        activation = layer.get_config().get("activation")
+        rows.append({"layer": prefix + describe_layer(layer), "kind": type(layer).__name__,
+                     "activation": activation if activation != "linear" else None,
+                     "output_shape": list(layer.output.shape), "parameters": layer.count_params()})
+    return rows
+
+
+def shape_text(shape):
     return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
 
 
 def plot_model_diagram(model, path, title):
     """The model as stacked boxes: layer, output shape and parameter count, input at the top."""
-    rows = [("Input", _shape(model.inputs[0].shape), None, "InputLayer")]
-    for prefix, layer in _flat_layers(model):
-        rows.append((prefix + describe_layer(layer), _shape(layer.output.shape),
-                     layer.count_params(), type(layer).__name__))
+    rows = layer_table(model)
     height = 0.78
     fig, ax = plt.subplots(figsize=(6.4, 0.95 * len(rows) + 0.9))
-    for i, (name, shape, params, kind) in enumerate(rows):
+    for i, row in enumerate(rows):
         y = -i
         ax.add_patch(FancyBboxPatch((0.05, y - height / 2), 0.9, height,
                                     boxstyle="round,pad=0.02,rounding_size=0.08",
-                                    facecolor=LAYER_COLORS.get(kind, "#e8e0f5"), edgecolor="#444444"))
-        ax.text(0.09, y + 0.13, name, fontsize=11, fontweight="bold", va="center")
-        ax.text(0.09, y - 0.17, f"output {shape}", fontsize=9.5, va="center", family="monospace")
-        if params is not None:
-            ax.text(0.91, y, f"{params:,} params", fontsize=10, va="center", ha="right")
+                                    facecolor=LAYER_COLORS.get(row["kind"], "#e8e0f5"), edgecolor="#444444"))
+        ax.text(0.09, y + 0.13, row["layer"], fontsize=11, fontweight="bold", va="center")
+        ax.text(0.09, y - 0.17, f"output {shape_text(row['output_shape'])}", fontsize=9.5, va="center",
+                family="monospace")
         if i:
+            ax.text(0.91, y, f"{row['parameters']:,} params", fontsize=10, va="center", ha="right")
             ax.annotate("", xy=(0.5, y + height / 2 + 0.02), xytext=(0.5, y + 1 - height / 2 - 0.02),
                         arrowprops=dict(arrowstyle="-|>", color="#444444"))
     ax.set(xlim=(0, 1), ylim=(-len(rows) + 0.4, 0.6))
@@ -169,14 +187,24 @@ def run_style(current):
 
 
 def plot_runs(curves, metric, path, title, legend_title):
-    """Runs compared: ``curves`` is [(label, per-epoch values, is_current)], one line each."""
+    """Runs compared: ``curves`` is [(label, per-epoch values, is_current)], one line each; runs
+    whose curves are identical (a rerun with the same seed) share one line, labelled with how
+    many they are."""
     accuracy = "accuracy" in metric
+    groups = {}  # identical curves together, in the order of their first run
+    for label, values, current in curves:
+        group = groups.setdefault(tuple(values), {"labels": [], "current": False})
+        group["labels"].append(label)
+        group["current"] |= current
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for (label, values, current), color in zip(curves, RUN_COLORS):
+    for (values, group), color in zip(groups.items(), RUN_COLORS):
         values = np.asarray(values, dtype=float) * (100 if accuracy else 1)
         final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
+        labels = list(dict.fromkeys(group["labels"]))
+        label = ", ".join(labels) + (f" ({len(group['labels'])} identical runs)" if len(group["labels"]) > 1 else "")
         ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
-                label=f"{label}{' (this run)' if current else ''}: final {final}", **run_style(current))
+                label=f"{label}{' (this run)' if group['current'] and len(groups) > 1 else ''}: final {final}",
+                **run_style(group["current"]))
     ax.set(title=title, xlabel="epoch",
            ylabel="validation accuracy (%)" if accuracy else f"validation {metric[4:]}")
     ax.xaxis.get_major_locator().set_params(integer=True)

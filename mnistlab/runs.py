@@ -24,8 +24,9 @@ The layout of a run folder, format ``FORMAT``:
 - ``results/NAME.json``: a record. Fields, where a record has them: ``format``, ``name``,
   ``status`` (``running: K epochs done`` or ``complete``), ``config`` (the flags), ``environment``
   (machine and versions), ``history`` (a list per Keras metric, one number per epoch, null for a
-  diverged epoch), ``parameters``, ``test_loss``, ``test_accuracy``, ``wall_seconds``,
-  ``diverged_at_epoch``; each script adds its own (the study's ``rows``, the autoencoder's
+  diverged epoch), ``loss`` (its Keras name), ``layers`` (``plots.layer_table``), ``examples``
+  (training and test digits), ``parameters``, ``test_loss``, ``test_accuracy``,
+  ``wall_seconds``, ``diverged_at_epoch``; each script adds its own (the study's ``rows``, the autoencoder's
   ``noise_levels`` and ``classifiers``). Every JSON is strict (no NaN).
 - ``plots/``: the run's figures. ``state/``: what a stopped part goes on from (Keras backups,
   trained weights that later parts load); removed when the run completes.
@@ -55,7 +56,8 @@ RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "chan
               "settings": dict, "wall_seconds": results.NUMBER, "parts": dict}
 RECORD_FIELDS = {"format": int, "status": str, "test_accuracy": results.OPTIONAL_NUMBER,
                  "test_loss": results.OPTIONAL_NUMBER, "wall_seconds": results.OPTIONAL_NUMBER,
-                 "parameters": int, "environment": dict, "config": dict,
+                 "parameters": int, "environment": dict, "config": dict, "layers": list, "examples": dict,
+                 "loss": str,
                  "history": dict, "rows": list, "classifiers": list, "noise_levels": list, "settings": dict}
 PART_FIELDS = {"status": str, "wall_seconds": results.NUMBER, "records": list}
 
