@@ -20,7 +20,7 @@ The layout of a run folder, format ``FORMAT``:
   PART[ at epoch K]``), ``pid`` (while running), ``wall_seconds`` (every session together),
   ``records`` (its JSON records, the main one first) and ``parts``: for each part in order,
   ``{"status", "wall_seconds", "records"}``. A completed run's run.json is also published as
-  ``OUT/results/<script>_run.json``.
+  ``OUT/results/<main record>_run.json``.
 - ``results/NAME.json``: a record. Fields, where a record has them: ``format``, ``name``,
   ``status`` (``running: K epochs done`` or ``complete``), ``config`` (the flags), ``environment``
   (machine and versions), ``history`` (a list per Keras metric, one number per epoch, null for a
@@ -323,7 +323,7 @@ class Run(cli.Outputs):
     def _publish(self):
         """Copy the run's figures and numbers, and its run.json, to OUT/plots and OUT/results,
         each file in one step."""
-        copies = [(os.path.join(self.root, "run.json"), os.path.join(self.out, "results", f"{self.script}_run.json"))]
+        copies = [(os.path.join(self.root, "run.json"), os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"))]
         for kind in ("plots", "results"):
             copies += [(os.path.join(self.root, kind, name), os.path.join(self.out, kind, name))
                        for name in sorted(os.listdir(os.path.join(self.root, kind)))]

@@ -1,59 +1,130 @@
-"""The generated lab report: key numbers beside the references, every figure the run made."""
+"""The generated lab report: a section per question, each answered from the folder's records, and
+honest about runs that are not the lab's."""
 
 import json
+import re
 
-from mnistlab import report
+import pytest
+
+from conftest import run_main
+from mnistlab import cli, lab, report
+
+SECTIONS = ["1. Preprocessing", "2A.", "2B.", "2C.", "2D.", "3A.", "3B.", "4A.", "4B.", "4C.", "4D."]
 
 
-def write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
+@pytest.fixture(scope="module")
+def quick_folder(tiny_npz, tmp_path_factory):
+    """What `make quick` makes, on the tests' tiny data: every script's quick run, then REPORT.md."""
+    import cnn_mnist
+    import denoise_autoencoder
+    import mlp_mnist
+
+    out = tmp_path_factory.mktemp("quick")
+    for main, extra in ((mlp_mnist.main, ["--save-model"]), (cnn_mnist.main, ["--save-model"]),
+                        (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1"])):
+        assert cli.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
+    assert report.main(["--out", str(out)]) == 0
+    return out
 
 
-def test_report_shows_numbers_references_times_and_existing_figures(tmp_path):
-    env = {"cpu": "Test CPU", "cores": 2, "python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1",
-           "jax": "0.10.2", "backend": "jax"}
-    write(tmp_path / "results" / "mlp_mnist.json", {"test_accuracy": 0.9731, "wall_seconds": 9.0, "environment": env})
-    write(tmp_path / "results" / "mlp_l2_study.json",
-          {"rows": [{"l2": 1e-6, "mean": 0.9810, "std": 0.001}, {"l2": 2.5e-4, "mean": 0.9825, "std": 0.0005}],
-           "settings": {"backend": "jax"}, "trials_run": 15, "workers": 2, "wall_seconds": 300.0})
-    write(tmp_path / "results" / "cnn_mnist.json", {"test_accuracy": 0.9921, "wall_seconds": 80.0})
-    write(tmp_path / "results" / "denoise_autoencoder.json",
-          {"noise_levels": [0.0, 0.4, 0.6, 0.8], "total_wall_seconds": 60.0, "classifiers": [
-              {"name": "lab CNN", "accuracy_noisy": [0.99, 0.62, 0.35, 0.2], "accuracy_denoised": [0.985, 0.95, 0.86, 0.5]},
-              {"name": "lab MLP", "accuracy_noisy": [0.97, 0.43, 0.25, 0.15], "accuracy_denoised": [0.965, 0.91, 0.82, 0.5]}]})
-    (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "mlp_l2_study.png").write_bytes(b"png")
+def record(folder, name):
+    return json.loads((folder / "results" / f"{name}.json").read_text())
 
+
+def section(text, number):
+    """The text of section ``number`` ("2D"), up to the next section."""
+    return re.split(r"\n## ", text.split(f"\n## {number}. ")[1])[0]
+
+
+def test_the_report_answers_every_question_in_the_handouts_order(quick_folder):
+    text = (quick_folder / "REPORT.md").read_text()
+    headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert [h for h in headings if h != "Wall time"] == [next(h for h in headings if h.startswith(s)) for s in SECTIONS]
+    for number in ("1", "2A", "2B", "2C", "2D", "3A", "3B", "4A", "4B", "4C", "4D"):
+        body = section(text, number)
+        assert body.count("> The handout: \"") == 1  # the question, quoted briefly
+        prose = [line for line in body.splitlines()
+                 if line and line[0] not in "|>!$" and not (line.startswith("*") and not line.startswith("**"))]
+        assert sum(len(line) for line in prose) > 200, number  # answered in sentences, not only a figure
+    assert "Not in this folder's records yet" not in text
+
+
+def test_its_numbers_are_the_records_and_say_they_come_from_a_quick_run(quick_folder):
+    text = (quick_folder / "REPORT.md").read_text()
+    assert "**A quick run.**" in text and "do not answer the lab" in text
+    mlp, cnn, study = (record(quick_folder, name) for name in ("mlp_mnist", "cnn_mnist", "mlp_l2_study"))
+    assert f"{mlp['parameters']:,} parameters in total" in section(text, "2A")
+    assert f"to {mlp['history']['loss'][-1]:.4f} in the last" in section(text, "2B")
+    assert f"The lab CNN *(quick subset)* reached **{100 * cnn['test_accuracy']:.2f}%**" in section(text, "3A")
+    best = max((row for row in study["rows"]), key=lambda row: row["mean"])
+    gap = section(text, "2D")
+    assert f"L2 {best['l2']:g}, averaged {100 * best['mean']:.2f}% ± {100 * best['std']:.2f}%" in gap
+    digits = round(abs(lab.HINTON - best["mean"]) * mlp["examples"]["test"])
+    assert f"that is {digits} of the {mlp['examples']['test']:,} test digits" in gap
+    assert "quick subset" in gap.split("How close to Hinton")[0]  # beside the numbers set against the references
+    assert "28×28 → 24×24 → 12×12 → 8×8 → 4×4 pixels" in section(text, "3A")  # this run's feature-map sizes
+    for name in ("mlp_l2_study.png", "cnn_mnist_feature_maps.png", "denoise_accuracy.png", "generate_random.png"):
+        assert f"(plots/{name})" in text
+    assert "| `mlp_mnist.py`: L2 study | tensorflow |" in text  # each part's wall time, from its run.json
+
+
+def curves(levels, noisy, denoised, std=0.001):
+    return {"name": "lab CNN", "accuracy_clean": 0.99, "accuracy_noisy": noisy, "accuracy_noisy_std": [std] * len(levels),
+            "accuracy_denoised": denoised, "accuracy_denoised_std": [std] * len(levels)}
+
+
+def test_4b_finds_where_digits_get_hard_to_read_and_where_denoising_stops_helping(tmp_path):
+    levels = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    dae = {"config": {"changed": []}, "noise_levels": levels, "draws": 3, "study_mode": "one autoencoder",
+           "reconstruction": [{"noise_level": 0.0, "bce_noisy": 0.05, "bce_denoised": 0.1, "psnr_noisy_db": None,
+                               "psnr_denoised_db": 19.0}],
+           "classifiers": [curves(levels, [0.99, 0.93, 0.60, 0.30, 0.15, 0.10], [0.985, 0.97, 0.92, 0.80, 0.104, 0.10])]}
+    records = {"denoise_autoencoder": dae}
+    text = "\n".join(report.noise_levels(records, str(tmp_path)))
+    assert "falls below 90%: **noise 0.4**" in text  # 0.93 at 0.2 is still readable
+    assert "stay readable (at least 90%) up to **noise 0.4**" in text
+    assert "helps from noise 0.2 and **stops helping at noise 0.8**" in text  # +0.4 points is not clearly above
+    table = "\n".join(report.accuracy_against_noise(records, str(tmp_path)))
+    assert "| 0.6 | 30.00% ± 0.10 | **80.00% ± 0.10** |" in table and "| 1 | 10.00% ± 0.10 | 10.00% ± 0.10 |" in table
+    assert "helps at noise 0.2, 0.4, 0.6, most at 0.6 (+50.00 points)" in table
+
+
+def test_flags_that_differ_are_named_beside_the_numbers_and_missing_parts_name_their_command(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "mlp_mnist.json").write_text(json.dumps({
+        "config": {"changed": ["lr 0.05", "save-model"], "quick": False}, "test_accuracy": 0.97, "test_loss": 0.1,
+        "history": {"loss": [0.5, 0.1], "accuracy": [0.9, 0.97], "val_accuracy": [0.9, 0.97]},
+        "environment": {"backend": "jax", "cpu": "Test CPU", "cores": 2, "python": "3.11", "tensorflow": "2",
+                        "keras": "3", "jax": "0.1"}}))
     assert report.main(["--out", str(tmp_path)]) == 0
     text = (tmp_path / "REPORT.md").read_text()
-    assert "Test CPU, 2 cores" in text and "TensorFlow 2.21.0" in text and "JAX 0.10.2" in text
-    assert "| 2C. Lab MLP 64-64, test accuracy | 97.31% |" in text
-    assert "(L2 0.00025), mean final val. accuracy | 98.25% ± 0.05% | lab report 98.30%; Hinton 98.47% |" in text
-    assert "| 3. Lab CNN, test accuracy | 99.21% | lab report 99.15% |" in text
-    assert "| 4C. lab CNN accuracy at noise 0.4: noisy → denoised | 62.00% → 95.00% | – |" in text
-    assert "| 4C. lab MLP accuracy at noise 0.4: noisy → denoised | 43.00% → 91.00% | lab report's code: 43.2% → 90.9% |" in text
-    assert "| 4C. lab MLP accuracy at noise 0.6: noisy → denoised | 25.00% → 82.00% | lab report: denoising holds up to about 0.6 |" in text
-    assert "| **the lab's parts** | | **449** |" in text
-    assert "| MLP (lab 2A-2C) | jax | 9 |" in text
-    assert "| L2 study (lab 2D): 15 trials, 2 at a time | jax | 300 |" in text
-    assert "![mlp_l2_study.png](plots/mlp_l2_study.png)" in text
-    assert "cnn_mnist_filters.png" not in text  # not made by this run
-    assert "how close to Hinton" not in text  # the experiment's runs are not here
+    assert "Settings that differ from the lab's**: `mlp_mnist` flags: lr 0.05" in text
+    assert "A quick run" not in text
+    assert "*(flags: lr 0.05)*" in section(text, "2C")  # save-model is how make lab runs it: not named
+    assert "`python mlp_mnist.py --study` makes them" in section(text, "2D")
+    assert "`python cnn_mnist.py --save-model` makes them" in section(text, "3A")
+    assert "`python denoise_autoencoder.py` makes them" in section(text, "4A")
 
 
-def test_report_shows_the_hinton_experiment_when_its_runs_are_present(tmp_path):
-    write(tmp_path / "results" / "mlp_mnist.json", {"test_accuracy": 0.97, "wall_seconds": 9.0})
+def test_the_hinton_experiment_is_summarised_from_its_table_when_present(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mlp_l2_study.json").write_text(json.dumps({
+        "settings": {"hidden": [500, 300], "l2_layers": "all", "epochs": 40, "lr": 0.1, "batch_size": 128},
+        "rows": [{"l2": 1e-6, "replicates": 3, "mean": 0.981, "std": 0.001, "best": 0.982,
+                  "accuracies": [0.98, 0.981, 0.982]}]}))
     table = tmp_path / "experiments" / "hinton" / "results" / "mlp_l2_study_runs.md"
     table.parent.mkdir(parents=True)
-    table.write_text("| run | differing flags |\n|---|---|\n| mlp_mnist-1 | study, study-epochs 100 |\n")
+    table.write_text("| run | differing flags | L2 0.00025 | all trials | status |\n|---|---|---:|---:|---|\n"
+                     "| mlp_mnist-1 | study, study-epochs 100 | 98.25% ± 0.13% | 98.18% ± 0.21% (6) | complete |\n"
+                     "| mlp_mnist-2 | study, study-schedule cosine | 98.36% ± 0.07% | 98.34% ± 0.05% (6) | complete |\n")
     assert report.main(["--out", str(tmp_path)]) == 0
-    text = (tmp_path / "REPORT.md").read_text()
-    assert "## 2D by experiment: how close to Hinton's 98.47%?" in text
-    assert "| mlp_mnist-1 | study, study-epochs 100 |" in text and "selection on the test set" in text
-    assert "![the arms compared](experiments/hinton/plots/mlp_l2_study_runs.png)" in text
+    text = section((tmp_path / "REPORT.md").read_text(), "2D")
+    assert "2 pre-declared arms" in text and "*study, study-schedule cosine*, pooled 98.34% ± 0.05% over 6 trials" in text
+    assert "0.13 points short of 98.47%; no arm reached it." in text
+    assert "| mlp_mnist-1 | study, study-epochs 100 |" in text
 
 
-def test_report_without_a_run_is_a_clear_error(tmp_path, capsys):
-    assert report.main(["--out", str(tmp_path)]) == 2
-    assert "run the lab first" in capsys.readouterr().err
+def test_a_folder_without_results_is_a_one_line_error(tmp_path, capsys):
+    code, _, err = run_main(report.main, ["--out", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "run the lab first (make lab)" in err
