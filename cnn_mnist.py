@@ -16,7 +16,6 @@ normalisation, a hidden dense layer with dropout, and a longer cosine-decayed sc
 """
 
 import math
-import sys
 
 from mnistlab import backend, cli, lab
 
@@ -262,4 +261,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    cli.exit_script(main)

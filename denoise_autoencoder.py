@@ -22,7 +22,6 @@ sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entro
 import functools
 import math
 import os
-import sys
 
 from mnistlab import backend, cli, lab
 
@@ -512,4 +511,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    cli.exit_script(main)

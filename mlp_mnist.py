@@ -15,7 +15,6 @@ final validation accuracy with Hinton's 98.47%.
 
 import functools
 import math
-import sys
 
 from mnistlab import backend, cli, lab
 
@@ -205,4 +204,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    cli.exit_script(main)

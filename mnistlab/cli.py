@@ -266,6 +266,29 @@ def run(main, argv=None, prog=None):
             signal.signal(signum, handler)
 
 
+def exit_script(main):
+    """``sys.exit(run(main))`` for a script run from the terminal. After a stop, the process
+    ends at once, its records already saved: tearing the interpreter down while the backend's
+    own threads may still be computing can crash it (a segfault instead of the stop's exit code)."""
+    code = run(main)
+    if code > 128:
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code):
+    """End the process at once with ``code``, what it printed flushed, and a stopped worker
+    pool's semaphores released (as a normal exit would, lest the resource tracker warn)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if "multiprocessing.util" in sys.modules:
+        sys.modules["multiprocessing.util"]._run_finalizers()
+    os._exit(code)
+
+
 def preflight(parse_args, default_backend, argv=None):
     """For a script run from the terminal, before Keras loads: read the flags, then check the
     backend, the data file and the output folder, so that --help and every such error answer
@@ -296,9 +319,4 @@ def _stopped_at_start(prog, default_hook, kind, exc, traceback):
     signum = _stop_signal(exc)
     if signum is None:
         return default_hook(kind, exc, traceback)
-    code = _stopped(prog, signum)
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
-    os._exit(code)  # nothing has been made yet that an orderly exit would save
+    _exit_now(_stopped(prog, signum))  # nothing has been made yet that an orderly exit would save

@@ -42,6 +42,30 @@ def worker_count(requested, jobs):
     return max(1, min(requested, jobs, usable_cores()))
 
 
+# The signals that stop a run; a stop that lands while the pool starts its workers waits until
+# the pool is whole (the workers started so far would otherwise be left orphaned).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _defer_stops():
+    """Note stop signals instead of acting on them until ``_act_on_stops``; returns what that
+    needs. Workers do not inherit the noting handlers: a worker that its pool terminates dies."""
+    noted = []
+    note = lambda signum, frame: noted.append(signum)
+    previous = {signum: signal.signal(signum, note) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+    return noted, previous
+
+
+def _act_on_stops(deferred):
+    """Put the stop handlers back, and raise the first stop noted meanwhile through them."""
+    noted, previous = deferred
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+    if noted:
+        signal.raise_signal(noted[0])
+
+
 def _start(cores):
     core = cores.get()
     if core is not None:
@@ -78,6 +102,14 @@ def run(task, jobs, setup, workers):
     cores = context.Queue()
     for core in core_ids(workers):
         cores.put(core)
-    # Leaving the block, normally or on Ctrl-C, terminates the workers.
-    with context.Pool(workers, initializer=_start, initargs=(cores,)) as pool:
+    deferred = _defer_stops()
+    try:
+        pool = context.Pool(workers, initializer=_start, initargs=(cores,))
+    except BaseException:
+        _act_on_stops(deferred)
+        raise
+    # Leaving the block, normally or on a stop (one noted while the workers started is raised
+    # at its first line), terminates the workers.
+    with pool:
+        _act_on_stops(deferred)
         yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)

@@ -44,7 +44,8 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     if metric == "accuracy":
         scale, unit, suffix = 100.0, "accuracy (%)", "%"
     else:
-        scale, unit, suffix = 1.0, f"{LOSS_NAMES.get(loss_name, loss_name)} (loss, nats per {'pixel' if 'binary' in loss_name else 'image'})", ""
+        per = "pixel" if "binary" in loss_name else "image"
+        scale, unit, suffix = 1.0, f"{LOSS_NAMES.get(loss_name, loss_name)} (loss, nats per {per})", ""
     train = np.asarray(history[metric], dtype=float) * scale  # a diverged epoch's None is NaN
     epochs = np.arange(1, len(train) + 1)
     digits = 2 if metric == "accuracy" else 4

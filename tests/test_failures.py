@@ -199,6 +199,31 @@ elif after == "backup-write":  # half-way through writing epoch 3's backup
                 f.truncate(os.path.getsize(filepath) // 2)
             stop()
     keras.Model.save_weights = save_weights
+elif after == "pool-start":  # while the study's worker pool starts: its first worker started, the next not
+    import multiprocessing.process
+    real_start = multiprocessing.process.BaseProcess.start
+    def start(self):
+        real_start(self)
+        stop()
+    multiprocessing.process.BaseProcess.start = start
+elif after == "trace":  # while TensorFlow traces the first training step (a Conv2D's call in fit's graph)
+    import keras
+    real_fit, real_call, fitting = keras.Model.fit, keras.layers.Conv2D.call, []
+    def fit(self, *args, **kwargs):
+        fitting.append(True)
+        return real_fit(self, *args, **kwargs)
+    def call(self, inputs):  # the same signature: Keras reads it
+        import tensorflow as tf
+        if fitting and not tf.executing_eagerly():
+            stop()
+        return real_call(self, inputs)
+    keras.Model.fit, keras.layers.Conv2D.call = fit, call
+elif after.startswith("batch:"):  # inside the first fit of the model named so, after its first steps
+    class StopInside(training.StopOnDivergence):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.name == after[6:]:
+                stop()
+    training.StopOnDivergence = StopInside
 else:  # once the first file whose name ends with AFTER (a study trial, an autoencoder's weights) is written
     from mnistlab import results
     real_write = results.write_atomic
@@ -392,3 +417,31 @@ def test_a_data_file_claiming_huge_arrays_is_refused_before_reading(tmp_path):
                                                  "shape": (10**9, 28, 28)})  # 730 GiB, as headers go
     result = run_script("mlp_mnist.py", "--data", str(path), "--out", str(tmp_path / "out"))
     one_line_error(result, "x_train in", "claims 730.2 GiB of shape (1000000000, 28, 28)", "use Keras's mnist.npz")
+
+
+@POSIX
+@pytest.mark.parametrize("moment, workers", [("pool-start", "2"), ("batch:mlp_16", "1")])
+def test_a_stop_while_workers_start_or_a_trial_computes_is_one_line(moment, workers, tiny_npz, tmp_path):
+    argv = ["mlp_mnist.py", "--data", tiny_npz, "--epochs", "1", "--hidden", "8", "--study", "--study-hidden", "16",
+            "--study-epochs", "2", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", workers,
+            "--out", str(tmp_path)]
+    stopped = run_with_stop(argv, signal.SIGTERM, after=moment)
+    # stderr is read to its end, the workers' too: nothing of theirs follows the stop line
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert stopped.stderr == ("mlp_mnist.py: stopped (SIGTERM); what had finished is saved, "
+                              "rerun the same command to go on\n")
+    result = run_script(*argv)
+    assert result.returncode == 0 and result.stderr == ""
+    assert "lab MLP: finished in an earlier session of this run" in result.stdout
+    assert "Regularisation study: 2 trials, 0 already saved" in result.stdout
+
+
+@POSIX
+def test_ctrl_c_while_tensorflow_traces_the_first_step_is_one_line(tiny_npz, tmp_path):
+    argv = ["cnn_mnist.py", "--data", tiny_npz, *SMALL["cnn_mnist.py"], "--out", str(tmp_path)]
+    stopped = run_with_stop(argv, signal.SIGINT, after="trace")
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr == ("cnn_mnist.py: stopped (SIGINT); what had finished is saved, "
+                              "rerun the same command to go on\n")
+    [folder] = (tmp_path / "runs").iterdir()
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted in lab CNN"
