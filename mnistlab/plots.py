@@ -201,8 +201,8 @@ def plot_runs(curves, metric, path, title, legend_title):
     for (values, group), color in zip(groups.items(), RUN_COLORS):
         values = np.asarray(values, dtype=float) * (100 if accuracy else 1)
         final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
-        labels = list(dict.fromkeys(group["labels"]))
-        label = ", ".join(labels) + (f" ({len(group['labels'])} identical runs)" if len(group["labels"]) > 1 else "")
+        count = len(group["labels"])
+        label = group["labels"][0] if count == 1 else wrap(f"{count} identical runs: " + "; ".join(group["labels"]), 70)
         ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
                 label=f"{label}{' (this run)' if group['current'] and len(groups) > 1 else ''}: final {final}",
                 **run_style(group["current"]))
@@ -210,6 +210,6 @@ def plot_runs(curves, metric, path, title, legend_title):
            ylabel="validation accuracy (%)" if accuracy else f"validation {metric[4:]}")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right" if accuracy else "upper right", fontsize=8.5,
-              title=legend_title, title_fontsize=8.5)
+    # Below the axes: a legend of many runs, or of long labels, hides no curve there.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5, title=legend_title, title_fontsize=8.5)
     return save_figure(fig, path)

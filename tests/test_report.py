@@ -120,7 +120,7 @@ def test_the_hinton_experiment_is_summarised_from_its_table_when_present(tmp_pat
                      "| mlp_mnist-2 | study, study-schedule cosine | 98.36% ± 0.07% | 98.34% ± 0.05% (6) | complete |\n")
     assert report.main(["--out", str(tmp_path)]) == 0
     text = section((tmp_path / "REPORT.md").read_text(), "2D")
-    assert "2 pre-declared arms" in text and "*study, study-schedule cosine*, pooled 98.34% ± 0.05% over 6 trials" in text
+    assert "2 pre-declared arms" in text and "*study-schedule cosine*, pooled 98.34% ± 0.05% over 6 trials" in text
     assert "0.13 points short of 98.47%; no arm reached it." in text
     assert "| mlp_mnist-1 | study, study-epochs 100 |" in text
 
