@@ -339,13 +339,19 @@ def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch
     assert record["status"] == "complete" and all(len(v) == 3 for v in record["history"].values())
 
 
+def as_in_a_terminal():
+    """In the child: Ctrl-C acts, whatever the test runner's parent ignores (a shell's background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @POSIX
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_a_stop_while_the_libraries_load_is_one_line(signal_name, tiny_npz, tmp_path):
     env = fake_keras(tmp_path, f"import os, signal, time\nos.kill(os.getpid(), signal.{signal_name})\ntime.sleep(30)\n")
     result = subprocess.run([sys.executable, os.path.join(ROOT, "cnn_mnist.py"), "--data", tiny_npz,
                              "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, **env}, timeout=60, start_new_session=True)
+                            env={**os.environ, **env}, timeout=60, start_new_session=True,
+                            preexec_fn=as_in_a_terminal)
     signum = getattr(signal, signal_name)
     assert result.returncode == 128 + signum, result.stderr
     assert result.stderr == (f"cnn_mnist.py: stopped ({signal_name}); what had finished is saved, "
