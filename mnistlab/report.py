@@ -136,7 +136,7 @@ def _shape(shape):
 def mlp_layers(records, out):
     lines, mlp = opening(records, "mlp_mnist", "layers", "python mlp_mnist.py",
                          "2A", "The MLP's layers, sizes and parameters",
-                    "How many layers does the network in the notebook have?")
+                         "How many layers does the network in the notebook have?")
     if mlp is None:
         return lines
     dense = [row for row in mlp["layers"] if row["kind"] == "Dense"]
@@ -200,7 +200,7 @@ def mlp_loss(records, out):
 def mlp_curves(records, out):
     lines, mlp = opening(records, "mlp_mnist", "history", "python mlp_mnist.py",
                          "2C", "The MLP's accuracy per epoch",
-                    "Train the network for 10 epochs and plot the training and validation accuracy for each epoch.")
+                         "Train the network for 10 epochs and plot the training and validation accuracy for each epoch.")
     if mlp is None:
         return lines
     train, val = mlp["history"]["accuracy"], mlp["history"]["val_accuracy"]
@@ -497,7 +497,7 @@ def thresholds(levels):
 def noise_levels(records, out):
     lines, dae = opening(records, "denoise_autoencoder", "reconstruction", "python denoise_autoencoder.py",
                          "4B", "Noisy and denoised digits from noise 0 to 1",
-                    "At what noise level does it become difficult to identify the digits for you?")
+                         "At what noise level does it become difficult to identify the digits for you?")
     if dae is None:
         return lines
     lines += figure(out, "denoise_examples.png", "The same ten test digits clean, noisy and denoised at "
@@ -557,9 +557,10 @@ def closer(reconstruction):
 
 def accuracy_against_noise(records, out):
     lines, dae = opening(records, "denoise_autoencoder", "classifiers",
-                         "python denoise_autoencoder.py --per-level --fixed-noise --levels 0 0.2 0.4 0.6 0.8 1", "4C", "Does denoising help the classifiers?",
-                    "Test whether denoising improves the classification with the best performing model you "
-                    "obtained in questions 2 or 3.")
+                         "python denoise_autoencoder.py --per-level --fixed-noise --levels 0 0.2 0.4 0.6 0.8 1",
+                         "4C", "Does denoising help the classifiers?",
+                         "Test whether denoising improves the classification with the best performing model you "
+                         "obtained in questions 2 or 3.")
     if dae is None:
         return lines
     curves = by_level(dae)
@@ -619,8 +620,8 @@ def accuracy_against_noise(records, out):
 def generating(records, out):
     lines, dae = opening(records, "denoise_autoencoder", "", "python denoise_autoencoder.py",
                          "4D", "Generating digits with the decoder alone",
-                    "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "
-                    "'hand-written' digits?")
+                         "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "
+                         "'hand-written' digits?")
     if dae is None:
         return lines
     lines += [
