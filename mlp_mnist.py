@@ -192,11 +192,11 @@ def run_study(run, settings, factors, replicates, workers, load):
 
 def main(argv=None):
     args = parse_args(argv)
-    data.load_mnist(args.data)  # a bad data file fails here, before the run's folder is made
     load = functools.partial(data.load_preprocessed, args.data, args.quick)
+    splits = [load()]  # a bad data file fails here, before the run's folder is made
     with runs.Run("mlp_mnist", args, comparisons=[(l2_study.compare_runs, f"{l2_study.NAME}_runs")]) as run:
-        # The lab MLP's data is dropped once it is trained: the study's workers load their own.
-        run.part("lab MLP", lambda: run_lab_mlp(run, args, *load()))
+        # The lab MLP takes the data and drops it: the study's workers load their own.
+        run.part("lab MLP", lambda: run_lab_mlp(run, args, *splits.pop()))
         if args.study:
             run.part("L2 study", lambda: run_study(run, study_settings(args), args.l2, args.replicates,
                                                    args.workers, load))

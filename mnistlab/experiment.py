@@ -14,7 +14,7 @@ def train_and_report(run, model, train, test, *, name, title, epochs, batch_size
     """Fit ``model`` (compiled) for ``epochs``; write the record ``name`` in ``run`` and return it."""
     done, before = run.resume_point(name, epochs)
     record = {"name": name, "config": config, "environment": results.environment()}
-    if done:
+    if done >= epochs:  # no epoch left to train, so no fit whose backup callback would restore it
         training.restore(model, run.backup(name))
 
     def save(history):

@@ -224,21 +224,24 @@ def mlp_curves(records, out):
                                                          "accuracy per epoch.")
 
 
-def parse_experiment(out):
-    """The arms of the README's Hinton experiment, from its comparison table when present:
-    [(flags, pooled mean %, pooled std %, trials)]."""
+POOLED = re.compile(r"([\d.]+)% ± ([\d.]+)% \((\d+)\)")  # a study table's "all trials" cell
+
+
+def read_experiment(out):
+    """The README's Hinton experiment, when its comparison table is present: the table's text
+    and its arms, [(flags, pooled mean %, pooled std %, trials)]; ("", []) otherwise."""
     path = os.path.join(out, HINTON_EXPERIMENT, "results", "mlp_l2_study_runs.md")
     if not os.path.isfile(path):
-        return []
-    arms = []
+        return "", []
     with open(path) as f:
-        for line in f:
-            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            pooled = next((re.match(r"([\d.]+)% ± ([\d.]+)% \((\d+)\)", c) for c in cells
-                           if re.match(r"[\d.]+% ± [\d.]+% \(\d+\)", c)), None)
-            if pooled:
-                arms.append((cells[1], float(pooled[1]), float(pooled[2]), int(pooled[3])))
-    return arms
+        text = f.read()
+    arms = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        pooled = next((match for cell in cells if (match := POOLED.fullmatch(cell))), None)
+        if pooled:
+            arms.append((cells[1], float(pooled[1]), float(pooled[2]), int(pooled[3])))
+    return text, arms
 
 
 def mlp_study(records, out):
@@ -287,7 +290,7 @@ def mlp_study(records, out):
         + ("within this range the choice of factor matters less than the luck of the initial weights."
            if spread < 2 * typical_std else "the factor matters more than the luck of the initial weights."),
         ""]
-    arms = parse_experiment(out)
+    experiment, arms = read_experiment(out)
     if arms:
         best_arm = max(arms, key=lambda arm: arm[1])
         shared = set.intersection(*(set(arm[0].split(", ")) for arm in arms))
@@ -299,8 +302,7 @@ def mlp_study(records, out):
             f"{lab.HINTON * 100 - best_arm[1]:.2f} points short of {results.percent(lab.HINTON)}; "
             + ("no arm reached it." if all(arm[1] < 100 * lab.HINTON for arm in arms) else "it reached it.")
             + " Its table:", ""]
-        with open(os.path.join(out, HINTON_EXPERIMENT, "results", "mlp_l2_study_runs.md")) as f:
-            lines += f.read().strip().splitlines() + [""]
+        lines += experiment.strip().splitlines() + [""]
         figure_path = f"{HINTON_EXPERIMENT}/plots/mlp_l2_study_runs.png"
         if os.path.isfile(os.path.join(out, figure_path)):
             lines += [f"![the arms compared]({figure_path})", ""]

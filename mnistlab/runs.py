@@ -242,7 +242,7 @@ class Run(cli.Outputs):
             raise
         parts[name].update(status="complete", wall_seconds=round(spent + clock.seconds(), 1))
         self.current = None
-        shutil.rmtree(os.path.join(self.root, "state", "backup"), ignore_errors=True)  # past resuming
+        shutil.rmtree(self.backup(""), ignore_errors=True)  # the part's fits are past resuming
         self._save()
         return value
 
@@ -282,7 +282,7 @@ class Run(cli.Outputs):
 
     def backup(self, name):
         """Where Keras's BackupAndRestore keeps the training state of record ``name``'s fit."""
-        return os.path.join(self.root, "state", "backup", name)
+        return os.path.join(self.root, "state", "backup", name)  # "" for the folder of all of them
 
     def resume_point(self, name, epochs):
         """How many epochs of record ``name``'s fit are done and their history, as a stopped fit
