@@ -17,75 +17,49 @@ normalisation, a hidden dense layer with dropout, and a longer cosine-decayed sc
 
 import math
 
-from mnistlab import backend, cli, lab
+from mnistlab import launch
 
-EPOCHS = {"lab": 12, "improved": 30}  # of the lab CNN and of --model improved
-
-
-# Command line
-
-
-def parse_args(argv):
-    parser = cli.make_parser(
-        __doc__.split("\n\n")[0], epochs=None, batch_size=128, lr=1e-3,
-        quick_note="at most 2 epochs",
-        epochs_help=f"training epochs (default: {EPOCHS['lab']} for the lab CNN, "
-                    f"{EPOCHS['improved']} for --model improved)",
-        lab_note="Lab settings: the architecture, batch 128, validation on the test set. The "
-                 "lab's Adam at 1e-3 for 10 epochs reaches about 99.07%, short of its 99.15%; "
-                 "the default cosine decay of the same Adam rate to 0 over 12 epochs reaches it "
-                 "(see the README).")
-    parser.add_argument("--model", choices=sorted(EPOCHS), default="lab",
-                        help="the lab's CNN, or the improved one")
-    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                        help="Adam, or SGD with momentum 0.9")
-    parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
-                        help="learning rate: cosine-decayed to 0 over the run, or constant")
-    args = cli.parse(parser, argv)
-    args.epochs = args.epochs or EPOCHS[args.model]
-    if args.quick:
-        args.epochs = min(args.epochs, 2)
-    return args
-
-
-if __name__ == "__main__":
-    cli.preflight(parse_args, "tensorflow")  # before Keras loads: --help and bad input answer at once
-
-# TensorFlow's oneDNN convolutions are several times faster on a CPU than XLA-compiled ones
-# (JAX, or TensorFlow with jit_compile); see bench/.
-keras = backend.load("tensorflow")
+keras = launch.keras(__name__, "cnn_mnist", __doc__)  # --help and bad input answer before Keras loads
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import data, experiment, plots, runs, training
+from mnistlab import compare, data, exits, files, flags, lab, plots, records, training
+from mnistlab.stats import Stopwatch, percent
+
+NAMES = {"lab": "cnn_mnist", "improved": "cnn_improved"}  # each model's record, figures and saved model
+TITLES = {"lab": "Lab CNN", "improved": "Improved CNN"}
 
 
-# Data
+# The data
 
 
-def add_channel(split):
-    """(N, 28, 28) images to (N, 28, 28, 1), the layout Conv2D expects."""
-    x, y = split
-    return x[..., np.newaxis], y
+def load_data(path=None, quick=False):
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``: 28x28x1 images (the channel axis
+    Conv2D expects) as float32 in [0, 1], labels one-hot."""
+    (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
+    x_train, x_test = data.scale(x_train)[..., np.newaxis], data.scale(x_test)[..., np.newaxis]
+    y_train = keras.utils.to_categorical(y_train, lab.CLASSES)
+    y_test = keras.utils.to_categorical(y_test, lab.CLASSES)
+    return (x_train, y_train), (x_test, y_test)
 
 
 # Model
 
 
-def build_lab_cnn(input_shape=(28, 28, 1), num_classes=10):
+def build_lab_cnn():
     """The lab's CNN, exactly: two 5x5 convolutions, each followed by 2x2 max pooling."""
     return keras.Sequential([
-        keras.Input(shape=input_shape),
+        keras.Input(shape=(28, 28, 1)),
         keras.layers.Conv2D(32, 5, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Conv2D(64, 5, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Flatten(),
-        keras.layers.Dense(num_classes, activation="softmax"),
+        keras.layers.Dense(lab.CLASSES, activation="softmax"),
     ], name="lab_cnn")
 
 
-def build_improved_cnn(input_shape=(28, 28, 1), num_classes=10):
+def build_improved_cnn():
     """The lab CNN's two convolutions plus augmentation, batch norm, a third small convolution,
     a dense layer and dropout.
 
@@ -99,7 +73,7 @@ def build_improved_cnn(input_shape=(28, 28, 1), num_classes=10):
                 keras.layers.BatchNormalization(), keras.layers.Activation("relu")]
 
     return keras.Sequential([
-        keras.Input(shape=input_shape),
+        keras.Input(shape=(28, 28, 1)),
         keras.layers.RandomRotation(10 / 360, fill_mode="constant"),  # up to 10 degrees
         keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),  # up to 2-3 pixels
         keras.layers.RandomZoom(0.1, fill_mode="constant"),
@@ -111,7 +85,7 @@ def build_improved_cnn(input_shape=(28, 28, 1), num_classes=10):
         keras.layers.BatchNormalization(),
         keras.layers.Activation("relu"),
         keras.layers.Dropout(0.4),
-        keras.layers.Dense(num_classes, activation="softmax"),
+        keras.layers.Dense(lab.CLASSES, activation="softmax"),
     ], name="improved_cnn")
 
 
@@ -228,37 +202,46 @@ def plot_feature_maps(model, image, label, path, title, channels=16, inches_per_
 
 
 def train_and_plot(run, args, train, test):
+    """Build, compile, fit, evaluate and plot the CNN of ``--model``; returns its record."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    name, title = NAMES[args.model], TITLES[args.model]
     training.set_seed(args.seed)
-    steps = args.epochs * math.ceil(len(train[0]) / args.batch_size)
     model = BUILDERS[args.model]()
+    steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
     training.compile_model(model, make_optimizer(args.optimizer, args.lr, args.schedule, steps),
                            "categorical_crossentropy")
-    name = "cnn_mnist" if args.model == "lab" else "cnn_improved"
-    title = "Lab CNN" if args.model == "lab" else "Improved CNN"
-    record = experiment.train_and_report(run, model, train, test, name=name, title=title, epochs=args.epochs,
-                                         batch_size=args.batch_size, config=vars(args), save_model=args.save_model)
-
-    x_test, y_test = test
+    plots.print_summary(model)
+    first, clock = records.first_fields(name, args), Stopwatch()
+    history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                           validation_data=(x_test, y_test), checkpoint=run.checkpoint(name, args.epochs, first))
+    scores = training.evaluate(model, x_test, y_test, args.batch_size)
+    print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     true = y_test.argmax(axis=1)
     probabilities = model.predict(x_test, batch_size=args.batch_size, verbose=0)
+
+    plots.plot_training(history, model, run.plot, name, title)
     counts = plots.plot_confusion_matrix(true, probabilities.argmax(axis=1),
                                          run.plot(f"{name}_confusion.png"), f"{title} on the test set")
     plot_misclassified(x_test, true, probabilities, run.plot(f"{name}_misclassified.png"), title)
     plot_filters(model, run.plot(f"{name}_filters.png"), title)
     plot_feature_maps(model, x_test[0], int(true[0]), run.plot(f"{name}_feature_maps.png"), title)
-
-    record = run.write_record(name, {**record, "per_class_accuracy": per_class_accuracy(counts)})
+    if args.save_model:
+        files.save_model(model, run.result(f"{name}.keras"))
+    record = run.write_record(name, {**records.fit_record(
+        first, model, history, scores, examples={"train": len(y_train), "test": len(y_test)},
+        layers=plots.layer_table(model), wall_seconds=clock.seconds()), "per_class_accuracy": per_class_accuracy(counts)})
     verdict = "reaches" if record["test_accuracy"] >= lab.LAB_REPORT_CNN else "falls short of"
-    print(f"{title}: test accuracy {record['test_accuracy']:.2%} {verdict} the lab's {lab.LAB_REPORT_CNN:.2%}")
+    print(f"{title}: test accuracy {percent(record['test_accuracy'])} {verdict} the lab's {percent(lab.LAB_REPORT_CNN)}")
+    return record
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    train, test = map(add_channel, data.load_preprocessed(args.data, args.quick))
-    with runs.Run("cnn_mnist", args) as run:
-        run.part("lab CNN" if args.model == "lab" else "improved CNN", lambda: train_and_plot(run, args, train, test))
+    args = flags.parse("cnn_mnist", argv, __doc__)
+    train, test = load_data(args.data, args.quick)
+    with compare.start("cnn_mnist", args) as run:
+        run.part("lab CNN" if args.model == "lab" else "improved CNN", train_and_plot, run, args, train, test)
     return 0
 
 
 if __name__ == "__main__":
-    cli.exit_script(main)
+    exits.exit_script(main)

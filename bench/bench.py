@@ -38,7 +38,6 @@ MODELS = {
     "cnn": ("cnn_mnist", 128, "lab CNN (Adam 1e-3)", 1),
     "autoencoder": ("denoise_autoencoder", 64, "autoencoder (Adam 1e-3, noise 0.4)", 1),
 }
-SCRIPT_BACKENDS = {"mlp_mnist": "jax", "cnn_mnist": "tensorflow", "denoise_autoencoder": "jax"}
 # What makes this machine's oneDNN and XLA act as on a CPU of that family; None: as it is.
 CPU_FAMILIES = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}}
 # TensorFlow's own choice of oneDNN on each family, for the lab's way (None: it decides).
@@ -57,28 +56,23 @@ def peak_mib():
 
 def build(model_name):
     """The model, its training arrays and the compile arguments, from the scripts' own code."""
+    import importlib
+
     import keras
 
-    from mnistlab import data
+    from mnistlab import data, lab
 
-    (x, y), _ = data.load_preprocessed(os.environ.get("BENCH_DATA"))
+    script = importlib.import_module(MODELS[model_name][0])
+    (x, y), _ = script.load_data(os.environ.get("BENCH_DATA"))
     if model_name in ("mlp", "study_mlp", "study_side_by_side"):
-        import mlp_mnist
-
-        hidden, l2 = ((64, 64), 0.0) if model_name == "mlp" else ((500, 300), 5e-4)
-        return (mlp_mnist.build_mlp(hidden, l2), x, y,
-                dict(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy"))
+        hidden, l2 = (lab.MLP_HIDDEN, 0.0) if model_name == "mlp" else (lab.STUDY_HIDDEN, 5e-4)
+        return (script.build_mlp(hidden, l2), x, y,
+                dict(optimizer=keras.optimizers.SGD(lab.MLP_LR), loss="categorical_crossentropy"))
     if model_name == "cnn":
-        import cnn_mnist
-
-        x, y = cnn_mnist.add_channel((x, y))
-        return (cnn_mnist.build_lab_cnn(), x, y,
+        return (script.build_lab_cnn(), x, y,
                 dict(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy"))
-    import denoise_autoencoder as dae
-
-    x, _ = dae.flatten((x, y))
-    autoencoder, _, _ = dae.build_autoencoder()
-    return (autoencoder, dae.noisy_copy(x, 0.4, 0), x,
+    autoencoder, _, _ = script.build_autoencoder(128, 96)
+    return (autoencoder, data.noisy_copy(x, 0.4, 0), x,
             dict(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy"))
 
 
@@ -120,10 +114,10 @@ def measure(model_name, way, epochs, env):
     once, each pinned to its own core as ``mnistlab.parallel`` does, and adds up their images
     per second and memory.
     """
-    from mnistlab import parallel
+    from mnistlab import lab, parallel
 
     script, _, _, side_by_side = MODELS[model_name]
-    backend = "tensorflow" if way == "lab" else SCRIPT_BACKENDS[script]
+    backend = "tensorflow" if way == "lab" else lab.SCRIPTS[script]["backend"]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
     copies = side_by_side if way == "project" else 1
     cores = parallel.core_ids(copies) if copies > 1 else [None]

@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 
 from mnistlab.errors import LabError
+from mnistlab.lab import CLASSES
 
-NUM_CLASSES = 10
 # Training and test images in a --quick run: whole batches of the scripts' batch sizes (64, 128),
 # so each training and each evaluation compiles one step, not a second for a last short batch.
 QUICK_SIZES = (3072, 1024)
@@ -27,15 +27,17 @@ def resolve_source(path=None):
     return path or os.environ.get("MNIST_NPZ") or None
 
 
-def load_mnist(path=None):
-    """Return ``(x_train, y_train), (x_test, y_test)`` as checked uint8 arrays."""
+def load_mnist(path=None, quick=False):
+    """Return ``(x_train, y_train), (x_test, y_test)`` as checked uint8 arrays; with ``quick``,
+    only the first QUICK_SIZES examples of each (MNIST is already shuffled)."""
     source = resolve_source(path)
     if source is None:
         arrays = _download()
     else:
         arrays = _read_npz(source)
     check_arrays(arrays, source or "the Keras download")
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+    sizes = QUICK_SIZES if quick else (None, None)
+    return tuple((arrays[f"x_{split}"][:size], arrays[f"y_{split}"][:size]) for split, size in zip(("train", "test"), sizes))
 
 
 def _download():
@@ -103,27 +105,15 @@ def check_arrays(arrays, source):
             raise LabError(f"x_{split} in {source} is empty; use Keras's mnist.npz")
         if x.dtype != np.uint8:
             raise LabError(f"x_{split} in {source} is {x.dtype}, expected uint8 pixels 0-255; use Keras's mnist.npz")
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= NUM_CLASSES:
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= CLASSES:
             raise LabError(f"y_{split} in {source} has labels outside 0-9; use Keras's mnist.npz")
 
 
-def preprocess(x, y):
-    """Pixels to float32 in [0, 1]; labels to one-hot float32 rows."""
-    import keras
-
+def scale(x):
+    """uint8 pixels 0-255 as float32 in [0, 1] (divided in place: no second copy of the images)."""
     x = x.astype("float32")
-    x /= 255.0  # in place: no second copy of the images
-    return x, keras.utils.to_categorical(y, NUM_CLASSES)
-
-
-def load_preprocessed(path=None, quick=False):
-    """``(x_train, y_train), (x_test, y_test)`` scaled to [0, 1] and one-hot; with ``quick``,
-    only the first QUICK_SIZES examples (MNIST is already shuffled)."""
-    (x_train, y_train), (x_test, y_test) = load_mnist(path)
-    if quick:
-        n_train, n_test = QUICK_SIZES
-        x_train, y_train, x_test, y_test = x_train[:n_train], y_train[:n_train], x_test[:n_test], y_test[:n_test]
-    return preprocess(x_train, y_train), preprocess(x_test, y_test)
+    x /= 255.0
+    return x
 
 
 def salt_and_pepper(x, noise_level, rng):
@@ -156,3 +146,26 @@ def check_noise_level(noise_level):
     if not (np.all(np.isfinite(levels)) and np.all((levels >= 0) & (levels <= 1))):
         raise LabError(f"noise level {noise_level} is outside [0, 1]; pass a fraction such as 0.4")
     return levels
+
+
+def noisy_copy(x, level, seed):
+    """Salt-and-pepper noise from its own seeded generator, so each draw is reproducible."""
+    return salt_and_pepper(x, level, np.random.default_rng(seed)).astype("float32", copy=False)
+
+
+def noise_band(level, fixed):
+    """The range of training noise levels: ``level`` itself, or a band of mean ``level``."""
+    return (level, level) if fixed else (max(0.0, 2 * level - 1), min(1.0, 2 * level))
+
+
+def training_copy(x, level, fixed, seed):
+    """Noisy training inputs, each image at its own level drawn from ``noise_band``."""
+    low, high = noise_band(level, fixed)
+    rng = np.random.default_rng(seed)
+    levels = rng.uniform(low, high, size=(len(x), 1))
+    return salt_and_pepper(x, levels, rng).astype("float32", copy=False)
+
+
+def describe_noise(level, fixed):
+    low, high = noise_band(level, fixed)
+    return f"noise {level:g}" if low == high else f"noise {low:g}-{high:g} (mean {level:g})"

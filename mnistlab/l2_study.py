@@ -1,23 +1,81 @@
-"""Question 2D's L2 study, as numbers and figures: each factor's replicates summarised, the
-table and the figure of one run, and the studies of several runs compared.
+"""Question 2D's L2 study, as numbers and figures: its store of finished trials, each factor's
+replicates summarised, the table and the figure of one run, and the studies of several runs
+compared (a table in Markdown for people and in JSON for the report).
 
 The training of the trials is ``mlp_mnist.py``'s; this module only reads and draws what they
 recorded (the record ``NAME`` in a run), so that the runs command can compare studies without
 Keras.
 """
 
+import functools
 import os
 
-from mnistlab import lab, plots, results, runs  # plots first: it picks the file-only backend
+from mnistlab import files, lab, parallel, plots, records, run  # plots first: it picks the file-only backend
+from mnistlab.stats import Stopwatch, mean_std, percent
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 NAME = "mlp_l2_study"  # the study's record in a run
-# What each trial in the study's store holds (the store is resume state: checked before use).
-TRIAL_FIELDS = {"settings": dict, "l2": (int, float), "replicate": int,
-                "final_val_accuracy": (int, float, type(None))}
+TRIALS = f"{NAME}_trials.json"  # its store of finished trials, the study's resume state
 REFERENCES = {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP}
+
+
+def read_trials(path):
+    """The trial store at ``path``, checked trial by trial ({"trials": []} if there is none)."""
+    store = records.read_checked(path, {"trials": list}, required=("trials",)) or {"trials": []}
+    for trial in store["trials"]:
+        records.check_kinds(trial, records.TRIAL_FIELDS, path, what="trials", required=records.TRIAL_FIELDS)
+    return store
+
+
+def run_trials(a_run, settings, factors, replicates, workers, trial, load):
+    """Question 2D: train every (factor, replicate) trial not already in the run's trial store,
+    ``workers`` at a time, each as ``trial(settings, load(), (l2, replicate))`` (a module-level
+    function that returns the trial's history), saving each as it finishes; then write the
+    study's record, table and figure. Returns the study's rows."""
+    path = a_run.result(TRIALS)
+    store = read_trials(path)
+    done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
+    todo = [(l2, r) for l2 in factors for r in range(replicates) if (l2, r) not in done]
+    total = len(factors) * replicates
+    workers = parallel.worker_count(workers, len(todo))
+    print(f"\nRegularisation study: {total} trials, {total - len(todo)} already saved in {path}"
+          + (f"; training {len(todo)}, {workers} at a time" if todo else ""), flush=True)
+    clock = Stopwatch()
+    task = functools.partial(_timed, functools.partial(trial, settings))
+    for count, ((l2, replicate), (history, seconds)) in enumerate(parallel.run(task, todo, load, workers), 1):
+        diverged = records.diverged_at(history)
+        # A diverged trial stops before its one validation: it has no accuracy to average.
+        final = history.get("val_accuracy", [None])[-1] if not diverged else None
+        store["trials"].append({"settings": settings, "l2": l2, "replicate": replicate,
+                                "final_val_accuracy": final, "diverged_at_epoch": diverged,
+                                "history": history, "wall_seconds": seconds})
+        files.write_json(path, store)
+        # Once every worker has finished one, the pace so far is a fair guide to the rest.
+        pace = count >= workers and count < len(todo)
+        left = f", about {clock.seconds() / count * (len(todo) - count):.0f} s left" if pace else ""
+        outcome = (f"diverged in epoch {diverged} (try a smaller --lr)" if diverged
+                   else f"final validation accuracy {percent(final)}")
+        print(f"  trial {total - len(todo) + count}/{total} (L2 {l2:g}, replicate {replicate + 1}): "
+              f"{outcome} in {seconds:.0f} s{left}", flush=True)
+
+    trials = [t for t in store["trials"] if t["settings"] == settings and t["l2"] in factors]
+    rows = summarise(trials, factors)
+    table = format_table(rows)
+    print("\n" + table)
+    wall = round(clock.seconds(), 1)
+    a_run.write_record(NAME, {"settings": settings, "rows": rows, "trials_run": len(todo), "workers": workers,
+                              "wall_seconds": wall})
+    files.write_text(a_run.result(f"{NAME}.md"), table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time\n")
+    plot_study(rows, settings, a_run.plot(f"{NAME}.png"))
+    return rows
+
+
+def _timed(trial, data, job):
+    """``trial(data, job)`` and its wall time in seconds, as a worker runs it."""
+    clock = Stopwatch()
+    return trial(data, job), clock.seconds()
 
 
 def summarise(trials, factors):
@@ -29,7 +87,7 @@ def summarise(trials, factors):
         ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
         accuracies = [t["final_val_accuracy"] for t in ordered]
         finite = [a for a in accuracies if a is not None]
-        mean, std = results.mean_std(finite) if finite else (None, None)
+        mean, std = mean_std(finite) if finite else (None, None)
         rows.append({"l2": l2, "replicates": len(accuracies), "mean": mean, "std": std,
                      "best": max(finite, default=None), "diverged": len(accuracies) - len(finite),
                      "accuracies": accuracies})
@@ -47,7 +105,7 @@ def all_trials(rows):
 
 
 def mean_std_text(mean, std):
-    return "–" if mean is None else f"{results.percent(mean)} ± {results.percent(std)}"
+    return "–" if mean is None else f"{percent(mean)} ± {percent(std)}"
 
 
 def format_table(rows):
@@ -55,8 +113,8 @@ def format_table(rows):
              "|---:|---:|---:|---:|---:|"]
     for row in rows:
         diverged = f" ({row['diverged']} diverged)" if row.get("diverged") else ""
-        lines.append(f"| {row['l2']:g} | {row['replicates']}{diverged} | {results.percent(row['mean'])} | "
-                     f"{results.percent(row['std'])} | {results.percent(row['best'])} |")
+        lines.append(f"| {row['l2']:g} | {row['replicates']}{diverged} | {percent(row['mean'])} | "
+                     f"{percent(row['std'])} | {percent(row['best'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +185,7 @@ def plot_study_runs(series, path, title, legend_title):
     for i, ((label, rows, current), color) in enumerate(zip(series, plots.RUN_COLORS)):
         y, trials = len(series) - 1 - i, all_trials(rows)
         if len(trials) > 1:
-            mean, std = (100 * value for value in results.mean_std(trials))
+            mean, std = (100 * value for value in mean_std(trials))
             pooled.scatter(100 * np.asarray(trials), np.full(len(trials), y + 0.18), s=14, color=color, alpha=0.5)
             pooled.errorbar(mean, y, xerr=std, fmt="D", capsize=5, color=color,
                             markersize=7, elinewidth=2.2 if current else 1.4)
@@ -148,33 +206,61 @@ def plot_study_runs(series, path, title, legend_title):
 
 
 def compare_runs(metas, out, stem, current=None):
-    """The studies of those of ``metas`` that made one: a table of mean +- std per factor and
-    over all trials in OUT/results/STEM.md, the figure in OUT/plots/STEM.png; returns the table
-    ("" when none of the runs made a study)."""
-    studies = [(meta, study) for meta in metas if (study := runs.record_of(meta, NAME))]
+    """The studies of those of ``metas`` that made one: mean +- std per factor and over all
+    trials, in OUT/results/STEM.json and .md, and the figure in OUT/plots/STEM.png; returns the
+    Markdown ("" when none of the runs made a study)."""
+    studies = [(meta, study) for meta in metas if (study := run.record_of(meta, NAME))]
     if not studies:
         return ""
-    factors = sorted({row["l2"] for _, study in studies for row in study["rows"]})
-    rows = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
-            + " | all trials | study's wall time | run status |",
-            "|---|---|" + "---:|" * (len(factors) + 1) + "---:|---|"]
-    labels, legend_title = runs.legend_labels([meta for meta, _ in studies])
-    for meta, study in studies:
-        by_factor = {row["l2"]: row for row in study["rows"]}
-        cells = [mean_std_text(by_factor.get(f, {}).get("mean"), by_factor.get(f, {}).get("std")) for f in factors]
-        trials = all_trials(study["rows"])
-        cells.append(f"{mean_std_text(*results.mean_std(trials))} ({len(trials)})" if len(trials) > 1 else "–")
-        rows.append(f"| {meta['name']} | {runs.label(meta['changed'])} | " + " | ".join(cells)
-                    + f" | {runs.fmt_seconds(study.get('wall_seconds'))} | {meta['status']} |")
-    env = runs.record_of(studies[-1][0]).get("environment", {})
-    machine = f"{env.get('cpu', 'this machine')}, {env.get('cores', '?')} cores"
-    table = "\n".join(rows) + (f"\n\nMean ± standard deviation of the final validation accuracy over "
-                               f"each factor's replicates, and over all the run's trials together "
-                               f"(their number in brackets). Wall time: the study's trials, "
-                               f"{studies[-1][1].get('workers', 1)} at a time, on {machine}.\n")
+    labels, legend_title = run.legend_labels([meta for meta, _ in studies])
+    environment = run.record_of(studies[-1][0]).get("environment", {})
+    summary = {"runs": [summarise_run(meta, study) for meta, study in studies],
+               "workers": studies[-1][1].get("workers", 1),
+               "machine": f"{environment.get('cpu', 'this machine')}, {environment.get('cores', '?')} cores"}
     plot_study_runs([(text, study["rows"], meta["name"] == current) for (meta, study), text in zip(studies, labels)],
                     os.path.join(out, "plots", f"{stem}.png"),
                     f"Question 2D across {plots.plural(len(studies), 'run')}: final validation accuracy",
                     legend_title)
-    results.write_text(os.path.join(out, "results", f"{stem}.md"), table)
+    table = format_runs_table(summary)
+    files.write_json(os.path.join(out, "results", f"{stem}.json"), summary)
+    files.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     return table
+
+
+def read_runs_summary(path):
+    """The JSON summary ``compare_runs`` wrote at ``path``, checked; {} if there is none."""
+    summary = records.read_checked(path, {"runs": list, "workers": int, "machine": str}, required=("runs",))
+    for entry in summary.get("runs", []):
+        records.check_kinds(entry, {"run": str, "changed": list, "factors": list, "all_trials": dict}, path,
+                            what="runs", required=("run", "changed", "factors", "all_trials"))
+    return summary
+
+
+def summarise_run(meta, study):
+    """One run's study as a comparison keeps it: each factor's mean and std, all its trials'."""
+    trials = all_trials(study["rows"])
+    pooled = mean_std(trials) if len(trials) > 1 else (None, None)
+    return {"run": meta["name"], "changed": meta["changed"], "status": meta["status"],
+            "wall_seconds": study.get("wall_seconds"),
+            "factors": [{"l2": row["l2"], "mean": row["mean"], "std": row["std"]} for row in study["rows"]],
+            "all_trials": {"mean": pooled[0], "std": pooled[1], "trials": len(trials)}}
+
+
+def format_runs_table(summary):
+    """The Markdown table of ``compare_runs``'s summary."""
+    factors = sorted({row["l2"] for entry in summary["runs"] for row in entry["factors"]})
+    lines = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
+             + " | all trials | study's wall time | run status |",
+             "|---|---|" + "---:|" * (len(factors) + 1) + "---:|---|"]
+    for entry in summary["runs"]:
+        by_factor = {row["l2"]: row for row in entry["factors"]}
+        cells = [mean_std_text(by_factor.get(f, {}).get("mean"), by_factor.get(f, {}).get("std")) for f in factors]
+        pooled = entry["all_trials"]
+        cells.append(f"{mean_std_text(pooled['mean'], pooled['std'])} ({pooled['trials']})"
+                     if pooled["mean"] is not None else "–")
+        lines.append(f"| {entry['run']} | {run.label(entry['changed'])} | " + " | ".join(cells)
+                     + f" | {run.fmt_seconds(entry['wall_seconds'])} | {entry['status']} |")
+    return "\n".join(lines) + ("\n\nMean ± standard deviation of the final validation accuracy over "
+                               "each factor's replicates, and over all the run's trials together "
+                               "(their number in brackets). Wall time: the study's trials, "
+                               f"{summary['workers']} at a time, on {summary['machine']}.\n")

@@ -12,6 +12,8 @@ import multiprocessing
 import os
 import signal
 
+from mnistlab import exits
+
 MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend
 
 _worker = {}  # in a worker process: its data, once loaded
@@ -42,17 +44,13 @@ def worker_count(requested, jobs):
     return max(1, min(requested, jobs, usable_cores()))
 
 
-# The signals that stop a run; a stop that lands while the pool starts its workers waits until
-# the pool is whole (the workers started so far would otherwise be left orphaned).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
 def _defer_stops():
-    """Note stop signals instead of acting on them until ``_act_on_stops``; returns what that
+    """A stop that lands while the pool starts its workers waits until the pool is whole (the
+    workers started so far would otherwise be left orphaned). Note stop signals instead of acting on them until ``_act_on_stops``; returns what that
     needs. Workers do not inherit the noting handlers: a worker that its pool terminates dies."""
     noted = []
     note = lambda signum, frame: noted.append(signum)
-    previous = {signum: signal.signal(signum, note) for signum in STOP_SIGNALS
+    previous = {signum: signal.signal(signum, note) for signum in exits.STOP_SIGNALS
                 if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
     return noted, previous
 

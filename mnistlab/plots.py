@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.patches import FancyBboxPatch
 
-from mnistlab import results
+from mnistlab import files, records
 
 DPI = 130
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
@@ -19,7 +19,7 @@ LAYER_COLORS = {"Dense": "#dbe9f6", "Conv2D": "#fde5cc", "MaxPooling2D": "#d9f0d
 
 def save_figure(fig, path):
     """Write a PNG in one step (never half-written) and free the figure."""
-    results.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png"))
+    files.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png"))
     plt.close(fig)
     return path
 
@@ -55,7 +55,7 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     if f"val_{metric}" in history:
         val = np.asarray(history[f"val_{metric}"], dtype=float) * scale
         ax.plot(epochs, val, "s-", color=VAL_COLOR, label=f"validation = test set ({final(val)})")
-    diverged = results.diverged_at(history)
+    diverged = records.diverged_at(history)
     if diverged:
         ax.text(0.5, 0.5, f"the training loss stopped being a number in epoch {diverged}:\n"
                           "the training diverged (try a smaller --lr)", transform=ax.transAxes,
@@ -65,6 +65,24 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if metric == "accuracy" else "upper right")
     return save_figure(fig, path)
+
+
+def plot_training(history, model, plot, name, title):
+    """A fit's figures: accuracy and loss per epoch (where recorded) and the model's diagram,
+    as ``plot(NAME_accuracy.png)``, ..."""
+    loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+    for metric, words in (("accuracy", "accuracy"), ("loss", LOSS_NAMES.get(loss, "loss"))):
+        if metric in history:
+            plot_curves(history, metric, plot(f"{name}_{metric}.png"), f"{title}: {words} per epoch", loss)
+    plot_model_diagram(model, plot(f"{name}_model.png"), title)
+
+
+def print_summary(model):
+    """Keras's layer table. Keras refuses to draw it in a terminal narrower than it: then it is
+    drawn at a fixed width and the terminal wraps it."""
+    import shutil
+
+    model.summary(line_length=None if shutil.get_terminal_size().columns >= 60 else 88)
 
 
 def describe_layer(layer):

@@ -1,4 +1,5 @@
-"""Seeding, compiling and fitting, shared so that every script trains the same fast way."""
+"""Seeding, compiling and fitting, shared so that every script trains the same fast way, and a
+stopped fit goes on from its last finished epoch."""
 
 import math
 import os
@@ -6,7 +7,7 @@ import sys
 
 import keras
 
-from mnistlab import results, runs
+from mnistlab import files, records
 from mnistlab.errors import LabError
 
 # Several batches per call into the backend: identical math, far less per-step overhead.
@@ -72,17 +73,17 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         # The weights and up to two optimizer slots per weight (Adam's), in float32, and the
         # file's own overhead: h5py cannot even close a file whose write failed half-way.
-        results.check_room(self.backup_dir, 4 * 4 * self.model.count_params() + 2**16)
+        files.check_room(self.backup_dir, 4 * 4 * self.model.count_params() + 2**16)
         name = f"epoch-{self._current_epoch}.weights.h5"
         self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
-        results.write_json(self._training_metadata_path,
+        files.write_json(self._training_metadata_path,
                            {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
         for other in os.listdir(self.backup_dir):  # earlier epochs, and any write cut short
             if other.endswith(".weights.h5") and other != name:
                 os.remove(os.path.join(self.backup_dir, other))
 
     def _load_model(self):
-        metadata = runs.read_backup(self.backup_dir)
+        metadata = records.read_backup(self.backup_dir)
         if metadata is None:
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
@@ -123,27 +124,36 @@ class StopOnDivergence(keras.callbacks.Callback):
 
 
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
-        callbacks=(), initial_epoch=0):
+        checkpoint=None):
     """``model.fit`` on arrays; returns the per-epoch history as a dict of lists. A fit whose
-    loss stops being finite ends after that epoch (``results.diverged_at`` finds it in the history).
+    loss stops being finite ends after that epoch (``records.diverged_at`` finds it in the history).
+
+    With a ``run.Checkpoint``, the fit goes on after the epochs it has done (their history
+    comes first in the one returned), keeps a backup of each epoch, and records its progress.
 
     ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
     training on freshly drawn noise every epoch; each epoch is then one ``fit`` call.
     """
     verbose = verbosity() if verbose is None else verbose
+    initial_epoch, before, callbacks = 0, {}, []
+    if checkpoint:
+        initial_epoch, before = checkpoint.done, checkpoint.history
+        callbacks = [SaveProgress(checkpoint.save, before), BackupAndRestore(checkpoint.folder)]
+        if initial_epoch >= epochs:  # no epoch left to train, so no fit whose callback restores it
+            restore(model, checkpoint.folder)
     if callable(x):  # lazily: only one epoch's inputs are in memory at a time
         calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(initial_epoch, epochs))
     else:
         calls = [(initial_epoch, epochs, x)]
-    callbacks = [*callbacks, StopOnDivergence(say=verbose != 0)]
-    merged = {}
+    callbacks.append(StopOnDivergence(say=verbose != 0))
+    merged = {key: list(values) for key, values in before.items()}
     for first, last, inputs in calls:
         history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
                             validation_data=validation_data, validation_freq=validation_freq,
                             callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
-        if results.diverged_at(merged):
+        if records.diverged_at(merged):
             break
     return merged
 

@@ -29,6 +29,16 @@ def make_digits(n, seed=0):
     return x, y
 
 
+def prepared_digits(n, seed=0):
+    """``make_digits`` prepared as the scripts prepare MNIST: pixels float32 in [0, 1], labels one-hot."""
+    import keras
+
+    from mnistlab import data
+
+    x, y = make_digits(n, seed)
+    return data.scale(x), keras.utils.to_categorical(y, 10)
+
+
 def write_npz(path, **overrides):
     (x_train, y_train), (x_test, y_test) = make_digits(600, 1), make_digits(200, 2)
     arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
@@ -102,10 +112,10 @@ def run_script(script, *args, env=None):
 
 def run_main(main, argv, capsys):
     """Run a script's main in-process through the CLI wrapper; returns (code, stdout, stderr)."""
-    from mnistlab import cli
+    from mnistlab import exits
 
     try:
-        code = cli.run(main, argv)
+        code = exits.run(main, argv)
     except SystemExit as exc:  # argparse exits by itself on a bad flag
         code = exc.code
     captured = capsys.readouterr()

@@ -4,22 +4,35 @@ import os
 
 import pytest
 
+import cnn_mnist
+import denoise_autoencoder
 import mlp_mnist
 from conftest import run_main, run_script, write_npz
 
+MAINS = {"mlp": mlp_mnist.main, "cnn": cnn_mnist.main, "autoencoder": denoise_autoencoder.main}
+# Every bad flag of the three scripts: (script, flags, what the one line says).
 BAD_FLAGS = {
-    "negative epochs": (["--epochs", "-1"], "--epochs: must be a positive whole number"),
-    "zero epochs": (["--epochs", "0"], "--epochs: must be a positive whole number"),
-    "fractional epochs": (["--epochs", "2.5"], "--epochs: must be a whole number"),
-    "zero batch size": (["--batch-size", "0"], "--batch-size: must be a positive whole number"),
-    "negative learning rate": (["--lr", "-0.1"], "--lr: must be greater than 0"),
-    "NaN learning rate": (["--lr", "nan"], "--lr: must be finite"),
-    "negative L2": (["--l2", "-0.0001"], "--l2: must be 0 or more"),
-    "no replicates": (["--replicates", "0"], "--replicates: must be a positive whole number"),
-    "negative seed": (["--seed", "-1"], "--seed: must be a whole number from 0 to 2147483647"),
-    "seed too large": (["--seed", str(2**32)], "--seed: must be a whole number from 0 to 2147483647"),
-    "unknown L2 layers": (["--l2-layers", "second"], "--l2-layers: invalid choice"),
-    "unknown flag": (["--epocs", "3"], "unrecognized arguments"),
+    "negative epochs": ("mlp", ["--epochs", "-1"], "--epochs: must be a positive whole number"),
+    "zero epochs": ("mlp", ["--epochs", "0"], "--epochs: must be a positive whole number"),
+    "fractional epochs": ("mlp", ["--epochs", "2.5"], "--epochs: must be a whole number"),
+    "zero batch size": ("mlp", ["--batch-size", "0"], "--batch-size: must be a positive whole number"),
+    "negative learning rate": ("mlp", ["--lr", "-0.1"], "--lr: must be greater than 0"),
+    "NaN learning rate": ("mlp", ["--lr", "nan"], "--lr: must be finite"),
+    "negative L2": ("mlp", ["--l2", "-0.0001"], "--l2: must be 0 or more"),
+    "no replicates": ("mlp", ["--replicates", "0"], "--replicates: must be a positive whole number"),
+    "negative seed": ("mlp", ["--seed", "-1"], "--seed: must be a whole number from 0 to 2147483647"),
+    "seed too large": ("mlp", ["--seed", str(2**32)], "--seed: must be a whole number from 0 to 2147483647"),
+    "unknown L2 layers": ("mlp", ["--l2-layers", "second"], "--l2-layers: invalid choice"),
+    "unknown flag": ("mlp", ["--epocs", "3"], "unrecognized arguments"),
+    "unknown CNN": ("cnn", ["--model", "resnet"], "argument --model: invalid choice"),
+    "negative CNN epochs": ("cnn", ["--epochs", "-3"], "--epochs: must be a positive whole number"),
+    "zero CNN learning rate": ("cnn", ["--lr", "0"], "--lr: must be greater than 0"),
+    "word for a batch size": ("cnn", ["--batch-size", "x"], "--batch-size: must be a whole number"),
+    "noise above 1": ("autoencoder", ["--noise", "1.5"], "--noise: must be a fraction in [0, 1]"),
+    "negative noise": ("autoencoder", ["--noise", "-0.1"], "--noise: must be a fraction in [0, 1]"),
+    "a level above 1": ("autoencoder", ["--levels", "0.2", "2"], "--levels: must be a fraction in [0, 1]"),
+    "no draws": ("autoencoder", ["--draws", "0"], "--draws: must be a positive whole number"),
+    "negative autoencoder epochs": ("autoencoder", ["--epochs", "-1"], "--epochs: must be a positive whole number"),
 }
 
 
@@ -33,8 +46,8 @@ def assert_one_line_error(code, err, pattern):
 
 @pytest.mark.parametrize("case", BAD_FLAGS)
 def test_bad_flag(case, tiny_npz, tmp_path, capsys):
-    flags, pattern = BAD_FLAGS[case]
-    code, _, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--out", str(tmp_path / "o"), *flags], capsys)
+    script, flags, pattern = BAD_FLAGS[case]
+    code, _, err = run_main(MAINS[script], ["--data", tiny_npz, "--out", str(tmp_path / "o"), *flags], capsys)
     assert_one_line_error(code, err, pattern)
     assert "--help" in err
     assert not (tmp_path / "o").exists()
@@ -85,7 +98,7 @@ def test_help_shows_each_flag_with_its_lab_default():
 def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys):
     """Ctrl-C while TensorFlow traces a step can surface as a SystemError whose context is the
     KeyboardInterrupt: that is a stop, one line and exit 130, not a traceback."""
-    from mnistlab import cli
+    from mnistlab import exits
 
     def main(argv):
         try:
@@ -93,7 +106,7 @@ def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys
         except KeyboardInterrupt:
             raise SystemError("<built-in function __import__> returned a result with an exception set")
 
-    assert cli.run(main, [], prog="cnn_mnist.py") == 130
+    assert exits.run(main, [], prog="cnn_mnist.py") == 130
     assert capsys.readouterr().err == ("cnn_mnist.py: stopped (SIGINT); what had finished is saved, "
                                        "rerun the same command to go on\n")
 
@@ -101,4 +114,4 @@ def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys
         raise SystemError("a real bug")
 
     with pytest.raises(SystemError, match="a real bug"):
-        cli.run(other, [], prog="cnn_mnist.py")
+        exits.run(other, [], prog="cnn_mnist.py")

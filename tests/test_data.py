@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_digits, write_npz
+from conftest import write_npz
 from mnistlab import data
 from mnistlab.errors import LabError
 
@@ -83,15 +83,27 @@ def test_truncated_real_npz(tmp_path, tiny_npz):
         data.load_mnist(str(path))
 
 
-def test_preprocess_scales_to_unit_float32_and_one_hots():
-    x, y = make_digits(50)
-    x_pre, y_pre = data.preprocess(x, y)
-    assert x_pre.dtype == np.float32 and x_pre.shape == (50, 28, 28)
-    assert x_pre.min() >= 0.0 and x_pre.max() <= 1.0
-    np.testing.assert_allclose(x_pre, x / 255.0, rtol=1e-6)
-    assert y_pre.shape == (50, 10)
-    np.testing.assert_array_equal(y_pre.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(y_pre.argmax(axis=1), y)
+@pytest.mark.parametrize("script, shape", [("mlp_mnist", (28, 28)), ("cnn_mnist", (28, 28, 1)),
+                                           ("denoise_autoencoder", (784,))])
+def test_each_script_scales_to_unit_float32_and_one_hots_in_its_layout(script, shape, tiny_npz):
+    import importlib
+
+    (x_raw, y_raw), _ = data.load_mnist(tiny_npz)
+    (x, y), (x_test, _) = importlib.import_module(script).load_data(tiny_npz)
+    assert x.dtype == np.float32 and x.shape == (len(x_raw), *shape) and x_test.shape[1:] == shape
+    np.testing.assert_allclose(x.reshape(x_raw.shape), x_raw / 255.0, rtol=1e-6)
+    assert y.shape == (len(y_raw), 10)
+    np.testing.assert_array_equal(y.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(y.argmax(axis=1), y_raw)
+
+
+def test_quick_takes_the_first_examples(tiny_npz, monkeypatch):
+    monkeypatch.setattr(data, "QUICK_SIZES", (100, 50))
+    (x_all, _), (t_all, _) = data.load_mnist(tiny_npz)
+    (x, y), (t, u) = data.load_mnist(tiny_npz, quick=True)
+    assert (len(x), len(y), len(t), len(u)) == (100, 100, 50, 50)
+    np.testing.assert_array_equal(x, x_all[:100])
+    np.testing.assert_array_equal(t, t_all[:50])
 
 
 def test_real_mnist_file_matches_keras_format(real_mnist):

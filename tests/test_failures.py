@@ -225,13 +225,13 @@ elif after.startswith("batch:"):  # inside the first fit of the model named so, 
                 stop()
     training.StopOnDivergence = StopInside
 else:  # once the first file whose name ends with AFTER (a study trial, an autoencoder's weights) is written
-    from mnistlab import results
-    real_write = results.write_atomic
+    from mnistlab import files
+    real_write = files.write_atomic
     def write_atomic(path, write):
         real_write(path, write)
         if path.endswith(after):
             stop()
-    results.write_atomic = write_atomic
+    files.write_atomic = write_atomic
 sys.argv = sys.argv[3:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -287,11 +287,11 @@ def test_a_run_under_nohup_goes_on_when_its_terminal_closes(tiny_npz, tmp_path):
 def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path):
     import errno
 
-    from mnistlab import results
+    from mnistlab import files
     from mnistlab.errors import LabError
 
     path = tmp_path / "record.json"
-    results.write_json(path, {"epochs": 3})
+    files.write_json(path, {"epochs": 3})
 
     def disk_full(tmp):
         with open(tmp, "w") as f:
@@ -300,7 +300,7 @@ def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path)
 
     with pytest.raises(LabError, match=f"cannot write record.json in {tmp_path} \\(No space left on device\\); "
                                        "free some space or pass --out to another folder"):
-        results.write_atomic(str(path), disk_full)
+        files.write_atomic(str(path), disk_full)
     assert json.loads(path.read_text()) == {"epochs": 3}
     assert os.listdir(tmp_path) == ["record.json"]
 

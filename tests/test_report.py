@@ -7,22 +7,27 @@ import re
 import pytest
 
 from conftest import run_main
-from mnistlab import cli, lab, report
+from mnistlab import exits, lab, report
+from mnistlab.report import autoencoder as question_4
 
+OTHER_SIZES = {"mlp_mnist": ["--hidden", "48", "24", "--study-hidden", "40", "20"],
+               "denoise_autoencoder": ["--hidden", "100", "--latent", "12"]}
 SECTIONS = ["1. Preprocessing", "2A.", "2B.", "2C.", "2D.", "3A.", "3B.", "4A.", "4B.", "4C.", "4D."]
 
 
 @pytest.fixture(scope="module")
 def quick_folder(tiny_npz, tmp_path_factory):
-    """What `make quick` makes, on the tests' tiny data: every script's quick run, then REPORT.md."""
+    """What `make quick` makes, on the tests' tiny data: every script's quick run, then REPORT.md;
+    the dense models with other sizes than the lab's, which the report must name."""
     import cnn_mnist
     import denoise_autoencoder
     import mlp_mnist
 
     out = tmp_path_factory.mktemp("quick")
-    for main, extra in ((mlp_mnist.main, ["--save-model"]), (cnn_mnist.main, ["--save-model"]),
-                        (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1"])):
-        assert cli.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
+    for main, extra in ((mlp_mnist.main, ["--save-model", *OTHER_SIZES["mlp_mnist"]]), (cnn_mnist.main, ["--save-model"]),
+                        (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1",
+                                                    *OTHER_SIZES["denoise_autoencoder"]])):
+        assert exits.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
     assert report.main(["--out", str(out)]) == 0
     return out
 
@@ -68,6 +73,17 @@ def test_its_numbers_are_the_records_and_say_they_come_from_a_quick_run(quick_fo
     assert "| `mlp_mnist.py`: L2 study | tensorflow |" in text  # each part's wall time, from its run.json
 
 
+def test_the_sizes_and_parameters_it_names_are_those_the_runs_had(quick_folder):
+    text = (quick_folder / "REPORT.md").read_text()
+    assert "2 hidden `Dense` layers of 48 and 24 neurons" in section(text, "2A")
+    assert "784×48 + 48 = 37,680, 48×24 + 24 = 1,176, 24×10 + 10 = 250, 39,106 parameters" in section(text, "2A")
+    assert "## 2D. The 40-20 MLP with L2 weight decay" in text and "of a 40-20 MLP" in section(text, "2D")
+    assert "through 100 units into a code of 12 numbers" in section(text, "4A")
+    assert "| encoder: Dense 12, relu | 12 | 1,212 |" in section(text, "4A")
+    for default in ("64 and 64", "55,050", "500-300", "128 units", "code of 96"):
+        assert default not in section(text, "2A") + section(text, "2D") + section(text, "4A"), default
+
+
 def curves(levels, noisy, denoised, std=0.001):
     return {"name": "lab CNN", "accuracy_clean": 0.99, "accuracy_noisy": noisy, "accuracy_noisy_std": [std] * len(levels),
             "accuracy_denoised": denoised, "accuracy_denoised_std": [std] * len(levels)}
@@ -80,11 +96,11 @@ def test_4b_finds_where_digits_get_hard_to_read_and_where_denoising_stops_helpin
                                "psnr_denoised_db": 19.0}],
            "classifiers": [curves(levels, [0.99, 0.93, 0.60, 0.30, 0.15, 0.10], [0.985, 0.97, 0.92, 0.80, 0.104, 0.10])]}
     records = {"denoise_autoencoder": dae}
-    text = "\n".join(report.noise_levels(records, str(tmp_path)))
+    text = "\n".join(question_4.noise_levels(records, str(tmp_path)))
     assert "falls below 90%: **noise 0.4**" in text  # 0.93 at 0.2 is still readable
     assert "stay readable (at least 90%) up to **noise 0.4**" in text
     assert "helps from noise 0.2 and **stops helping at noise 0.8**" in text  # +0.4 points is not clearly above
-    table = "\n".join(report.accuracy_against_noise(records, str(tmp_path)))
+    table = "\n".join(question_4.accuracy_against_noise(records, str(tmp_path)))
     assert "| 0.6 | 30.00% ± 0.10 | **80.00% ± 0.10** |" in table and "| 1 | 10.00% ± 0.10 | 10.00% ± 0.10 |" in table
     assert "helps at noise 0.2, 0.4, 0.6, most at 0.6 (+50.00 points)" in table
 
@@ -107,22 +123,26 @@ def test_flags_that_differ_are_named_beside_the_numbers_and_missing_parts_name_t
     assert "`python denoise_autoencoder.py` makes them" in section(text, "4A")
 
 
-def test_the_hinton_experiment_is_summarised_from_its_table_when_present(tmp_path):
+def test_the_hinton_experiment_is_summarised_from_its_records_when_present(tmp_path):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "mlp_l2_study.json").write_text(json.dumps({
         "settings": {"hidden": [500, 300], "l2_layers": "all", "epochs": 40, "lr": 0.1, "batch_size": 128},
         "rows": [{"l2": 1e-6, "replicates": 3, "mean": 0.981, "std": 0.001, "best": 0.982,
                   "accuracies": [0.98, 0.981, 0.982]}]}))
-    table = tmp_path / "experiments" / "hinton" / "results" / "mlp_l2_study_runs.md"
-    table.parent.mkdir(parents=True)
-    table.write_text("| run | differing flags | L2 0.00025 | all trials | status |\n|---|---|---:|---:|---|\n"
-                     "| mlp_mnist-1 | study, study-epochs 100 | 98.25% ± 0.13% | 98.18% ± 0.21% (6) | complete |\n"
-                     "| mlp_mnist-2 | study, study-schedule cosine | 98.36% ± 0.07% | 98.34% ± 0.05% (6) | complete |\n")
+    summary = tmp_path / "experiments" / "hinton" / "results" / "mlp_l2_study_runs.json"
+    summary.parent.mkdir(parents=True)
+    arm = lambda name, flag, mean, std, pooled, pooled_std: {
+        "run": name, "changed": ["study", flag], "status": "complete", "wall_seconds": 100.0,
+        "factors": [{"l2": 0.00025, "mean": mean, "std": std}],
+        "all_trials": {"mean": pooled, "std": pooled_std, "trials": 6}}
+    summary.write_text(json.dumps({"workers": 2, "machine": "Test CPU, 2 cores", "runs": [
+        arm("mlp_mnist-1", "study-epochs 100", 0.9825, 0.0013, 0.9818, 0.0021),
+        arm("mlp_mnist-2", "study-schedule cosine", 0.9836, 0.0007, 0.9834, 0.0005)]}))
     assert report.main(["--out", str(tmp_path)]) == 0
     text = section((tmp_path / "REPORT.md").read_text(), "2D")
     assert "2 pre-declared arms" in text and "*study-schedule cosine*, pooled 98.34% ± 0.05% over 6 trials" in text
     assert "0.13 points short of 98.47%; no arm reached it." in text
-    assert "| mlp_mnist-1 | study, study-epochs 100 |" in text
+    assert "| mlp_mnist-1 | study, study-epochs 100 | 98.25% ± 0.13% | 98.18% ± 0.21% (6) | 100 s | complete |" in text
 
 
 def test_a_folder_without_results_is_a_one_line_error(tmp_path, capsys):

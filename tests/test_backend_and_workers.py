@@ -1,4 +1,5 @@
-"""How the scripts run: the backend choice, and trainings side by side in worker processes."""
+"""How the scripts run: the backend choice, the Keras internals the training relies on, and
+trainings side by side in worker processes."""
 
 import functools
 import json
@@ -48,6 +49,25 @@ def test_keras_backend_variable_overrides_the_default(tmp_path):
     assert found["chosen"] == found["backend"] == "tensorflow" and found["tensorflow_imported"]
 
 
+def test_the_keras_internals_the_backup_overrides_are_still_there():
+    """training.BackupAndRestore overrides Keras's private _save_model and _load_model, reads the
+    callback's _current_epoch, _last_batch_seen and _training_metadata_path, and sets a model's
+    _initial_epoch as Keras's own does: a Keras that renames any of them must fail here."""
+    import inspect
+
+    import keras
+    from keras.src.backend.jax import trainer as jax_trainer
+    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
+
+    callback = keras.callbacks.BackupAndRestore("unused-backup-folder")
+    assert callable(callback._save_model) and callable(callback._load_model)
+    assert (callback._current_epoch, callback._last_batch_seen) == (0, 0)
+    assert callback._training_metadata_path.startswith("unused-backup-folder")
+    assert "self.model._initial_epoch" in inspect.getsource(keras.callbacks.BackupAndRestore._load_model)
+    for trainer in (jax_trainer, tensorflow_trainer):
+        assert "self._initial_epoch" in inspect.getsource(trainer), trainer.__name__
+
+
 def describe_worker(offset, job):
     """A job for the pool: its result, and which process on which cores computed it."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -74,7 +94,7 @@ def test_one_worker_runs_here_in_order():
 
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 def test_a_workers_failure_reaches_the_caller_as_a_clear_error(tmp_path):
-    missing = functools.partial(data.load_preprocessed, str(tmp_path / "missing.npz"), False)
+    missing = functools.partial(data.load_mnist, str(tmp_path / "missing.npz"))
     with pytest.raises(LabError, match="data file not found"):
         list(parallel.run(describe_worker, range(2), missing, workers=2))
 

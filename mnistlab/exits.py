@@ -1,0 +1,168 @@
+"""How a lab command ends: one line and exit 2 for bad input or a failing environment, one line
+and 128 + the signal for a stop, quietly for a closed pipe; the one list of stop signals.
+"""
+
+import errno
+import os
+import signal
+import sys
+
+from mnistlab.errors import LabError
+
+# Ctrl-C, kill, and a closed terminal, where the OS has them (Windows has no SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+CLOSED_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # what a shell reports for `... | head -1`
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop asked for by one of STOP_SIGNALS."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+def catch_stops():
+    """Stop signals raise Stopped from now on, but a signal already ignored stays ignored:
+    `nohup python mlp_mnist.py --study &` must survive its terminal closing. Returns the
+    handlers replaced."""
+    return {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+
+
+def restore_handlers(previous):
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def stop_signal(exc):
+    """The signal behind a stop: a KeyboardInterrupt, or an error raised because one arrived
+    inside a C call (an import, a trace); None for any other error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return getattr(exc, "signum", signal.SIGINT)
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def one_line(text):
+    """``text`` on one line, whatever a path in it holds."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def os_error_hint(exc):
+    """What to do about an OS error, by its cause: no room, no permission, something in the way."""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+        return "free some space or pass --out to another folder, then rerun the same command"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "make it writable or pass --out to a folder you can write to, then rerun the same command"
+    if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOTEMPTY):
+        return ("move aside what stands in the way (a folder where a file goes, or a file where a folder "
+                "goes) or pass --out to another folder, then rerun the same command")
+    return "check that folder or pass --out to another one, then rerun the same command"
+
+
+def cannot_write(where, exc):
+    """The LabError for an OS error while writing ``where``."""
+    reason = " ".join(str(exc.strerror or exc).split())
+    return LabError(f"cannot write {where} ({reason}); {os_error_hint(exc)}")
+
+
+def error(prog, text):
+    print(one_line(f"{prog}: error: {text}"), file=sys.stderr)
+    return 2
+
+
+def stopped(prog, signum):
+    print(one_line(f"{prog}: stopped ({signal.Signals(signum).name}); what had finished is saved, "
+                   "rerun the same command to go on"), file=sys.stderr, flush=True)
+    return 128 + signum
+
+
+def _pipe_closed():
+    """The reader of stdout went away (``| head``): say nothing more, as command-line tools do.
+    Later writes, and the interpreter's own flush at exit, go to nowhere instead of failing."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return CLOSED_PIPE
+
+
+def _usable_streams():
+    """stdout closed (``>&-``) means nothing to show, not a crash; a path that is not valid in
+    the terminal's encoding is printed escaped."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _out_of_memory(exc):
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def run(main, argv=None, prog=None):
+    """Call ``main(argv)`` under the error contract; returns the exit code."""
+    prog = prog or (os.path.basename(sys.argv[0]) if argv is None else main.__module__ + ".py")
+    _usable_streams()
+    previous = catch_stops()
+    try:
+        return main(argv)
+    except LabError as exc:
+        return error(prog, str(exc))
+    except BrokenPipeError:
+        return _pipe_closed()
+    except OSError as exc:  # a full disk or a folder gone read-only under a library's own write
+        return error(prog, str(cannot_write(exc.filename or "a file", exc)))
+    except (KeyboardInterrupt, SystemError) as exc:
+        signum = stop_signal(exc)
+        if signum is None:
+            raise
+        return stopped(prog, signum)
+    except Exception as exc:  # the backend's own out-of-memory error, whatever its class
+        if not _out_of_memory(exc):
+            raise
+        return error(prog, f"out of memory ({type(exc).__name__}); pass a smaller --batch-size or smaller "
+                           "layers, or close other programs, then rerun the same command")
+    finally:
+        restore_handlers(previous)
+
+
+def exit_script(main):
+    """``sys.exit(run(main))`` for a script run from the terminal. After a stop, the process
+    ends at once, its records already saved: tearing the interpreter down while the backend's
+    own threads may still be computing can crash it (a segfault instead of the stop's exit code)."""
+    code = run(main)
+    if code > 128:
+        exit_now(code)
+    sys.exit(code)
+
+
+def exit_now(code):
+    """End the process at once with ``code``, what it printed flushed, and a stopped worker
+    pool's semaphores released (as a normal exit would, lest the resource tracker warn)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if "multiprocessing.util" in sys.modules:
+        sys.modules["multiprocessing.util"]._run_finalizers()
+    os._exit(code)
+
+
+def stopped_at_start(prog, default_hook, kind, exc, traceback):
+    """A stop while the script's modules load, outside ``run``: its one line and exit code."""
+    signum = stop_signal(exc)
+    if signum is None:
+        return default_hook(kind, exc, traceback)
+    exit_now(stopped(prog, signum))  # nothing has been made yet that an orderly exit would save

@@ -1,0 +1,86 @@
+"""Files written in one step and read strictly: an interrupted run never leaves a half-written
+file, and a damaged one is refused by name, never silently replaced."""
+
+import json
+import math
+import os
+
+from mnistlab.errors import LabError
+from mnistlab.exits import cannot_write
+
+
+def write_atomic(path, write):
+    """Call ``write(tmp_path)``, then move the finished file into place in one step.
+
+    A failed write (a full disk, a folder that went read-only) leaves the earlier file as it was
+    and no temporary file behind, and ends the run with one line naming the file and the fix.
+    """
+    folder, name = os.path.split(path)
+    stem, dot, extensions = name.partition(".")
+    tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise cannot_write(f"{name} in {folder or '.'}", exc) from None
+    finally:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+
+
+def check_room(folder, nbytes):
+    """Raise LabError unless ``nbytes`` more can be written in ``folder`` (a full disk, a quota)."""
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, f".room-check-{os.getpid()}")
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(nbytes))
+    except OSError as exc:
+        raise cannot_write(f"in {folder}", exc) from None
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+
+
+def write_text(path, text):
+    def dump(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    write_atomic(path, dump)
+
+
+def write_json(path, data):
+    """``data`` as strict JSON: a number that is not finite (a diverged loss) is written as null,
+    which every JSON reader accepts (NaN and Infinity are not JSON)."""
+    write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def finite_or_none(data):
+    """``data`` with every float that is not finite replaced by None, at any depth."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(value) for value in data]
+    return data
+
+
+def read_json(path, default=None):
+    """The JSON in ``path``, or ``default`` if there is none; a truncated or hand-edited file is
+    refused by name (it may hold hours of finished work)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LabError(f"{path} is not valid JSON ({exc.__class__.__name__}: truncated or edited?); "
+                       "move it aside or delete it, then rerun") from None
+    except OSError as exc:
+        raise LabError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+
+
+def save_model(model, path):
+    """``model.save`` in one step, as every other result."""
+    write_atomic(path, model.save)

@@ -1,0 +1,118 @@
+"""Questions 4B and 4C's numbers and rules: the per-level autoencoders trained side by side and
+kept as they finish, each classifier's accuracy over noise draws, the figure against the noise
+level, and the rules by which the report says where digits get hard to read and where denoising
+stops helping (as ``l2_study`` is for 2D)."""
+
+import os
+
+import numpy as np
+
+from mnistlab import files, parallel, plots
+from mnistlab.stats import mean_std
+
+READABLE = 0.90  # 4B: the accuracy below which we call noisy digits hard to read
+HELPS_BY = 0.01  # 4B-4C: denoising helps where it gains more than this and than twice the draws' spread
+CLASSIFIER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+
+
+# The per-level autoencoders
+
+
+def level_weights_path(run, level):
+    return os.path.join(run.state("per-level"), f"level-{level:g}.npz")
+
+
+def train_levels(run, levels, train, load, workers):
+    """An autoencoder for each of ``levels``, ``workers`` at a time, each as
+    ``train(load(), level)`` (a module-level function returning its weights), each kept in the
+    run's state as it finishes, so that a stopped run trains only the rest."""
+    todo = [level for level in levels if not os.path.isfile(level_weights_path(run, level))]
+    workers = parallel.worker_count(workers, len(todo))
+    print(f"Training {plots.plural(len(todo), 'autoencoder')} for the noise levels of the accuracy study"
+          + (f" ({len(levels) - len(todo)} already saved)" if len(todo) < len(levels) else "")
+          + (f", {workers} at a time" if todo else ""), flush=True)
+    for level, weights in parallel.run(train, todo, load, workers):
+        files.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
+        print(f"  autoencoder for noise {level:g} trained", flush=True)
+
+
+def saved_level_weights(run, levels):
+    """{level: weights} of the per-level autoencoders the run has trained."""
+    weights = {}
+    for level in levels:
+        path = level_weights_path(run, level)
+        if os.path.isfile(path):
+            with np.load(path) as saved:
+                weights[level] = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    return weights
+
+
+# The accuracy study's numbers
+
+
+def over_draws(key, per_level):
+    """{key: the mean at each level, key_std: the standard deviation} over each level's draws."""
+    means, stds = zip(*map(mean_std, per_level))
+    return {key: list(means), f"{key}_std": list(stds)}
+
+
+def by_level(record):
+    """For each classifier of a record: [(level, noisy, noisy std, denoised, denoised std)]."""
+    return {c["name"]: list(zip(record["noise_levels"], c["accuracy_noisy"], c["accuracy_noisy_std"],
+                                c["accuracy_denoised"], c["accuracy_denoised_std"])) for c in record["classifiers"]}
+
+
+# The rules
+
+
+def helps(noisy, noisy_std, denoised, denoised_std):
+    """Denoising helps where it gains more than HELPS_BY and than twice the draws' spread."""
+    return denoised - noisy > max(HELPS_BY, 2 * max(noisy_std, denoised_std))
+
+
+def thresholds(levels):
+    """From one classifier's curves: the first level where noisy digits fall below READABLE, the
+    highest level up to which denoised digits stay at READABLE, and the first level, past one
+    where denoising helped, where it no longer does (None where there is none)."""
+    hard = next((level for level, noisy, *_ in levels if noisy < READABLE), None)
+    kept = None
+    for level, _, _, denoised, _ in levels:
+        if denoised < READABLE:
+            break
+        kept = level
+    helped, stops = False, None
+    for level, *scores in levels:
+        if helps(*scores):
+            helped = True
+        elif helped:
+            stops = level
+            break
+    return hard, kept, stops, helped
+
+
+# The figure
+
+
+def plot_accuracy_study(study, mode, path):
+    """Question 4C: each classifier's accuracy on noisy (dashed) and denoised (solid) test
+    images against the noise level, its accuracy on clean images as a dotted reference."""
+    import matplotlib.pyplot as plt
+
+    levels = np.array(study["noise_levels"])
+    fig, ax = plt.subplots(figsize=(8.4, 5.2))
+    for scores, color in zip(study["classifiers"], CLASSIFIER_COLORS):
+        name = scores["name"]
+        for key, style, marker in (("denoised", "-", "o"), ("noisy", "--", "x")):
+            ax.errorbar(levels, 100 * np.array(scores[f"accuracy_{key}"]),
+                        yerr=100 * np.array(scores[f"accuracy_{key}_std"]), linestyle=style,
+                        marker=marker, capsize=3, color=color, label=f"{name}, {key} images")
+        ax.axhline(100 * scores["accuracy_clean"], color=color, linestyle=":", linewidth=1.2,
+                   label=f"{name}, clean images ({100 * scores['accuracy_clean']:.2f}%)")
+    ax.axhline(10, color="#999999", linestyle="-.", linewidth=1, label="chance (10%)")
+    ax.set(xlabel="salt-and-pepper noise level (fraction of pixels replaced)",
+           ylabel="test accuracy = true-positive rate (%)", ylim=(0, 101),
+           title=f"How far denoising rescues each classifier\n({mode}; "
+                 f"mean ± std over {plots.plural(study['draws'], 'noise draw')})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8.5, borderaxespad=0)  # beside: hides no line
+    plots.save_figure(fig, path)

@@ -1,0 +1,139 @@
+"""What every section of the report uses: the folder's records, and Markdown made from them
+(headings, tables, figures, the caveat beside numbers not made at the lab's settings)."""
+
+import os
+
+from mnistlab import data, l2_study, lab, records
+
+
+def read_records(out):
+    """Each record in OUT/results as a dict ({} where the run did not make it), each script's
+    published run.json under "runs", and the Hinton experiment's comparison under "hinton"."""
+    read = lambda name: records.read_record(os.path.join(out, "results", f"{name}.json"))
+    found = {name: read(name) for facts in lab.SCRIPTS.values() for name in facts["records"]}
+    found["runs"] = {name: read(f"{name}_run") for facts in lab.SCRIPTS.values() for name in facts["records"]}
+    hinton = os.path.join(out, HINTON_EXPERIMENT, "results", f"{l2_study.NAME}_runs.json")
+    found["hinton"] = l2_study.read_runs_summary(hinton)
+    return found
+
+
+HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the README's pre-declared arms
+
+
+def script_of(name):
+    """The script that writes record ``name``."""
+    return next(script for script, facts in lab.SCRIPTS.items() if name in facts["records"])
+
+
+def caveat(record, name):
+    """What sets record ``name``'s numbers apart from the lab's: a quick subset, other flags,
+    another backend; "" for a record made at the lab's settings."""
+    config = record.get("config", {})
+    notes = []
+    if config.get("quick"):
+        notes.append("quick subset")
+    flags = [flag for flag in config.get("changed", [])
+             if flag != "quick" and flag.split(" ")[0] not in lab.CHOICE_FLAGS]
+    if flags:
+        notes.append("flags: " + ", ".join(flags))
+    backend = record.get("environment", {}).get("backend")
+    if backend and backend != lab.SCRIPTS[script_of(name)]["backend"]:
+        notes.append(f"backend {backend}")
+    return f" *({'; '.join(notes)})*" if notes else ""
+
+
+def points(difference):
+    return f"{100 * difference:+.2f} points"
+
+
+def levels_text(levels):
+    return ", ".join(f"{level:g}" for level in levels)
+
+
+def figure(out, name, caption):
+    """A figure of plots/ with its caption, or nothing if the run did not draw it."""
+    if not os.path.isfile(os.path.join(out, "plots", name)):
+        return []
+    return [f"![{caption}](plots/{name})", "", f"*{caption}*", ""]
+
+
+def figures(out, captions):
+    """``figure`` for each (name, caption) of ``captions``."""
+    return [line for name, caption in captions for line in figure(out, name, caption)]
+
+
+def table(header, rows):
+    """A Markdown table; a header starting with # is a column of numbers, aligned right."""
+    lines = ["| " + " | ".join(h.lstrip("#") for h in header) + " |",
+             "|" + "|".join("---:" if h.startswith("#") else "---" for h in header) + "|"]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows] + [""]
+
+
+def shape(output_shape):
+    return "×".join(str(d) for d in output_shape[1:])
+
+
+def layers_table(record):
+    """The table of a record's layers (layer, output shape, parameters) and their total."""
+    rows = [(row["layer"], shape(row["output_shape"]), f"{row['parameters']:,}") for row in record["layers"]]
+    return table(["layer", "output shape", "#parameters"], rows + [("**total**", "", f"**{record['parameters']:,}**")])
+
+
+def heading(number, words, quote):
+    return [f"## {number}. {words}", "", f"> The handout: \"{quote}\"", ""]
+
+
+def opening(records, name, field, command, number, words, quote):
+    """A section's heading, and record ``name`` if it holds ``field`` (any record, for ""); else
+    None, and a line naming the command that makes it. ``words`` may be a function of the record."""
+    record = records[name]
+    if not record or (field and field not in record):
+        title = words if isinstance(words, str) else words(None)
+        return heading(number, title, quote) + [f"*Not in this folder's records yet: `{command}` makes them.*", ""], None
+    return heading(number, words if isinstance(words, str) else words(record), quote), record
+
+
+def test_count(record):
+    """The number of test digits a record was scored on."""
+    return record.get("examples", {}).get("test", 10_000)
+
+
+def provenance(records):
+    """The banner: where the numbers come from, and how they differ from the lab's settings."""
+    lines = []
+    made = {script: records[script] for script in lab.SCRIPTS if records[script]}
+    if any(record.get("config", {}).get("quick") for record in made.values()):
+        train, test = data.QUICK_SIZES
+        lines += [f"> **A quick run.** These records come from `--quick` runs: {train:,} training and "
+                  f"{test:,} test digits and 1-2 epochs. They show that every part works; their numbers "
+                  "do not answer the lab and are not comparable with its references. `make lab` makes "
+                  "the lab's numbers.", ""]
+    others = [f"`{script}` {caveat(record, script).strip(' *()')}" for script, record in made.items()
+              if caveat(record, script) and not record.get("config", {}).get("quick")]
+    if others:
+        lines += ["> **Settings that differ from the lab's**: " + "; ".join(others)
+                  + ". Numbers marked so below come from them.", ""]
+    env = next((record.get("environment") for record in made.values()), None)
+    if env:
+        lines += [f"Machine: {env['cpu']}, {env['cores']} cores. Python {env['python']}, TensorFlow "
+                  f"{env['tensorflow']}, Keras {env['keras']}, JAX {env.get('jax', '–')}.", ""]
+    return lines
+
+
+def wall_times(records):
+    """Each part of the lab with its wall time and backend, from the published run.json, their
+    total, then the improved CNN's (beyond the lab)."""
+    def rows(mains):
+        found = []
+        for main in mains:
+            meta, backend = records["runs"][main], records[main].get("environment", {}).get("backend", "–")
+            for name, part in meta.get("parts", {}).items():
+                found.append((f"`{meta['script']}.py`: {name}", backend, part["wall_seconds"]))
+        return found
+    lab_rows, beyond = rows(lab.SCRIPTS), rows(["cnn_improved"])
+    if not lab_rows + beyond:
+        return []
+    cells = [(name, backend, f"{seconds:,.0f}") for name, backend, seconds in lab_rows]
+    cells.append(("**the lab's parts**", "", f"**{sum(seconds for *_, seconds in lab_rows):,.0f}**"))
+    cells += [(f"{name} (`make improved`, beyond the lab)", backend, f"{seconds:,.0f}") for name, backend, seconds in beyond]
+    return ["## Wall time", ""] + table(["part", "backend", "#seconds"], cells)
