@@ -42,7 +42,7 @@ quick-cnn: $(STAMP)
 improved: $(STAMP)
 	$(PY) cnn_mnist.py --model improved
 
-# The README's experiment on question 2D's gap to Hinton: five arms, one flag changed in each, at
+# The experiment on question 2D's gap to Hinton: five arms, one flag changed in each, at
 # the study's best L2 factor and its better neighbour in make lab's table
 # (experiments/hinton/README.md).
 HINTON_L2 := 0.00025 0.0005

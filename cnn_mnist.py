@@ -23,14 +23,14 @@ keras = launch.keras(__name__, "cnn_mnist", __doc__)  # --help and bad input ans
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import compare, data, exits, files, flags, lab, plots, records, training
-from mnistlab.stats import Stopwatch, percent
+from mnistlab import compare, data, exits, files, flags, lab, plots, training
+from mnistlab.stats import percent
 
 NAMES = {"lab": "cnn_mnist", "improved": "cnn_improved"}  # each model's record, figures and saved model
 TITLES = {"lab": "Lab CNN", "improved": "Improved CNN"}
 
 
-# The data
+# The data (question 1)
 
 
 def load_data(path=None, quick=False):
@@ -43,7 +43,7 @@ def load_data(path=None, quick=False):
     return (x_train, y_train), (x_test, y_test)
 
 
-# Model
+# Question 3A: the model
 
 
 def build_lab_cnn():
@@ -100,7 +100,43 @@ def make_optimizer(name, lr, schedule, total_steps):
     return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
 
 
-# Evaluation
+# Question 3A: training, evaluation and figures
+
+
+def train_and_plot(run, args, train, test):
+    """Build, compile, fit, evaluate and plot the CNN of ``--model``; returns its record."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    name, title = NAMES[args.model], TITLES[args.model]
+    training.set_seed(args.seed)
+    model = BUILDERS[args.model]()
+    steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
+    training.compile_model(model, make_optimizer(args.optimizer, args.lr, args.schedule, steps),
+                           "categorical_crossentropy")
+    plots.print_summary(model)
+    checkpoint = run.checkpoint(name, args)  # goes on after a stop; backs up every epoch
+    history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                           validation_data=(x_test, y_test), checkpoint=checkpoint)
+    scores = training.evaluate(model, x_test, y_test, args.batch_size)
+    true = y_test.argmax(axis=1)
+    probabilities = model.predict(x_test, batch_size=args.batch_size, verbose=0)
+
+    plots.plot_training(history, model, run.plot, name, title)
+    counts = plots.plot_confusion_matrix(true, probabilities.argmax(axis=1),
+                                         run.plot(f"{name}_confusion.png"), f"{title} on the test set")
+    plot_misclassified(x_test, true, probabilities, run.plot(f"{name}_misclassified.png"), title)
+    plot_filters(model, run.plot(f"{name}_filters.png"), title)
+    plot_feature_maps(model, x_test[0], int(true[0]), run.plot(f"{name}_feature_maps.png"), title)
+    if args.save_model:
+        files.save_model(model, run.result(f"{name}.keras"))
+    record = run.write_record(name, {**checkpoint.record(model, history, scores, layers=plots.layer_table(model),
+                                                         examples={"train": len(y_train), "test": len(y_test)}),
+                                     "per_class_accuracy": per_class_accuracy(counts)})
+    verdict = "reaches" if record["test_accuracy"] >= lab.LAB_REPORT_CNN else "falls short of"
+    print(f"{title}: test accuracy {percent(record['test_accuracy'])} {verdict} the lab's {percent(lab.LAB_REPORT_CNN)}")
+    return record
+
+
+# Question 3A's numbers and figures, from the trained model
 
 
 def per_class_accuracy(counts):
@@ -108,14 +144,15 @@ def per_class_accuracy(counts):
     return (np.diag(counts) / counts.sum(axis=1)).tolist()
 
 
-# Plots
+SUREST_ERRORS = 40  # of the misclassified digits, those drawn
+FEATURE_MAPS, INCHES_PER_PIXEL = 16, 0.05  # maps drawn per stage, and at what size
 
 
-def plot_misclassified(x, true, probabilities, path, title, limit=40):
+def plot_misclassified(x, true, probabilities, path, title):
     """The misclassified test digits the model was most confident about."""
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != true)
-    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:limit]
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:SUREST_ERRORS]
     captions = [f"true {true[i]}, said {predicted[i]}\n{probabilities[i, predicted[i]]:.0%} sure"
                 for i in wrong]
     plots.plot_digit_grid(x[wrong], captions, path,
@@ -170,9 +207,10 @@ def stage_name(model, layer):
     return plots.describe_layer(conv) + after
 
 
-def plot_feature_maps(model, image, label, path, title, channels=16, inches_per_pixel=0.05):
+def plot_feature_maps(model, image, label, path, title):
     """One digit's feature maps after each convolution block and each pooling (question 3A),
     every map drawn to one scale, so that each pooling's halving shows."""
+    channels, inches_per_pixel = FEATURE_MAPS, INCHES_PER_PIXEL
     stages = feature_stages(model)
     probe = keras.Model(model.inputs[0], [layer.output for layer in stages])
     maps = [image[..., :1]] + [np.asarray(m)[0] for m in probe(image[np.newaxis], training=False)]
@@ -199,40 +237,6 @@ def plot_feature_maps(model, image, label, path, title, channels=16, inches_per_
                  "pixel scale (brighter = stronger)\neach 2×2 max pooling halves the maps' size and keeps "
                  "every detector's strongest response", fontsize=11, y=1 - 0.1 / fig_h, va="top")
     plots.save_figure(fig, path)
-
-
-def train_and_plot(run, args, train, test):
-    """Build, compile, fit, evaluate and plot the CNN of ``--model``; returns its record."""
-    (x_train, y_train), (x_test, y_test) = train, test
-    name, title = NAMES[args.model], TITLES[args.model]
-    training.set_seed(args.seed)
-    model = BUILDERS[args.model]()
-    steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
-    training.compile_model(model, make_optimizer(args.optimizer, args.lr, args.schedule, steps),
-                           "categorical_crossentropy")
-    plots.print_summary(model)
-    first, clock = records.first_fields(name, args), Stopwatch()
-    history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                           validation_data=(x_test, y_test), checkpoint=run.checkpoint(name, args.epochs, first))
-    scores = training.evaluate(model, x_test, y_test, args.batch_size)
-    print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    true = y_test.argmax(axis=1)
-    probabilities = model.predict(x_test, batch_size=args.batch_size, verbose=0)
-
-    plots.plot_training(history, model, run.plot, name, title)
-    counts = plots.plot_confusion_matrix(true, probabilities.argmax(axis=1),
-                                         run.plot(f"{name}_confusion.png"), f"{title} on the test set")
-    plot_misclassified(x_test, true, probabilities, run.plot(f"{name}_misclassified.png"), title)
-    plot_filters(model, run.plot(f"{name}_filters.png"), title)
-    plot_feature_maps(model, x_test[0], int(true[0]), run.plot(f"{name}_feature_maps.png"), title)
-    if args.save_model:
-        files.save_model(model, run.result(f"{name}.keras"))
-    record = run.write_record(name, {**records.fit_record(
-        first, model, history, scores, examples={"train": len(y_train), "test": len(y_test)},
-        layers=plots.layer_table(model), wall_seconds=clock.seconds()), "per_class_accuracy": per_class_accuracy(counts)})
-    verdict = "reaches" if record["test_accuracy"] >= lab.LAB_REPORT_CNN else "falls short of"
-    print(f"{title}: test accuracy {percent(record['test_accuracy'])} {verdict} the lab's {percent(lab.LAB_REPORT_CNN)}")
-    return record
 
 
 def main(argv=None):

@@ -29,13 +29,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import mlp_mnist  # the lab MLP of question 2, trained here when no saved one scores 4C
-from mnistlab import classifiers, compare, data, exits, files, flags, lab, noise_study, plots, records, training
-from mnistlab.stats import Stopwatch
+from mnistlab import classifiers, compare, data, exits, files, flags, lab, noise_study, plots, training
 
 NAME = "denoise_autoencoder"  # its record, figures and saved model
 
 
-# The data
+# The data (question 1)
 
 
 def load_data(path=None, quick=False):
@@ -55,7 +54,7 @@ def training_inputs(x, level, fixed, seed):
     around ``level`` (0-0.8 for 0.4).
 
     Seeing lightly noisy and clean digits too, the autoencoder learns to leave them alone, and
-    costs the classifier far less accuracy on clean digits (README).
+    costs the classifier far less accuracy on clean digits (docs/scripts.md).
     """
     if fixed:
         return data.training_copy(x, level, fixed, seed)
@@ -106,13 +105,12 @@ def train_autoencoder(run, args, images):
     (x_train, y_train), (x_test, y_test) = images
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
     plots.print_summary(autoencoder)
-    first, clock = records.first_fields(NAME, args), Stopwatch()
     x_test_noisy = data.noisy_copy(x_test, args.noise, args.seed + 1)
+    checkpoint = run.checkpoint(NAME, args)  # goes on after a stop; backs up every epoch
     history = training.fit(autoencoder, training_inputs(x_train, args.noise, args.fixed_noise, args.seed), x_train,
                            epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_test_noisy, x_test),
-                           checkpoint=run.checkpoint(NAME, args.epochs, first))
+                           checkpoint=checkpoint)
     scores = training.evaluate(autoencoder, x_test_noisy, x_test, args.batch_size)
-    print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
     noise = data.describe_noise(args.noise, args.fixed_noise)
     test_labels = y_test.argmax(axis=1)
@@ -127,9 +125,9 @@ def train_autoencoder(run, args, images):
         for model, name in ((autoencoder, NAME), (encoder, "encoder"), (decoder, "decoder")):
             files.save_model(model, run.result(f"{name}.keras"))
     files.write_atomic(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"), autoencoder.save_weights)
-    run.write_record(NAME, {**records.fit_record(
-        first, autoencoder, history, scores, examples={"train": len(x_train), "test": len(x_test)},
-        layers=plots.layer_table(autoencoder), wall_seconds=clock.seconds()), "reconstruction": reconstruction})
+    run.write_record(NAME, {**checkpoint.record(autoencoder, history, scores, layers=plots.layer_table(autoencoder),
+                                                examples={"train": len(x_train), "test": len(x_test)}),
+                            "reconstruction": reconstruction})
 
 
 def reconstruction_scores(clean, images):
@@ -183,9 +181,13 @@ def plot_class_means(decoder, codes, labels, path):
                           "Decoded from each class's mean latent code (decoder alone)")
 
 
-def plot_interpolations(encoder, decoder, x_test, labels, path, pairs=((1, 7), (3, 8), (4, 9)),
-                        steps=10):
+WALKS, STEPS = ((1, 7), (3, 8), (4, 9)), 10  # 4D: the pairs of digits walked between, in how many steps
+RANDOM_DIGITS = 30  # 4D: digits drawn from random codes
+
+
+def plot_interpolations(encoder, decoder, x_test, labels, path):
     """Question 4D: decoding codes on the straight line between two test digits' codes."""
+    pairs, steps = WALKS, STEPS
     images, captions = [], []
     for a, b in pairs:
         ends = encoder.predict(np.stack([x_test[labels == a][0], x_test[labels == b][0]]), verbose=0)
@@ -198,9 +200,10 @@ def plot_interpolations(encoder, decoder, x_test, labels, path, pairs=((1, 7), (
                           "(captions: each code's share)", columns=steps)
 
 
-def plot_random_codes(decoder, codes, seed, path, count=30):
+def plot_random_codes(decoder, codes, seed, path):
     """Question 4D: new digits from random codes drawn from a Gaussian fitted to training codes."""
     rng = np.random.default_rng(seed)
+    count = RANDOM_DIGITS
     samples = rng.multivariate_normal(codes.mean(axis=0), np.cov(codes, rowvar=False), size=count)
     # The encoder's relu never emits negative codes; clipping keeps samples where it has trained.
     images = decoder.predict(np.maximum(samples, 0).astype("float32"), verbose=0)
@@ -232,6 +235,23 @@ def train_classifier(args, train, test):
     return model
 
 
+READER = "lab MLP trained on noisy digits of every level"
+
+
+def train_reader(args, train, test):
+    """Question 4B's stand-in for an eye that knows what salt-and-pepper noise looks like: the
+    lab MLP trained on noisy digits, each at its own level from 0 to 1, fresh noise every epoch.
+    (A classifier trained on clean digits only measures how far noise it never saw confuses it.)"""
+    print(f"\nTraining the {READER} ({args.classifier_epochs} epochs)")
+    (x_train, y_train), (x_test, y_test) = train, test
+    training.set_seed(args.seed)
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)
+    every_level = lambda epoch: data.training_copy(x_train, 0.5, False, args.seed + 2000 + epoch).reshape(-1, 28, 28)
+    training.fit(model, every_level, y_train, epochs=args.classifier_epochs, batch_size=lab.MLP_BATCH_SIZE,
+                 validation_data=(x_test.reshape(-1, 28, 28), y_test))
+    return model
+
+
 def per_level_denoisers(args, autoencoder, weights):
     """A function of the noise level that returns the autoencoder trained at that level: one
     model loaded with that level's ``weights`` (one model, so its prediction is compiled once,
@@ -256,20 +276,24 @@ def accuracy(classifier, x, labels):
     return float(np.mean(predictions.argmax(axis=1) == labels))
 
 
-def accuracy_study(args, classifiers, denoisers, x_test, labels):
+def accuracy_study(args, classifiers, reader, denoisers, x_test, labels):
     """For each classifier, the mean and std over noise draws of its accuracy on noisy and on
-    denoised test images at each level; the same noisy and denoised images for every classifier."""
+    denoised test images at each level; the same noisy and denoised images for every classifier.
+    The ``reader`` (4B's stand-in for an eye that knows noise) reads the same noisy images."""
     scores = {name: {"clean": accuracy(model, x_test, labels), "noisy": [], "denoised": []}
               for name, model in classifiers.items()}
+    read = {"clean": accuracy(reader, x_test, labels), "noisy": []}
     for level in args.levels:
         denoiser = denoisers(level)
-        per_draw = {name: [] for name in classifiers}
+        per_draw, read_per_draw = {name: [] for name in classifiers}, []
         for draw in range(args.draws):
             x_noisy = data.noisy_copy(x_test, level, args.seed + 1000 + draw)
             x_denoised = denoiser.predict(x_noisy, batch_size=1024, verbose=0)
+            read_per_draw.append(accuracy(reader, x_noisy, labels))
             for name, model in classifiers.items():
                 per_draw[name].append((accuracy(model, x_noisy, labels),
                                        accuracy(model, x_denoised, labels)))
+        read["noisy"].append(read_per_draw)
         for name, draws in per_draw.items():
             draws = np.array(draws)
             scores[name]["noisy"].append(draws[:, 0])
@@ -278,8 +302,11 @@ def accuracy_study(args, classifiers, denoisers, x_test, labels):
                   f"denoised {draws[:, 1].mean():.2%} (clean {scores[name]['clean']:.2%})", flush=True)
     return {"noise_levels": list(args.levels), "draws": args.draws,
             "classifiers": [{"name": name, "accuracy_clean": s["clean"],
-                             **noise_study.over_draws("accuracy_noisy", s["noisy"]), **noise_study.over_draws("accuracy_denoised", s["denoised"])}
-                            for name, s in scores.items()]}
+                             **noise_study.over_draws("accuracy_noisy", s["noisy"]),
+                             **noise_study.over_draws("accuracy_denoised", s["denoised"])}
+                            for name, s in scores.items()],
+            "reader": {"name": READER, "accuracy_clean": read["clean"],
+                       **noise_study.over_draws("accuracy_noisy", read["noisy"])}}
 
 
 def study_accuracy(run, args, models, images):
@@ -297,8 +324,9 @@ def study_accuracy(run, args, models, images):
     else:
         mode = f"one autoencoder trained at {data.describe_noise(args.noise, args.fixed_noise)} for every level"
     print(f"\nAccuracy study: {mode}")
+    reader = train_reader(args, (x_train, y_train), (x_test, y_test))
     denoisers = per_level_denoisers(args, autoencoder, noise_study.saved_level_weights(run, args.levels))
-    study = accuracy_study(args, models, denoisers, x_test, y_test.argmax(axis=1))
+    study = accuracy_study(args, models, reader, denoisers, x_test, y_test.argmax(axis=1))
     noise_study.plot_accuracy_study(study, mode, run.plot("denoise_accuracy.png"))
     run.update_record(NAME, {**study, "study_mode": mode})
     print(f"Wrote {run.result(NAME + '.json')} and figures under {run.plots}")

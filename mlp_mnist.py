@@ -21,8 +21,7 @@ from mnistlab import launch
 
 keras = launch.keras(__name__, "mlp_mnist", __doc__)  # --help and bad input answer before Keras loads
 
-from mnistlab import compare, data, exits, files, flags, l2_study, lab, plots, records, training
-from mnistlab.stats import Stopwatch
+from mnistlab import compare, data, exits, files, flags, l2_study, lab, plots, training
 
 NAME = "mlp_mnist"  # the lab MLP's record, figures and saved model
 
@@ -78,19 +77,17 @@ def train_lab_mlp(run, args, train, test):
     training.set_seed(args.seed)
     model = compile_mlp(build_mlp(args.hidden), args.lr)
     plots.print_summary(model)
-    first, clock = records.first_fields(NAME, args), Stopwatch()
+    checkpoint = run.checkpoint(NAME, args)  # goes on after a stop; backs up every epoch
     history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                           validation_data=(x_test, y_test), checkpoint=run.checkpoint(NAME, args.epochs, first))
+                           validation_data=(x_test, y_test), checkpoint=checkpoint)
     scores = training.evaluate(model, x_test, y_test, args.batch_size)
-    print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
     title = f"Lab MLP {'-'.join(map(str, args.hidden))}, SGD lr {args.lr:g}, batch {args.batch_size}"
     plots.plot_training(history, model, run.plot, NAME, title)
     if args.save_model:
         files.save_model(model, run.result(f"{NAME}.keras"))
-    return run.write_record(NAME, records.fit_record(
-        first, model, history, scores, examples={"train": len(y_train), "test": len(y_test)},
-        layers=plots.layer_table(model), wall_seconds=clock.seconds()))
+    return run.write_record(NAME, checkpoint.record(model, history, scores, layers=plots.layer_table(model),
+                                                    examples={"train": len(y_train), "test": len(y_test)}))
 
 
 # Question 2D: the regularisation study

@@ -59,7 +59,7 @@ def choose(default):
 def use_onednn():
     """TensorFlow's oneDNN kernels on every x86 CPU, unless the user chose with
     TF_ENABLE_ONEDNN_OPTS: TensorFlow turns them on by itself only on CPUs with AVX-512
-    VNNI/BF16 or AMX, and elsewhere trains the CNN on slower Eigen kernels (README, "Speed")."""
+    VNNI/BF16 or AMX, and elsewhere trains the CNN on slower Eigen kernels (bench/README.md)."""
     if platform.machine().lower() in X86:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

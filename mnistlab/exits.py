@@ -116,11 +116,18 @@ def run(main, argv=None, prog=None):
     _usable_streams()
     previous = catch_stops()
     try:
-        return main(argv)
+        try:
+            return main(argv)
+        finally:  # what is still buffered goes now, so that a reader gone away is noticed here
+            sys.stdout.flush()
     except LabError as exc:
         return error(prog, str(exc))
     except BrokenPipeError:
         return _pipe_closed()
+    except SystemExit as exc:  # rich (Keras's layer table) ends a program whose reader went away so
+        if isinstance(exc.__context__, BrokenPipeError):
+            return _pipe_closed()
+        raise
     except OSError as exc:  # a full disk or a folder gone read-only under a library's own write
         return error(prog, str(cannot_write(exc.filename or "a file", exc)))
     except (KeyboardInterrupt, SystemError) as exc:

@@ -9,11 +9,12 @@ from mnistlab.errors import LabError
 from mnistlab.exits import cannot_write
 
 
-def write_atomic(path, write):
+def write_atomic(path, write, what=None):
     """Call ``write(tmp_path)``, then move the finished file into place in one step.
 
     A failed write (a full disk, a folder that went read-only) leaves the earlier file as it was
-    and no temporary file behind, and ends the run with one line naming the file and the fix.
+    and no temporary file behind, and ends the run with one line naming the file (or ``what``)
+    and the fix.
     """
     folder, name = os.path.split(path)
     stem, dot, extensions = name.partition(".")
@@ -22,7 +23,7 @@ def write_atomic(path, write):
         write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        raise cannot_write(f"{name} in {folder or '.'}", exc) from None
+        raise cannot_write(what or f"{name} in {folder or '.'}", exc) from None
     finally:
         if os.path.isfile(tmp):
             os.remove(tmp)
@@ -32,14 +33,12 @@ def check_room(folder, nbytes):
     """Raise LabError unless ``nbytes`` more can be written in ``folder`` (a full disk, a quota)."""
     os.makedirs(folder, exist_ok=True)
     probe = os.path.join(folder, f".room-check-{os.getpid()}")
-    try:
-        with open(probe, "wb") as f:
+
+    def fill(tmp):
+        with open(tmp, "wb") as f:
             f.write(bytes(nbytes))
-    except OSError as exc:
-        raise cannot_write(f"in {folder}", exc) from None
-    finally:
-        if os.path.exists(probe):
-            os.remove(probe)
+    write_atomic(probe, fill, what=f"in {folder}")
+    os.remove(probe)
 
 
 def write_text(path, text):

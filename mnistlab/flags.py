@@ -114,7 +114,7 @@ def mlp_parser():
                                   "'weight decay on hidden units ... 5 regularization factors "
                                   "from 0.000001 to 0.001 ... 3 replicates': an L2 penalty on "
                                   "both hidden layers' kernels. "
-                                  f"The lab leaves the MLP's epochs open: {lab.MLP_EPOCHS_WHY} (README).")
+                                  f"The lab leaves the MLP's epochs open: {lab.MLP_EPOCHS_WHY} (docs/scripts.md).")
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=list(lab.MLP_HIDDEN),
                         metavar="UNITS", help="hidden layer sizes of the lab MLP")
     study = parser.add_argument_group("regularisation study (lab question 2D)")
@@ -160,7 +160,7 @@ def cnn_parser():
         lab_note="Lab settings: the architecture, batch 128, validation on the test set. The "
                  "lab's Adam at 1e-3 for 10 epochs reaches about 99.07%, short of its 99.15%; "
                  "the default cosine decay of the same Adam rate to 0 over 12 epochs reaches it "
-                 "(see the README).")
+                 "(docs/scripts.md).")
     parser.add_argument("--model", choices=sorted(CNN_EPOCHS), default="lab",
                         help="the lab's CNN, or the improved one")
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
@@ -204,7 +204,8 @@ def autoencoder_parser():
                             "(the lab CNN after cnn_mnist.py --save-model) and the lab MLP "
                             "(mlp_mnist.py --save-model), trained here if not saved")
     study.add_argument("--classifier-epochs", type=positive_int, default=lab.MLP_EPOCHS,
-                       help="epochs for the lab MLP when it is trained here")
+                       help="epochs for the lab MLP when it is trained here, and for question 4B's "
+                            "reader (the lab MLP trained on noisy digits of every level)")
     add_workers_flag(study, "--per-level autoencoders")
     return parser
 

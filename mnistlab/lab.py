@@ -16,19 +16,19 @@ PIXELS, CLASSES = 28 * 28, 10
 MLP_HIDDEN = (64, 64)
 MLP_LR, MLP_BATCH_SIZE = 0.1, 128
 MLP_EPOCHS = 20
-# Why the MLP trains MLP_EPOCHS by default, where the handout's question 2C says 10 (README).
+# Why the MLP trains MLP_EPOCHS by default, where the handout's question 2C says 10 (docs/scripts.md).
 MLP_EPOCHS_WHY = ("at 10 epochs whether the MLP reaches 97% depends on the seed; "
                   f"at {MLP_EPOCHS} every seed tried does")
 STUDY_HIDDEN = (500, 300)
 NOISE_FIGURE_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # question 4B
 
-# Each script: its questions, the Keras backend it trains on by default (the dense models train
-# several times faster on JAX on a CPU, the CNN on TensorFlow's oneDNN: bench/), and its records
-# (the main one first).
+# Each script: the Keras backend it trains on by default (the dense models train several times
+# faster on JAX on a CPU, the CNN on TensorFlow's oneDNN: bench/README.md), and its records (the
+# main one first).
 SCRIPTS = {
-    "mlp_mnist": {"questions": "1, 2", "backend": "jax", "records": ("mlp_mnist", "mlp_l2_study")},
-    "cnn_mnist": {"questions": "3", "backend": "tensorflow", "records": ("cnn_mnist", "cnn_improved")},
-    "denoise_autoencoder": {"questions": "4", "backend": "jax", "records": ("denoise_autoencoder",)},
+    "mlp_mnist": {"backend": "jax", "records": ("mlp_mnist", "mlp_l2_study")},
+    "cnn_mnist": {"backend": "tensorflow", "records": ("cnn_mnist", "cnn_improved")},
+    "denoise_autoencoder": {"backend": "jax", "records": ("denoise_autoencoder",)},
 }
 
 # The flags `make lab` runs each script with: every part at the lab's settings, the models kept

@@ -2,7 +2,7 @@
 
 The lab's models are small, so two threads splitting each matrix product spend much of their
 time waiting on each other; two single-threaded trainings, each on its own core, finish sooner
-than the same two one after the other on both cores (README, "Backends and speed"). Each worker
+than the same two one after the other on both cores (bench/README.md). Each worker
 is a fresh process, pinned to one core before its backend starts any threads where the OS can
 pin (Linux); it loads its own copy of the data once, then trains job after job.
 """

@@ -10,6 +10,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.patches import FancyBboxPatch
 
 from mnistlab import files, records
+from mnistlab.lab import CLASSES
 
 DPI = 130
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
@@ -156,9 +157,9 @@ def plot_model_diagram(model, path, title):
     return save_figure(fig, path)
 
 
-def plot_confusion_matrix(true, predicted, path, title, num_classes=10):
+def plot_confusion_matrix(true, predicted, path, title):
     """Counts of (true, predicted) digit pairs; colour on a log scale so rare errors show."""
-    counts = np.zeros((num_classes, num_classes), dtype=int)
+    counts = np.zeros((CLASSES, CLASSES), dtype=int)
     np.add.at(counts, (true, predicted), 1)
     errors = int(counts.sum() - np.trace(counts))
     fig, ax = plt.subplots(figsize=(7.6, 6.6))
@@ -169,7 +170,7 @@ def plot_confusion_matrix(true, predicted, path, title, num_classes=10):
             dark = count > counts.max() ** 0.6
             ax.text(j, i, str(count), ha="center", va="center", fontsize=9,
                     color="white" if dark else ("#222222" if i == j else "#b2182b"))
-    ticks = range(num_classes)
+    ticks = range(CLASSES)
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted digit", ylabel="true digit",
            title=f"{title}\n{errors} of {counts.sum():,} test images misclassified "
                  f"({100 * errors / counts.sum():.2f}%)")
@@ -178,7 +179,7 @@ def plot_confusion_matrix(true, predicted, path, title, num_classes=10):
     return counts
 
 
-def plot_digit_grid(images, captions, path, title, columns=10, caption_color="black"):
+def plot_digit_grid(images, captions, path, title, columns=10):
     """Digits in a grid, each with a short caption under it; ``images`` in [0, 1]."""
     rows = max(1, -(-len(images) // columns))
     lines = max(str(caption).count("\n") + 1 for caption in captions) if captions else 1
@@ -192,7 +193,7 @@ def plot_digit_grid(images, captions, path, title, columns=10, caption_color="bl
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions):
         ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(caption, fontsize=8.5, color=caption_color)
+        ax.set_title(caption, fontsize=8.5)
     fig.suptitle(title, fontsize=12)
     return save_figure(fig, path)
 

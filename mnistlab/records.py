@@ -13,7 +13,8 @@ A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
 - ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes (``fit_record``),
   and what each script adds: the CNN's ``per_class_accuracy``; the L2 study's ``settings``,
   ``rows``, ``trials_run``, ``workers``; the autoencoder's ``reconstruction`` (4B) and the
-  accuracy study's ``noise_levels``, ``draws``, ``classifiers``, ``study_mode`` (4C).
+  accuracy study's ``noise_levels``, ``draws``, ``classifiers``, ``study_mode`` (4C) and
+  ``reader``, 4B's classifier trained on noisy digits, scored on the same noisy ones.
 - ``results/mlp_l2_study_trials.json``: the study's finished trials (``TRIAL_FIELDS``), its
   resume state.
 - ``plots/``: the run's figures. ``state/``: what a stopped part goes on from (Keras backups,
@@ -51,6 +52,7 @@ RECORD_FIELDS = {
     "settings": dict, "rows": list, "trials_run": int, "workers": int,
     # the autoencoder's and its accuracy study's
     "reconstruction": list, "noise_levels": list, "draws": int, "classifiers": list, "study_mode": str,
+    "reader": dict,
 }
 TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_accuracy": OPTIONAL_NUMBER,
                 "diverged_at_epoch": (int, type(None)), "history": dict, "wall_seconds": NUMBER}

@@ -152,12 +152,19 @@ def fmt_seconds(seconds):
 @dataclasses.dataclass
 class Checkpoint:
     """Where the fit of one record stands: the epochs done and their history (a stopped fit goes
-    on from them), the folder of its Keras backup, and ``save(history)``, which records the
-    history so far after each epoch."""
+    on from them), the folder of its Keras backup, ``save(history)``, which records the history
+    so far after each epoch, and what the record says from the start (``records.first_fields``)."""
     done: int
     history: dict
     folder: str
     save: object
+    first: dict
+    clock: stats.Stopwatch = dataclasses.field(default_factory=stats.Stopwatch)
+
+    def record(self, model, history, scores, *, examples, layers):
+        """The finished fit's record (``records.fit_record``), timed from this checkpoint."""
+        return records.fit_record(self.first, model, history, scores, examples=examples, layers=layers,
+                                  wall_seconds=self.clock.seconds())
 
 
 # One run
@@ -271,10 +278,11 @@ class Run(Outputs):
         """Where Keras's BackupAndRestore keeps the training state of record ``name``'s fit."""
         return os.path.join(self.root, "state", "backup", name)  # "" for the folder of all of them
 
-    def checkpoint(self, name, epochs, record):
-        """The ``Checkpoint`` of record ``name``'s fit of ``epochs``, whose progress is recorded
-        as ``record`` (a dict) with its history so far. A backup without the history of its
-        epochs is dropped, and the fit starts afresh."""
+    def checkpoint(self, name, args):
+        """The ``Checkpoint`` of record ``name``'s fit of ``args.epochs``, whose progress is
+        recorded with the flags ``args`` and its history so far. A backup without the history of
+        its epochs is dropped, and the fit starts afresh."""
+        epochs, first = args.epochs, records.first_fields(name, args)
         metadata = records.read_backup(self.backup(name))
         done = metadata["epoch"] if metadata else 0
         history = self.read_record(name).get("history", {}) if done else {}
@@ -286,8 +294,8 @@ class Run(Outputs):
             done, history = 0, {}
 
         def save(history):
-            self.write_record(name, {**record, "status": f"running: {len(history)} epochs done", "history": history})
-        return Checkpoint(done, history, self.backup(name), save)
+            self.write_record(name, {**first, "status": f"running: {len(history)} epochs done", "history": history})
+        return Checkpoint(done, history, self.backup(name), save, first)
 
     def _save(self, **changes):
         self.meta.update(changes)

@@ -159,6 +159,8 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
 
 
 def evaluate(model, x, y, batch_size):
-    """The compiled loss and metrics on ``(x, y)``, as a dict of plain floats."""
+    """The compiled loss and metrics on ``(x, y)``, printed and returned as a dict of floats."""
     scores = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    return {key: float(value) for key, value in scores.items()}
+    scores = {key: float(value) for key, value in scores.items()}
+    print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return scores

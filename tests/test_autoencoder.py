@@ -61,6 +61,7 @@ def test_reconstruction_scores():
     assert psnr == pytest.approx(10 * np.log10(1 / 0.25))
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsys):
     code, out, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
                                          "--levels", "0", "0.5", "1", "--save-model"], capsys)
@@ -80,6 +81,7 @@ def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsy
     assert (tmp_path / "results" / "encoder.keras").is_file()
 
 
+@pytest.mark.slow
 def test_per_level_retrains_at_each_level_and_reuses_a_saved_classifier(tiny_npz, tmp_path, capsys,
                                                                          monkeypatch):
     import mlp_mnist
@@ -140,6 +142,7 @@ def stop_in(part, monkeypatch):
         monkeypatch.setattr(dae, "accuracy_study", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["per-level autoencoders", "autoencoder", "accuracy study"])
 def test_a_stop_in_each_part_goes_on_there_and_ends_as_an_uninterrupted_run(part, tiny_npz, tmp_path, capsys,
                                                                              monkeypatch, uninterrupted_per_level):
@@ -173,6 +176,7 @@ def test_a_stop_in_each_part_goes_on_there_and_ends_as_an_uninterrupted_run(part
     assert not (folder / "state").exists()
 
 
+@pytest.mark.slow
 def test_4c_scores_with_the_saved_cnn_and_the_lab_mlp(tiny_npz, tmp_path, capsys):
     import cnn_mnist
     import mlp_mnist
@@ -216,6 +220,7 @@ def test_unloadable_classifier_is_a_clear_error(tiny_npz, tmp_path, capsys):
     assert code == 2 and "cannot load --classifier" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     result = run_script("denoise_autoencoder.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]

@@ -39,11 +39,13 @@ def probe(tmp_path, **env):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_on_jax_keras_never_imports_tensorflow(tmp_path):
     assert probe(tmp_path) == {"chosen": "jax", "backend": "jax", "tensorflow_imported": False,
                                "reloaded_params": 15}
 
 
+@pytest.mark.slow
 def test_keras_backend_variable_overrides_the_default(tmp_path):
     found = probe(tmp_path, KERAS_BACKEND="tensorflow")
     assert found["chosen"] == found["backend"] == "tensorflow" and found["tensorflow_imported"]
@@ -74,6 +76,7 @@ def describe_worker(offset, job):
     return offset + job * job, os.getpid(), cores
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="this OS cannot pin a process to a core")
 def test_workers_each_pinned_to_its_own_core_do_every_job():
@@ -92,6 +95,7 @@ def test_one_worker_runs_here_in_order():
     assert {pid for _, (_, pid, _) in done} == {os.getpid()}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 def test_a_workers_failure_reaches_the_caller_as_a_clear_error(tmp_path):
     missing = functools.partial(data.load_mnist, str(tmp_path / "missing.npz"))
@@ -112,6 +116,7 @@ def test_without_cpu_affinity_workers_are_counted_and_not_pinned(monkeypatch):
 
 # The study and the per-level autoencoders with two workers run as on macOS or Windows: without
 # CPU affinity (workers are not pinned) and without SIGHUP; the test above shows pinning on Linux.
+@pytest.mark.slow
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 def test_study_on_jax_with_two_workers(tiny_npz, other_platform, tmp_path):
     result = run_script("mlp_mnist.py", "--data", tiny_npz, "--epochs", "1", "--study",
@@ -130,6 +135,7 @@ def test_study_on_jax_with_two_workers(tiny_npz, other_platform, tmp_path):
     assert all(len(t["history"]["loss"]) == 2 and len(t["history"]["val_accuracy"]) == 1 for t in trials)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 def test_per_level_autoencoders_on_jax_with_two_workers(tiny_npz, other_platform, tmp_path):
     result = run_script("denoise_autoencoder.py", "--data", tiny_npz, "--quick", "--per-level",

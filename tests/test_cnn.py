@@ -60,6 +60,7 @@ def test_cosine_schedule_decays_to_zero():
     assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, name", [("lab", "cnn_mnist"), ("improved", "cnn_improved")])
 def test_quick_run_writes_every_figure_and_the_results(model, name, tiny_npz, tmp_path, capsys):
     code, out, err = run_main(cnn_mnist.main, ["--data", tiny_npz, "--quick", "--model", model,
@@ -81,6 +82,7 @@ def test_default_epochs_depend_on_the_model():
     assert flags.parse("cnn_mnist", ["--model", "improved", "--epochs", "3"]).epochs == 3
 
 
+@pytest.mark.slow
 def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     result = run_script("cnn_mnist.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -90,6 +92,7 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
         assert_png(tmp_path / "plots" / f"cnn_mnist_{figure}.png")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_cnn_history(tiny_npz, tmp_path, capsys):
     first, second = histories_of_two_runs(cnn_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "3"],
                                           "cnn_mnist", tmp_path, capsys)

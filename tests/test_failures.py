@@ -5,6 +5,7 @@ the user made lost; a stop by a signal saves what had finished and the same comm
 These run the scripts as subprocesses: imports, stderr and signals belong to the process.
 """
 
+import errno
 import importlib.util
 import json
 import os
@@ -16,6 +17,8 @@ import sys
 import pytest
 
 from conftest import ROOT, run_script, strict_json
+
+pytestmark = pytest.mark.slow  # users' failures, met in subprocesses as a user meets them
 
 SCRIPTS = ("mlp_mnist.py", "cnn_mnist.py", "denoise_autoencoder.py")
 # Settings that make each script's run take seconds on the tests' tiny data.
@@ -451,3 +454,44 @@ def test_ctrl_c_while_tensorflow_traces_the_first_step_is_one_line(tiny_npz, tmp
                               "rerun the same command to go on\n")
     [folder] = (tmp_path / "runs").iterdir()
     assert json.loads((folder / "run.json").read_text())["status"] == "interrupted in lab CNN"
+
+
+def test_a_reader_that_goes_away_ends_the_script_quietly(tiny_npz, tmp_path):
+    """`python mlp_mnist.py | head -1`: once the pipe is closed, no error line and the shell's
+    code for a closed pipe, as command-line tools end."""
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz,
+                                "--epochs", "1", "--out", str(tmp_path)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline()  # the first line, as `head -1` reads it
+    process.stdout.close()
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""
+
+
+def test_a_folder_where_a_result_goes_is_named_as_what_stands_in_the_way(tmp_path):
+    from mnistlab import files
+    from mnistlab.errors import LabError
+
+    path = tmp_path / "mlp_mnist.json"
+    path.mkdir()
+    with pytest.raises(LabError, match=f"cannot write mlp_mnist.json in {tmp_path} .*; move aside what stands in "
+                                       "the way .* or pass --out to another folder"):
+        files.write_json(str(path), {"epochs": 3})
+
+
+@pytest.mark.parametrize("error, hint", [
+    (errno.ENOSPC, "free some space or pass --out to another folder"),
+    (errno.EDQUOT, "free some space or pass --out to another folder"),
+    (errno.EACCES, "make it writable or pass --out to a folder you can write to"),
+    (errno.EROFS, "make it writable or pass --out to a folder you can write to"),
+    (errno.ENOTDIR, "move aside what stands in the way"),
+])
+def test_each_failed_write_names_the_fix_for_its_cause(error, hint, tmp_path):
+    from mnistlab import files
+    from mnistlab.errors import LabError
+
+    def fail(tmp):
+        raise OSError(error, os.strerror(error))
+
+    with pytest.raises(LabError, match=f"\\({os.strerror(error)}\\); {hint}"):
+        files.write_atomic(str(tmp_path / "plot.png"), fail)

@@ -44,6 +44,7 @@ def test_l2_penalty_enters_the_loss_of_both_hidden_layers():
     assert losses["all"] > losses["first"] > 0
 
 
+@pytest.mark.slow
 def test_study_cosine_schedule_decays_to_zero_over_the_study_epochs(tiny_npz, tmp_path, capsys, monkeypatch):
     seen = []
     real = mlp_mnist.compile_mlp
@@ -74,6 +75,7 @@ def test_training_lowers_the_loss():
     assert history["accuracy"][-1] > 0.9
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsys):
     code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
                                                "--save-model", "--workers", "1"], capsys)
@@ -96,12 +98,14 @@ def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsy
     assert reloaded.count_params() == 55_050
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_numbers(tiny_npz, tmp_path, capsys):
     first, second = histories_of_two_runs(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "2", "--seed", "7"],
                                           "mlp_mnist", tmp_path, capsys)
     assert first == second
 
 
+@pytest.mark.slow
 def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, capsys, monkeypatch):
     argv = ["--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
             "--study-hidden", "16", "--l2", "1e-4", "1e-3", "--replicates", "2", "--workers", "1",
@@ -147,6 +151,7 @@ def test_interrupted_study_resumes_without_redoing_trials(tiny_npz, tmp_path, ca
     assert [row["replicates"] for row in resumed["rows"]] == [2, 2]
 
 
+@pytest.mark.slow
 def test_changed_settings_do_not_reuse_trials(tiny_npz, tmp_path, capsys):
     base = ["--data", tiny_npz, "--study", "--epochs", "1", "--study-hidden", "16", "--l2", "1e-4",
             "--replicates", "1", "--out", str(tmp_path)]
@@ -155,6 +160,7 @@ def test_changed_settings_do_not_reuse_trials(tiny_npz, tmp_path, capsys):
     assert code == 0 and "0 already saved" in out
 
 
+@pytest.mark.slow
 def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     result = run_script("mlp_mnist.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -163,6 +169,7 @@ def test_quick_run_on_real_mnist(real_mnist, tmp_path):
     assert_png(tmp_path / "plots" / "mlp_l2_study.png")
 
 
+@pytest.mark.slow
 def test_a_diverging_run_says_so_stops_and_writes_strict_json(tiny_npz, tmp_path, capsys):
     code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--epochs", "3", "--lr", "1e30", "--hidden", "8",
                                                "--study", "--study-epochs", "2", "--study-hidden", "8",

@@ -29,6 +29,7 @@ def run_folders(out):
     return sorted(p for p in (out / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_two_runs_keep_their_own_files_and_are_compared(tiny_npz, tmp_path, capsys):
     base = ["--data", tiny_npz, "--epochs", "2", *FAST, "--out", str(tmp_path)]
     assert run_main(mlp_mnist.main, base, capsys)[0] == 0
@@ -53,6 +54,7 @@ def test_two_runs_keep_their_own_files_and_are_compared(tiny_npz, tmp_path, caps
     assert "Compared with earlier runs" in out
 
 
+@pytest.mark.slow
 def test_study_runs_are_compared_per_factor_and_over_all_their_trials(tiny_npz, tmp_path, capsys):
     base = ["--data", tiny_npz, "--epochs", "1", *FAST, "--out", str(tmp_path), "--study", "--workers", "1",
             "--study-hidden", "8", "--study-epochs", "2", "--l2", "0.0001", "0.001", "--replicates", "2"]
@@ -95,6 +97,7 @@ class StopAfter(training.BackupAndRestore):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_interrupted_run_goes_on_from_its_last_finished_epoch(tiny_npz, tmp_path, capsys, monkeypatch):
     argv = ["--data", tiny_npz, "--epochs", "4", *FAST, "--out", str(tmp_path)]
     monkeypatch.setattr(training, "BackupAndRestore", StopAfter)
@@ -121,6 +124,7 @@ def test_interrupted_run_goes_on_from_its_last_finished_epoch(tiny_npz, tmp_path
     assert whole["history"]["loss"][:2] == record["history"]["loss"][:2]
 
 
+@pytest.mark.slow
 def test_a_completed_run_rerun_is_a_new_run_with_the_same_numbers(tiny_npz, tmp_path, capsys):
     argv = ["--data", tiny_npz, "--epochs", "2", *FAST, "--out", str(tmp_path)]
     assert run_main(mlp_mnist.main, argv, capsys)[0] == 0
@@ -149,6 +153,7 @@ def runs_command(*args):
     return subprocess.run([sys.executable, "-m", "mnistlab.runs", *args], capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_runs_lists_newest_first(two_runs):
     out, names = two_runs
     result = runs_command("--out", str(out))
@@ -158,6 +163,7 @@ def test_runs_lists_newest_first(two_runs):
     assert all("complete" in line and "final val accuracy" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_runs_compare_by_unique_prefix(two_runs):
     out, names = two_runs
     prefix = names[1][:-3]  # a unique beginning of the second run's name
@@ -169,6 +175,7 @@ def test_runs_compare_by_unique_prefix(two_runs):
     assert names[1] in (out / "results" / "runs_compare.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["unknown", "ambiguous", "empty", "no name"])
 def test_runs_command_errors_are_one_line(case, two_runs, tmp_path):
     out, names = two_runs

@@ -3,6 +3,6 @@
 import sys
 
 from mnistlab import exits
-from mnistlab.report import PROG, main
+from mnistlab.report.document import PROG, main
 
 sys.exit(exits.run(main, prog=PROG))

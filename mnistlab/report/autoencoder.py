@@ -3,25 +3,20 @@ level, the classifiers' accuracy against the noise, and digits from the decoder 
 
 from mnistlab import lab, noise_study
 from mnistlab.report import prose
-from mnistlab.report.common import caveat, figure, figures, layers_table, levels_text, opening, points, table
+from mnistlab.report.common import Section, caveat, figure, figures, layers_table, levels_text, points, table
 from mnistlab.stats import percent
 
 NAME = "denoise_autoencoder"
 LAB_REPORT_LEVEL = 0.6  # where the lab report judged that denoising stops holding up
 
 
-def autoencoder(records, out):
-    lines, dae = opening(records, NAME, "layers", "python denoise_autoencoder.py",
-                         "4A", "What the denoising autoencoder does, and its loss", "Explain what the model does")
-    if dae is None:
-        return lines
+def autoencoder(records, dae, out):
     config = dae["config"]
     encoder = [row for row in dae["layers"] if row["layer"].startswith("encoder")]
     pixels, around, code = (row["output_shape"][-1] for row in (dae["layers"][0], encoder[0], encoder[-1]))
     noise = (f"exactly {config['noise']:g}" if config.get("fixed_noise")
              else f"drawn for each image from a band of mean {config['noise']:g}, fresh every epoch")
-    lines += layers_table(dae)
-    lines += [
+    lines = layers_table(dae) + [
         f"**The data**{caveat(dae, NAME)}: each training image is flattened to {pixels} pixels "
         f"in [0, 1]; its input is a noisy copy (`salt_and_pepper`: a fraction of the pixels, here "
         f"{noise}, replaced by black or white), its target the clean image itself. "
@@ -40,13 +35,8 @@ def autoencoder(records, out):
     return lines + figure(out, "denoise_autoencoder_loss.png", "Its binary cross-entropy per epoch.")
 
 
-def noise_levels(records, out):
-    lines, dae = opening(records, NAME, "reconstruction", "python denoise_autoencoder.py",
-                         "4B", "Noisy and denoised digits from noise 0 to 1",
-                         "At what noise level does it become difficult to identify the digits for you?")
-    if dae is None:
-        return lines
-    lines += figure(out, "denoise_examples.png", "The same ten test digits clean, noisy and denoised at "
+def noise_levels(records, dae, out):
+    lines = figure(out, "denoise_examples.png", "The same ten test digits clean, noisy and denoised at "
                                                  "each noise level.")
     lines += table(["noise", "#cross-entropy, noisy", "#cross-entropy, denoised", "#PSNR noisy (dB)",
                     "#PSNR denoised (dB)"],
@@ -57,17 +47,9 @@ def noise_levels(records, out):
     if "classifiers" not in dae:
         return lines
     name, levels = next(iter(noise_study.by_level(dae).items()))
-    hard, kept, stops, helped = noise_study.thresholds(levels)
+    _, kept, stops, helped = noise_study.thresholds(levels)
     readable = noise_study.READABLE
-    lines += [
-        f"**Where digits get hard to read.** Reading a figure by eye is a judgement; as a measurable "
-        f"stand-in we take the {name}, which reads clean digits at "
-        f"{percent(dae['classifiers'][0]['accuracy_clean'])}, and call noisy digits hard to read from the first "
-        f"level where its accuracy on them falls below {readable:.0%}: "
-        + (f"**noise {hard:g}** in this run{caveat(dae, NAME)} "
-           f"({percent(next(noisy for level, noisy, *_ in levels if level == hard))})." if hard is not None
-           else "no level tried in this run.") + " Compare with the noisy rows of the figure.",
-        "",
+    lines += hard_to_read(dae, name, levels) + [
         f"**Where denoising stops working.** Our rule: denoising helps at a level when the {name}'s "
         f"accuracy on denoised digits beats its accuracy on the noisy ones by more than "
         f"{100 * noise_study.HELPS_BY:g} percentage point "
@@ -79,6 +61,37 @@ def noise_levels(records, out):
            else "; denoising helps up to the highest level tried" if helped else "; denoising never helps here")
         + ". " + at_lab_report_level(levels) + closer(dae["reconstruction"]), ""]
     return lines
+
+
+def hard_to_read(dae, name, levels):
+    """4B's judgement: where a stand-in for an eye that knows salt-and-pepper noise (the run's
+    reader, a classifier trained on noisy digits) falls below READABLE, beside what the
+    classifier trained on clean digits, which has never seen noise, makes of the same digits."""
+    readable, note = noise_study.READABLE, caveat(dae, NAME)
+    clean_level, clean_accuracy = noise_study.hard_to_read(*zip(*((level, noisy) for level, noisy, *_ in levels)))
+    clean_says = (f"**noise {clean_level:g}**{'' if 'reader' in dae else ' in this run' + note} ({percent(clean_accuracy)})"
+                  if clean_level is not None else "no level tried in this run")
+    if "reader" not in dae:
+        return [f"**Where digits get hard to read.** Reading a figure by eye is a judgement; as a measurable "
+                f"stand-in we take the {name}, which reads clean digits at "
+                f"{percent(dae['classifiers'][0]['accuracy_clean'])}, and call noisy digits hard to read from the first "
+                f"level where its accuracy on them falls below {readable:.0%}: {clean_says}. "
+                "Compare with the noisy rows of the figure.", ""]
+    reader = dae["reader"]
+    level, accuracy = noise_study.hard_to_read(dae["noise_levels"], reader["accuracy_noisy"])
+    reads = (f"**noise {level:g}** in this run{note} ({percent(accuracy)})" if level is not None
+             else "no level tried in this run")
+    return [f"**Where digits get hard to read.** Reading a figure by eye is a judgement. Our stand-in for an eye "
+            f"that knows what salt-and-pepper noise looks like is the {reader['name']} (a fresh level from 0 to 1 "
+            f"for each digit, every epoch), which reads clean digits at {percent(reader['accuracy_clean'])}; we call "
+            f"noisy digits hard to read from the first level where its accuracy on them falls below "
+            f"{readable:.0%}: {reads}. The {name}, trained on clean digits only, measures something else, how far "
+            f"noise it has never seen confuses it: it falls below {readable:.0%} from {clean_says}. "
+            "Compare both with the noisy rows of the figure.", "",
+            *table(["noise", f"#{reader['name']}", f"#{name} (clean digits only)"],
+                   [(f"{lv:g}", f"{percent(r)} ± {100 * r_std:.2f}", f"{percent(c)} ± {100 * c_std:.2f}")
+                    for lv, r, r_std, (_, c, c_std, *_) in zip(dae["noise_levels"], reader["accuracy_noisy"],
+                                                               reader["accuracy_noisy_std"], levels)])]
 
 
 def at_lab_report_level(levels):
@@ -102,17 +115,10 @@ def closer(reconstruction):
                if len(better) < len(reconstruction) else "") + ".")
 
 
-def accuracy_against_noise(records, out):
-    lines, dae = opening(records, NAME, "classifiers",
-                         f"python denoise_autoencoder.py {' '.join(lab.LAB_FLAGS[NAME])}",
-                         "4C", "Does denoising help the classifiers?",
-                         "Test whether denoising improves the classification with the best performing model you "
-                         "obtained in questions 2 or 3.")
-    if dae is None:
-        return lines
+def accuracy_against_noise(records, dae, out):
     curves = noise_study.by_level(dae)
     names = list(curves)
-    lines += [f"Scored{caveat(dae, NAME)} with {' and '.join(names)} ({names[0]}: the best "
+    lines = [f"Scored{caveat(dae, NAME)} with {' and '.join(names)} ({names[0]}: the best "
               f"model of questions 2-3 this folder saved), on {dae['study_mode']}; each point the mean over "
               f"{dae['draws']} noise draws, the correct class taken as the most likely one (accuracy = "
               "true-positive rate).", ""]
@@ -163,11 +169,20 @@ def two_classifiers(curves, names, count):
                "Denoising does not narrow the gap.")]
 
 
-def generating(records, out):
-    lines, dae = opening(records, NAME, "", "python denoise_autoencoder.py",
-                         "4D", "Generating digits with the decoder alone",
-                         "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "
-                         "'hand-written' digits?")
-    if dae is None:
-        return lines
-    return lines + prose.GENERATING + figures(out, prose.GENERATED_FIGURES)
+def generating(records, dae, out):
+    return prose.GENERATING + figures(out, prose.GENERATED_FIGURES)
+
+
+AUTOENCODER = Section("4A", "What the denoising autoencoder does, and its loss", "Explain what the model does",
+                      autoencoder, NAME, "layers", "python denoise_autoencoder.py")
+NOISE_LEVELS = Section("4B", "Noisy and denoised digits from noise 0 to 1",
+                       "At what noise level does it become difficult to identify the digits for you?",
+                       noise_levels, NAME, "reconstruction", "python denoise_autoencoder.py")
+ACCURACY = Section("4C", "Does denoising help the classifiers?",
+                   "Test whether denoising improves the classification with the best performing model you obtained "
+                   "in questions 2 or 3.", accuracy_against_noise, NAME, "classifiers",
+                   f"python denoise_autoencoder.py {' '.join(lab.LAB_FLAGS[NAME])}")
+GENERATING = Section("4D", "Generating digits with the decoder alone",
+                     "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "
+                     "'hand-written' digits?", generating, NAME, "", "python denoise_autoencoder.py")
+SECTIONS = (AUTOENCODER, NOISE_LEVELS, ACCURACY, GENERATING)

@@ -5,7 +5,7 @@ import math
 
 from mnistlab import lab
 from mnistlab.report import prose
-from mnistlab.report.common import caveat, figure, figures, heading, layers_table, opening, shape, test_count
+from mnistlab.report.common import Section, caveat, figure, figures, layers_table, shape, test_count
 from mnistlab.stats import percent
 
 
@@ -14,17 +14,12 @@ def errors(record):
     return round((1 - record["test_accuracy"]) * test_count(record))
 
 
-def cnn_model(records, out):
-    lines, cnn = opening(records, "cnn_mnist", "layers", f"python cnn_mnist.py {' '.join(lab.LAB_FLAGS['cnn_mnist'])}", "3A",
-                         "A convolutional network, and how good it gets",
-                         "Design a model that makes use of at least one convolutional layer")
-    if cnn is None:
-        return lines
+def cnn_model(records, cnn, out):
     mlp = records["mlp_mnist"]
     accuracy = cnn["test_accuracy"]
     sizes = [f"{row['output_shape'][1]}×{row['output_shape'][2]}" for row in cnn["layers"]
              if row["kind"] in ("InputLayer", "Conv2D", "MaxPooling2D")]
-    lines += layers_table(cnn)
+    lines = layers_table(cnn)
     config = cnn["config"]
     lines += [
         f"The lab CNN{caveat(cnn, 'cnn_mnist')} reached **{percent(accuracy)}** test accuracy "
@@ -74,12 +69,9 @@ def improved_cnn(improved, cnn, out):
                                                                 "convolution's batch norm and ReLU.")
 
 
-def cnn_versus_dense(records, out):
-    lines = heading("3B", "Why convolutions suit images better than dense layers",
-                    "Discuss the differences and potential benefits of using convolutional layers over fully "
-                    "connected ones for the particular application?")
+def cnn_versus_dense(records, _, out):
     cnn, mlp = records["cnn_mnist"], records["mlp_mnist"]
-    lines += prose.CONVOLUTIONS_SUIT_IMAGES
+    lines = list(prose.CONVOLUTIONS_SUIT_IMAGES)
     first = next((row for row in cnn.get("layers", []) if row["kind"] == "Conv2D"), None)
     if first and mlp.get("test_accuracy") is not None:
         outputs = math.prod(first["output_shape"][1:])
@@ -97,3 +89,13 @@ def cnn_versus_dense(records, out):
             "many more multiplications per parameter (each filter is applied at every position), so "
             "an epoch costs more computation than the MLP's.", ""]
     return lines
+
+
+SECTIONS = (
+    Section("3A", "A convolutional network, and how good it gets",
+            "Design a model that makes use of at least one convolutional layer",
+            cnn_model, "cnn_mnist", "layers", f"python cnn_mnist.py {' '.join(lab.LAB_FLAGS['cnn_mnist'])}"),
+    Section("3B", "Why convolutions suit images better than dense layers",
+            "Discuss the differences and potential benefits of using convolutional layers over fully connected "
+            "ones for the particular application?", cnn_versus_dense),
+)

@@ -2,6 +2,7 @@
 (headings, tables, figures, the caveat beside numbers not made at the lab's settings)."""
 
 import os
+from typing import Callable, NamedTuple, Optional, Union
 
 from mnistlab import data, l2_study, lab, records
 
@@ -17,7 +18,7 @@ def read_records(out):
     return found
 
 
-HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the README's pre-declared arms
+HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the pre-declared arms of experiments/hinton/README.md
 
 
 def script_of(name):
@@ -83,14 +84,29 @@ def heading(number, words, quote):
     return [f"## {number}. {words}", "", f"> The handout: \"{quote}\"", ""]
 
 
-def opening(records, name, field, command, number, words, quote):
-    """A section's heading, and record ``name`` if it holds ``field`` (any record, for ""); else
-    None, and a line naming the command that makes it. ``words`` may be a function of the record."""
-    record = records[name]
-    if not record or (field and field not in record):
-        title = words if isinstance(words, str) else words(None)
-        return heading(number, title, quote) + [f"*Not in this folder's records yet: `{command}` makes them.*", ""], None
-    return heading(number, words if isinstance(words, str) else words(record), quote), record
+class Section(NamedTuple):
+    """A section of the report: its number, its heading in our words (or a function of its
+    record that gives it), the handout's question, and ``body(records, record, out)``, the lines
+    that answer it from ``record`` (records[``name``]), written once it holds ``field`` (any
+    field, for ""); until then a line names the ``command`` that makes it."""
+    number: str
+    words: Union[str, Callable]
+    quote: str
+    body: Callable
+    name: Optional[str] = None
+    field: str = ""
+    command: str = ""
+
+
+def write(section, records, out):
+    """The section's heading, then its answer, or the command that makes its record."""
+    record = records[section.name] if section.name else None
+    ready = not section.name or (record and (not section.field or section.field in record))
+    words = section.words if isinstance(section.words, str) else section.words(record if ready else None)
+    lines = heading(section.number, words, section.quote)
+    if not ready:
+        return lines + [f"*Not in this folder's records yet: `{section.command}` makes them.*", ""]
+    return lines + section.body(records, record, out)
 
 
 def test_count(record):
@@ -113,11 +129,22 @@ def provenance(records):
     if others:
         lines += ["> **Settings that differ from the lab's**: " + "; ".join(others)
                   + ". Numbers marked so below come from them.", ""]
-    env = next((record.get("environment") for record in made.values()), None)
-    if env:
-        lines += [f"Machine: {env['cpu']}, {env['cores']} cores. Python {env['python']}, TensorFlow "
-                  f"{env['tensorflow']}, Keras {env['keras']}, JAX {env.get('jax', '–')}.", ""]
-    return lines
+    return lines + machines(records)
+
+
+def machines(records):
+    """The machine and versions the records were made with, or each of them, with its records."""
+    made = {}
+    for facts in lab.SCRIPTS.values():
+        for name in facts["records"]:
+            env = records[name].get("environment")
+            if env:
+                text = (f"{env['cpu']}, {env['cores']} cores. Python {env['python']}, TensorFlow "
+                        f"{env['tensorflow']}, Keras {env['keras']}, JAX {env.get('jax', '–')}")
+                made.setdefault(text, []).append(name)
+    if len(made) <= 1:
+        return [f"Machine: {text}.", ""] if made else []
+    return ["Machines:", ""] + [f"- {text} (`{'`, `'.join(names)}`)" for text, names in made.items()] + [""]
 
 
 def wall_times(records):

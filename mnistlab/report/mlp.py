@@ -6,17 +6,16 @@ import os
 
 from mnistlab import l2_study, lab, plots
 from mnistlab.report import prose
-from mnistlab.report.common import HINTON_EXPERIMENT, caveat, figure, heading, layers_table, opening, test_count
+from mnistlab.report.common import HINTON_EXPERIMENT, Section, caveat, figure, layers_table, test_count
 from mnistlab.stats import percent
 
 
-def preprocessing(records, out):
-    lines = heading(1, "Preprocessing the digits", "Explain the data pre-processing")
+def preprocessing(records, _, out):
     mlp = records["mlp_mnist"]
     sizes = mlp.get("examples")
     count = (f"{sizes['train']:,} training and {sizes['test']:,} test digits" if sizes
              else "60,000 training and 10,000 test digits")
-    return lines + [
+    return [
         f"`keras.datasets.mnist.load_data()` gives {count}{caveat(mlp, 'mlp_mnist') if mlp else ''}: "
         "28×28 grey-level images as 8-bit integers from 0 (paper) to 255 (ink), and their labels 0-9. "
         "Each script then prepares them the same way (its `load_data`):",
@@ -24,17 +23,12 @@ def preprocessing(records, out):
     ] + prose.PREPROCESSING
 
 
-def mlp_layers(records, out):
-    lines, mlp = opening(records, "mlp_mnist", "layers", "python mlp_mnist.py",
-                         "2A", "The MLP's layers, sizes and parameters",
-                         "How many layers does the network in the notebook have?")
-    if mlp is None:
-        return lines
+def mlp_layers(records, mlp, out):
     dense = [row for row in mlp["layers"] if row["kind"] == "Dense"]
     sizes = [math.prod(mlp["layers"][0]["output_shape"][1:])] + [row["output_shape"][-1] for row in dense]
     formula = ", ".join(f"{a}×{b} + {b} = {a * b + b:,}" for a, b in zip(sizes, sizes[1:]))
     hidden = dense[:-1]
-    lines += layers_table(mlp)
+    lines = layers_table(mlp)
     lines += [
         f"The network{caveat(mlp, 'mlp_mnist')} has {len(dense)} layers with weights: "
         f"{len(hidden)} hidden `Dense` layers of {' and '.join(str(r['output_shape'][-1]) for r in hidden)} "
@@ -50,13 +44,9 @@ def mlp_layers(records, out):
                                                       "and parameter count.")
 
 
-def mlp_loss(records, out):
-    lines, mlp = opening(records, "mlp_mnist", "history", "python mlp_mnist.py",
-                         "2B", "The loss: categorical cross-entropy", "What loss-function is used to train the network?")
-    if mlp is None:
-        return lines
+def mlp_loss(records, mlp, out):
     loss, first = mlp["history"]["loss"][-1], mlp["history"]["loss"][0]
-    lines += prose.CROSS_ENTROPY + [
+    lines = prose.CROSS_ENTROPY + [
         f"**In this run**{caveat(mlp, 'mlp_mnist')}: the training loss fell from {first:.3f} in the first "
         f"epoch to {loss:.4f} in the last; the test loss is {mlp['test_loss']:.4f}, so the network gives "
         f"the right digit a probability of {math.exp(-mlp['test_loss']):.1%} on average (geometric mean "
@@ -65,20 +55,15 @@ def mlp_loss(records, out):
                                                      "and the test set.")
 
 
-def mlp_curves(records, out):
-    lines, mlp = opening(records, "mlp_mnist", "history", "python mlp_mnist.py",
-                         "2C", "The MLP's accuracy per epoch",
-                         "Train the network for 10 epochs and plot the training and validation accuracy for each epoch.")
-    if mlp is None:
-        return lines
+def mlp_curves(records, mlp, out):
     train, val = mlp["history"]["accuracy"], mlp["history"]["val_accuracy"]
     epochs = len(val)
     reached = next((i for i, a in enumerate(val, 1) if a is not None and a >= 0.97), None)
     at_ten = (f" After the handout's 10 epochs it stood at {percent(val[9])}." if epochs > 10 else "")
-    lines += [
+    lines = [
         f"This run trained for {epochs} epochs{caveat(mlp, 'mlp_mnist')}"
         + (f" (the handout says 10, and {lab.MLP_EPOCHS_WHY}: the project trains {lab.MLP_EPOCHS} by default, "
-           "see the README)." if epochs != 10 else ", as the handout asks.")
+           "see docs/scripts.md)." if epochs != 10 else ", as the handout asks.")
         + f"{at_ten} Validation accuracy {'first reached 97% in epoch ' + str(reached) if reached else 'never reached 97%'} "
         f"and ended at {percent(val[-1])}, the test accuracy of the final model; training accuracy ended at "
         f"{percent(train[-1])}, {abs(100 * (train[-1] - val[-1])):.2f} points "
@@ -97,16 +82,12 @@ def study_title(study):
     return f"The {hidden} MLP with L2 weight decay, against Hinton's {percent(lab.HINTON)}"
 
 
-def mlp_study(records, out):
-    lines, study = opening(records, l2_study.NAME, "rows", "python mlp_mnist.py --study", "2D", study_title,
-                           "How close do you get to Hintons result?")
-    if study is None:
-        return lines
+def mlp_study(records, study, out):
     mlp = records["mlp_mnist"]
     settings, rows = study["settings"], study["rows"]
     note = caveat(mlp, "mlp_mnist")
     tests = test_count(mlp)
-    lines += [f"The study{note}: {l2_study.describe_settings(settings)}, batch {settings['batch_size']}; "
+    lines = [f"The study{note}: {l2_study.describe_settings(settings)}, batch {settings['batch_size']}; "
               f"{len(rows)} L2 factors × {rows[0]['replicates']} replicates, each replicate starting from its "
               "own initial weights (the same ones at every factor). The L2 penalty λ·Σw² is added to the loss "
               "for the kernels of the hidden layers, pulling weights toward 0 unless the data pays for them.", ""]
@@ -149,7 +130,7 @@ def mlp_study(records, out):
 
 
 def hinton_experiment(summary, out):
-    """The README's Hinton experiment, from its comparison's JSON, when the folder has it."""
+    """The Hinton experiment (experiments/hinton), from its comparison's JSON, when the folder has it."""
     arms = [entry for entry in summary.get("runs", []) if entry["all_trials"]["mean"] is not None]
     if not arms:
         return []
@@ -158,7 +139,7 @@ def hinton_experiment(summary, out):
     changed = ", ".join(flag for flag in best["changed"] if flag not in shared) or "no other flag"
     pooled = best["all_trials"]
     lines = [
-        f"**Tested, not guessed** (the README's experiment, `make hinton`: {len(arms)} pre-declared arms at "
+        f"**Tested, not guessed** (the experiment of experiments/hinton/README.md, `make hinton`: {len(arms)} pre-declared arms at "
         f"{plots.plural(len(best['factors']), 'factor')}, each changing what Hinton's training may have done differently): the best arm, "
         f"*{changed}*, pooled {percent(pooled['mean'])} ± {percent(pooled['std'])} over {pooled['trials']} trials, "
         f"{100 * (lab.HINTON - pooled['mean']):.2f} points short of {percent(lab.HINTON)}; "
@@ -169,3 +150,17 @@ def hinton_experiment(summary, out):
     if os.path.isfile(os.path.join(out, figure_path)):
         lines += [f"![the arms compared]({figure_path})", ""]
     return lines
+
+
+SECTIONS = (
+    Section("1", "Preprocessing the digits", "Explain the data pre-processing", preprocessing),
+    Section("2A", "The MLP's layers, sizes and parameters", "How many layers does the network in the notebook have?",
+            mlp_layers, "mlp_mnist", "layers", "python mlp_mnist.py"),
+    Section("2B", "The loss: categorical cross-entropy", "What loss-function is used to train the network?",
+            mlp_loss, "mlp_mnist", "history", "python mlp_mnist.py"),
+    Section("2C", "The MLP's accuracy per epoch",
+            "Train the network for 10 epochs and plot the training and validation accuracy for each epoch.",
+            mlp_curves, "mlp_mnist", "history", "python mlp_mnist.py"),
+    Section("2D", study_title, "How close do you get to Hintons result?",
+            mlp_study, l2_study.NAME, "rows", "python mlp_mnist.py --study"),
+)

@@ -76,6 +76,7 @@ def test_unwritable_output_folder(tiny_npz, tmp_path, capsys):
     assert "--out" in err
 
 
+@pytest.mark.slow
 def test_script_exits_2_without_traceback_from_the_shell(tmp_path):
     result = run_script("mlp_mnist.py", "--data", str(tmp_path / "missing.npz"))
     assert result.returncode == 2
@@ -83,6 +84,7 @@ def test_script_exits_2_without_traceback_from_the_shell(tmp_path):
                              "/path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz\n")
 
 
+@pytest.mark.slow
 def test_help_shows_each_flag_with_its_lab_default():
     result = run_script("mlp_mnist.py", "--help")
     assert result.returncode == 0
