@@ -242,7 +242,7 @@ def train_reader(args, train, test):
     """Question 4B's stand-in for an eye that knows what salt-and-pepper noise looks like: the
     lab MLP trained on noisy digits, each at its own level from 0 to 1, fresh noise every epoch.
     (A classifier trained on clean digits only measures how far noise it never saw confuses it.)"""
-    print(f"\nTraining the {READER} ({args.classifier_epochs} epochs)")
+    print(f"\nTraining 4B's reader, the {READER} ({args.classifier_epochs} epochs)")
     (x_train, y_train), (x_test, y_test) = train, test
     training.set_seed(args.seed)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)

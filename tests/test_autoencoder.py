@@ -131,8 +131,8 @@ def stop_in(part, monkeypatch):
     if part == "per-level autoencoders":  # once the first level's autoencoder is saved
         real = files.write_atomic
 
-        def write_atomic(path, write):
-            real(path, write)
+        def write_atomic(path, write, **kwargs):
+            real(path, write, **kwargs)
             if path.endswith(".npz"):
                 raise KeyboardInterrupt
         monkeypatch.setattr(files, "write_atomic", write_atomic)

@@ -230,8 +230,8 @@ elif after.startswith("batch:"):  # inside the first fit of the model named so, 
 else:  # once the first file whose name ends with AFTER (a study trial, an autoencoder's weights) is written
     from mnistlab import files
     real_write = files.write_atomic
-    def write_atomic(path, write):
-        real_write(path, write)
+    def write_atomic(path, write, **kwargs):
+        real_write(path, write, **kwargs)
         if path.endswith(after):
             stop()
     files.write_atomic = write_atomic
