@@ -140,8 +140,9 @@ def train_and_plot(run, args, train, test):
 
 
 def per_class_accuracy(counts):
-    """Accuracy for each true digit, from a confusion matrix of counts."""
-    return (np.diag(counts) / counts.sum(axis=1)).tolist()
+    """Accuracy for each true digit, from a confusion matrix of counts (None for a digit the
+    test set does not hold)."""
+    return [int(right) / int(total) if total else None for right, total in zip(np.diag(counts), counts.sum(axis=1))]
 
 
 SUREST_ERRORS = 40  # of the misclassified digits, those drawn

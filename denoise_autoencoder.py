@@ -143,7 +143,7 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
 
     Returns the reconstruction loss and PSNR of noisy and denoised test images at each level.
     """
-    picks = np.array([np.flatnonzero(labels == digit)[0] for digit in range(10)])
+    picks = np.array([np.flatnonzero(labels == digit)[0] for digit in np.unique(labels)])  # each digit the set holds
     rows = [("clean", x_test[picks])]
     scores = []
     for level in lab.NOISE_FIGURE_LEVELS:
@@ -155,7 +155,7 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
         scores.append({"noise_level": level, "bce_noisy": bce_noisy, "bce_denoised": bce_denoised,
                        "psnr_noisy_db": psnr_noisy, "psnr_denoised_db": psnr_denoised})
     height = 1.08 * len(rows) + 0.8
-    fig, axes = plt.subplots(len(rows), 10, figsize=(10.5, height))
+    fig, axes = plt.subplots(len(rows), len(picks), figsize=(1.05 * len(picks), height), squeeze=False)
     # Fixed margins (room for the row names on the left) instead of tight_layout, which costs
     # more than drawing the grid.
     fig.subplots_adjust(left=0.14, right=0.99, bottom=0.01, top=1 - 0.6 / height, wspace=0.05, hspace=0.08)
@@ -167,7 +167,8 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10,
                               color="#b2182b" if name.startswith("noisy") else "black")
-    fig.suptitle(f"{title}: the same ten test digits, noisy and denoised, at each noise level",
+    count = "ten" if len(picks) == 10 else len(picks)
+    fig.suptitle(f"{title}: the same {count} test digits, noisy and denoised, at each noise level",
                  fontsize=12)
     plots.save_figure(fig, path)
     return scores
@@ -175,9 +176,10 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
 
 def plot_class_means(decoder, codes, labels, path):
     """Question 4D: each digit class's mean latent code, decoded."""
-    means = np.stack([codes[labels == digit].mean(axis=0) for digit in range(10)])
+    digits = np.unique(labels)  # each class the training set holds
+    means = np.stack([codes[labels == digit].mean(axis=0) for digit in digits])
     images = decoder.predict(means, verbose=0)
-    plots.plot_digit_grid(images, [f"class {d}" for d in range(10)], path,
+    plots.plot_digit_grid(images, [f"class {d}" for d in digits], path,
                           "Decoded from each class's mean latent code (decoder alone)")
 
 
@@ -189,7 +191,7 @@ def plot_interpolations(encoder, decoder, x_test, labels, path):
     """Question 4D: decoding codes on the straight line between two test digits' codes."""
     pairs, steps = WALKS, STEPS
     images, captions = [], []
-    for a, b in pairs:
+    for a, b in [(a, b) for a, b in pairs if np.isin([a, b], labels).all()]:  # pairs the test set holds
         ends = encoder.predict(np.stack([x_test[labels == a][0], x_test[labels == b][0]]), verbose=0)
         weights = np.linspace(0, 1, steps)[:, None]
         images += list(decoder.predict((1 - weights) * ends[0] + weights * ends[1], verbose=0))
@@ -204,7 +206,9 @@ def plot_random_codes(decoder, codes, seed, path):
     """Question 4D: new digits from random codes drawn from a Gaussian fitted to training codes."""
     rng = np.random.default_rng(seed)
     count = RANDOM_DIGITS
-    samples = rng.multivariate_normal(codes.mean(axis=0), np.cov(codes, rowvar=False), size=count)
+    # A diverged encoder's codes are not numbers: its figure shows what such a decoder makes of 0s.
+    mean, cov = np.nan_to_num(codes.mean(axis=0)), np.nan_to_num(np.cov(codes, rowvar=False))
+    samples = rng.multivariate_normal(mean, cov, size=count)
     # The encoder's relu never emits negative codes; clipping keeps samples where it has trained.
     images = decoder.predict(np.maximum(samples, 0).astype("float32"), verbose=0)
     plots.plot_digit_grid(images, [f"sample {i + 1}" for i in range(count)], path,

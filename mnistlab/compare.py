@@ -32,10 +32,13 @@ def runs_and_studies(metas, out, stem, study_stem, current=None):
 
 def curve_metric(records):
     """The validation metric that every one of ``records`` has, to draw as their curves."""
+    losses = {record.get("loss") for record in records}
     for metric in CURVES:
         if all(metric in record.get("history", {}) for record in records):
+            if metric == "val_loss" and len(losses) > 1:  # one axis cannot hold two losses
+                break
             return metric
-    raise LabError("these runs record different kinds of curves (accuracy and loss); "
+    raise LabError("these runs record different kinds of curves (accuracy, or losses of other kinds); "
                    "compare runs of one script at a time")
 
 

@@ -56,7 +56,11 @@ def _read_npz(path):
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise LabError(f"data file cannot be read: {path}; check its permissions or pass another --data")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single array (.npy), not an archive of four
+            raise LabError(f"data file {path} holds one NumPy array, not an .npz archive; use Keras's "
+                           f"mnist.npz with keys {', '.join(KEYS)}")
+        with loaded as npz:
             missing = [key for key in KEYS if key not in npz.files]
             if missing:
                 raise LabError(

@@ -3,6 +3,7 @@ and 128 + the signal for a stop, quietly for a closed pipe; the one list of stop
 """
 
 import errno
+import functools
 import os
 import signal
 import sys
@@ -165,6 +166,13 @@ def exit_now(code):
     if "multiprocessing.util" in sys.modules:
         sys.modules["multiprocessing.util"]._run_finalizers()
     os._exit(code)
+
+
+def stops_from_now(prog):
+    """From here on a stop is one line and its exit code, even while the libraries load, before
+    ``run`` takes over."""
+    catch_stops()
+    sys.excepthook = functools.partial(stopped_at_start, prog, sys.excepthook)
 
 
 def stopped_at_start(prog, default_hook, kind, exc, traceback):

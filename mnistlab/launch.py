@@ -5,7 +5,6 @@ script's backend.
     keras = launch.keras(__name__, "mlp_mnist", __doc__)   # at the top of a script
 """
 
-import functools
 import os
 import sys
 
@@ -38,5 +37,4 @@ def preflight(script, doc, argv=None):
     code = exits.run(check, argv, prog=f"{script}.py")
     if code:
         sys.exit(code)
-    exits.catch_stops()
-    sys.excepthook = functools.partial(exits.stopped_at_start, os.path.basename(sys.argv[0]), sys.excepthook)
+    exits.stops_from_now(os.path.basename(sys.argv[0]))

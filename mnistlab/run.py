@@ -97,7 +97,15 @@ def read_meta(path):
             records.check_kinds(part, records.PART_FIELDS, os.path.join(path, "run.json"), what="parts")
         meta["path"] = path
         meta["name"] = os.path.basename(path)
+        if meta["status"] == "running" and not alive(meta.get("pid")):  # killed before it could say so
+            meta["status"] = KILLED
+            for part in meta["parts"].values():
+                if part["status"] == "running":
+                    part["status"] = "killed"
     return meta or None
+
+
+KILLED = "killed (its process is gone; rerun its command to go on)"
 
 
 def all_runs(out):
@@ -185,8 +193,7 @@ class Run(Outputs):
         previous = self._interrupted_run(args.out)
         if previous:
             path, self.meta = previous["path"], previous
-            status = "its process was killed" if previous["status"] == "running" else previous["status"]
-            print(f"Resuming run {previous['name']} ({status})", flush=True)
+            print(f"Resuming run {previous['name']} ({previous['status']})", flush=True)
         else:
             now = datetime.datetime.now()
             path = os.path.join(runs_folder(args.out), folder_name(script, args.changed, now))

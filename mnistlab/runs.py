@@ -6,12 +6,16 @@
 
 import sys
 
-from mnistlab import compare, exits
-from mnistlab.errors import LabError
-from mnistlab.flags import LabParser
-from mnistlab.run import Outputs, all_runs, fmt_seconds, record_of, runs_folder
+from mnistlab import exits
 
 PROG = "python -m mnistlab.runs"
+if __name__ == "__main__":
+    exits.stops_from_now(PROG)  # before the comparison's libraries load
+
+from mnistlab import compare  # noqa: E402
+from mnistlab.errors import LabError  # noqa: E402
+from mnistlab.flags import LabParser  # noqa: E402
+from mnistlab.run import Outputs, all_runs, fmt_seconds, record_of, runs_folder  # noqa: E402
 
 
 def find(metas, prefix, out):

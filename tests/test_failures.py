@@ -495,3 +495,27 @@ def test_each_failed_write_names_the_fix_for_its_cause(error, hint, tmp_path):
 
     with pytest.raises(LabError, match=f"\\({os.strerror(error)}\\); {hint}"):
         files.write_atomic(str(tmp_path / "plot.png"), fail)
+
+
+STOP_WHILE_LOADING = """
+import builtins, os, runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever the runner ignores
+real_import = builtins.__import__
+def stopping_import(name, *args, **kwargs):
+    if name == "matplotlib":
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = stopping_import
+module, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+@POSIX
+@pytest.mark.parametrize("module, prog", [("mnistlab.report", "python -m mnistlab.report"),
+                                          ("mnistlab.runs", "python -m mnistlab.runs")])
+def test_ctrl_c_while_the_report_or_the_runs_command_starts_is_one_line(module, prog, tmp_path):
+    result = subprocess.run([sys.executable, "-c", STOP_WHILE_LOADING, module, "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == f"{prog}: stopped (SIGINT); what had finished is saved, rerun the same command to go on\n"

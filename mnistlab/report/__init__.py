@@ -10,3 +10,5 @@ the lab's settings.
 ``autoencoder`` (4), which compute from the records through ``common`` and take their fixed
 prose from ``prose``.
 """
+
+PROG = "python -m mnistlab.report"

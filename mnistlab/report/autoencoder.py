@@ -3,7 +3,7 @@ level, the classifiers' accuracy against the noise, and digits from the decoder 
 
 from mnistlab import lab, noise_study
 from mnistlab.report import prose
-from mnistlab.report.common import Section, caveat, figure, figures, layers_table, levels_text, points, table
+from mnistlab.report.common import Section, caveat, diverged, figure, figures, layers_table, levels_text, points, table
 from mnistlab.stats import percent
 
 NAME = "denoise_autoencoder"
@@ -26,16 +26,18 @@ def autoencoder(records, dae, out):
         "way to reproduce clean digits is to encode what digits look like and drop the rest: the "
         "network learns to denoise.",
         "",
-    ] + prose.BINARY_CROSS_ENTROPY + [
+    ] + prose.BINARY_CROSS_ENTROPY + (diverged(dae, NAME) or [
         f"**Trained** with the given settings: Adam at {config['lr']:g}, {config['epochs']} epochs, batch "
         f"{config['batch_size']}. The training loss ended at {dae['history']['loss'][-1]:.4f} and the loss "
-        f"on noisy test digits at {dae['history']['val_loss'][-1]:.4f}.", ""]
+        f"on noisy test digits at {dae['history']['val_loss'][-1]:.4f}.", ""])
     lines += figure(out, "denoise_autoencoder_model.png", "The autoencoder: encoder, then decoder, with each "
                                                           "layer's output shape.")
     return lines + figure(out, "denoise_autoencoder_loss.png", "Its binary cross-entropy per epoch.")
 
 
 def noise_levels(records, dae, out):
+    if diverged(dae, NAME):
+        return diverged(dae, NAME) + figure(out, "denoise_examples.png", "What the diverged autoencoder makes of the digits.")
     lines = figure(out, "denoise_examples.png", "The same ten test digits clean, noisy and denoised at "
                                                  "each noise level.")
     lines += table(["noise", "#cross-entropy, noisy", "#cross-entropy, denoised", "#PSNR noisy (dB)",
@@ -116,6 +118,8 @@ def closer(reconstruction):
 
 
 def accuracy_against_noise(records, dae, out):
+    if diverged(dae, NAME):
+        return diverged(dae, NAME)
     curves = noise_study.by_level(dae)
     names = list(curves)
     lines = [f"Scored{caveat(dae, NAME)} with {' and '.join(names)} ({names[0]}: the best "

@@ -31,12 +31,15 @@ def cnn_model(records, cnn, out):
         + (f", against the lab MLP's {errors(mlp)} with {mlp['parameters']:,} parameters to its "
            f"{cnn['parameters']:,}" if mlp.get("test_accuracy") else "")
         + ".", ""]
-    per_class = cnn.get("per_class_accuracy")
-    if per_class:
-        worst = min(range(len(per_class)), key=lambda d: per_class[d])
-        best = max(range(len(per_class)), key=lambda d: per_class[d])
+    per_class = cnn.get("per_class_accuracy") or []
+    present = [d for d, accuracy in enumerate(per_class) if accuracy is not None]
+    if present:
+        worst = min(present, key=lambda d: per_class[d])
+        best = max(present, key=lambda d: per_class[d])
+        absent = [str(d) for d in range(len(per_class)) if d not in present]
         lines += [f"Per digit, it is weakest on {worst}s ({percent(per_class[worst])} right) and strongest on "
-                  f"{best}s ({percent(per_class[best])}); the confusion matrix shows which digits it takes for which.", ""]
+                  f"{best}s ({percent(per_class[best])}); the confusion matrix shows which digits it takes for which."
+                  + (f" The test set holds no {', no '.join(absent)}." if absent else ""), ""]
     lines += [
         "**The layers not used before**:",
         "",

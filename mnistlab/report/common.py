@@ -5,6 +5,7 @@ import os
 from typing import Callable, NamedTuple, Optional, Union
 
 from mnistlab import data, l2_study, lab, records
+from mnistlab.records import diverged_at
 
 
 def read_records(out):
@@ -41,6 +42,15 @@ def caveat(record, name):
     if backend and backend != lab.SCRIPTS[script_of(name)]["backend"]:
         notes.append(f"backend {backend}")
     return f" *({'; '.join(notes)})*" if notes else ""
+
+
+def diverged(record, name):
+    """A paragraph for a fit whose loss stopped being a number, or [] for one that did not."""
+    epoch = diverged_at(record.get("history", {}))
+    if epoch is None:
+        return []
+    return [f"**This run diverged**{caveat(record, name)}: its training loss stopped being a number in epoch {epoch}, "
+            "so the training stopped there and its numbers answer nothing; rerun with a smaller `--lr`.", ""]
 
 
 def points(difference):

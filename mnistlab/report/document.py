@@ -6,10 +6,10 @@ import os
 from mnistlab import files
 from mnistlab.errors import LabError
 from mnistlab.flags import LabParser
-from mnistlab.report import autoencoder, cnn, mlp
+from mnistlab import report
+from mnistlab.report import PROG, autoencoder, cnn, mlp
 from mnistlab.report.common import provenance, read_records, wall_times, write
 
-PROG = "python -m mnistlab.report"
 SECTIONS = mlp.SECTIONS + cnn.SECTIONS + autoencoder.SECTIONS  # the handout's order
 
 
@@ -27,9 +27,7 @@ def render(out):
 
 
 def main(argv=None):
-    import mnistlab.report
-
-    parser = LabParser(prog=PROG, description=mnistlab.report.__doc__.split("\n\n")[0])
+    parser = LabParser(prog=PROG, description=report.__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=".", help="the folder holding results/ and plots/")
     args = parser.parse_args(argv)
     if not os.path.isdir(os.path.join(args.out, "results")):

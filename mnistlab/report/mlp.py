@@ -6,7 +6,7 @@ import os
 
 from mnistlab import l2_study, lab, plots
 from mnistlab.report import prose
-from mnistlab.report.common import HINTON_EXPERIMENT, Section, caveat, figure, layers_table, test_count
+from mnistlab.report.common import HINTON_EXPERIMENT, Section, caveat, diverged, figure, layers_table, test_count
 from mnistlab.stats import percent
 
 
@@ -45,17 +45,21 @@ def mlp_layers(records, mlp, out):
 
 
 def mlp_loss(records, mlp, out):
+    figures = figure(out, "mlp_mnist_loss.png", "The lab MLP's cross-entropy per epoch, on the training and the test set.")
+    if diverged(mlp, "mlp_mnist"):
+        return prose.CROSS_ENTROPY + diverged(mlp, "mlp_mnist") + figures
     loss, first = mlp["history"]["loss"][-1], mlp["history"]["loss"][0]
     lines = prose.CROSS_ENTROPY + [
         f"**In this run**{caveat(mlp, 'mlp_mnist')}: the training loss fell from {first:.3f} in the first "
         f"epoch to {loss:.4f} in the last; the test loss is {mlp['test_loss']:.4f}, so the network gives "
         f"the right digit a probability of {math.exp(-mlp['test_loss']):.1%} on average (geometric mean "
         "over the test images, e^−loss).", ""]
-    return lines + figure(out, "mlp_mnist_loss.png", "The lab MLP's cross-entropy per epoch, on the training "
-                                                     "and the test set.")
+    return lines + figures
 
 
 def mlp_curves(records, mlp, out):
+    if diverged(mlp, "mlp_mnist"):
+        return diverged(mlp, "mlp_mnist") + figure(out, "mlp_mnist_accuracy.png", "The lab MLP's accuracy per epoch.")
     train, val = mlp["history"]["accuracy"], mlp["history"]["val_accuracy"]
     epochs = len(val)
     reached = next((i for i, a in enumerate(val, 1) if a is not None and a >= 0.97), None)
