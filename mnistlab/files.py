@@ -70,7 +70,7 @@ def read_json(path, default=None):
     refused by name (it may hold hours of finished work)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, parse_constant=_not_json)
     except FileNotFoundError:
         return default
     except (ValueError, UnicodeDecodeError) as exc:
@@ -78,6 +78,12 @@ def read_json(path, default=None):
                        "move it aside or delete it, then rerun") from None
     except OSError as exc:
         raise LabError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+
+
+def _not_json(token):
+    """NaN and Infinity, which Python's json would read, are not JSON: a record holding one was
+    not written by this project."""
+    raise ValueError(f"{token} is not a JSON number")
 
 
 def save_model(model, path):

@@ -19,6 +19,12 @@ import numpy as np
 NAME = "mlp_l2_study"  # the study's record in a run
 TRIALS = f"{NAME}_trials.json"  # its store of finished trials, the study's resume state
 REFERENCES = {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP}
+# What compare_runs's JSON holds: each run's study, per factor and over all its trials.
+RUNS_SUMMARY = {"workers": int, "machine": str, "runs": records.ListOf(records.every({
+    "run": str, "changed": records.ListOf(str), "status": str, "wall_seconds": records.OPTIONAL_NUMBER,
+    "factors": records.ListOf(records.every({"l2": records.NUMBER, "mean": records.OPTIONAL_NUMBER,
+                                             "std": records.OPTIONAL_NUMBER})),
+    "all_trials": records.every({"mean": records.OPTIONAL_NUMBER, "std": records.OPTIONAL_NUMBER, "trials": int})}))}
 
 
 def read_trials(path):
@@ -229,11 +235,7 @@ def compare_runs(metas, out, stem, current=None):
 
 def read_runs_summary(path):
     """The JSON summary ``compare_runs`` wrote at ``path``, checked; {} if there is none."""
-    summary = records.read_checked(path, {"runs": list, "workers": int, "machine": str}, required=("runs",))
-    for entry in summary.get("runs", []):
-        records.check_kinds(entry, {"run": str, "changed": list, "factors": list, "all_trials": dict}, path,
-                            what="runs", required=("run", "changed", "factors", "all_trials"))
-    return summary
+    return records.read_checked(path, RUNS_SUMMARY, required=("runs",))
 
 
 def summarise_run(meta, study):

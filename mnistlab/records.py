@@ -29,6 +29,7 @@ import importlib.metadata
 import math
 import os
 import platform
+from typing import NamedTuple
 
 from mnistlab import backend, files
 from mnistlab.errors import LabError
@@ -36,55 +37,105 @@ from mnistlab.errors import LabError
 FORMAT = 1  # of run.json and the records; a later layout raises it, and reads this one
 
 NUMBER = (int, float)
-OPTIONAL_NUMBER = (int, float, type(None))
+OPTIONAL_NUMBER = (int, float, type(None))  # None: a number a diverged run has not got
+OPTIONAL_INT = (int, type(None))
 
-RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "changed": list, "records": list,
-              "settings": dict, "wall_seconds": NUMBER, "parts": dict, "pid": (int, type(None))}
-PART_FIELDS = {"status": str, "wall_seconds": NUMBER, "records": list}
+
+class ListOf(NamedTuple):
+    """A list whose items are each of kind ``item``; ``nonempty``: with at least one."""
+    item: object
+    nonempty: bool = False
+
+
+class MapOf(NamedTuple):
+    """A dict whose values, under any key, are each of kind ``value``."""
+    value: object
+
+
+class Fields(NamedTuple):
+    """A dict whose ``fields`` hold their kinds where present, and which has ``required``."""
+    fields: dict
+    required: tuple = ()
+
+
+def every(fields):
+    """``Fields`` that must all be there."""
+    return Fields(fields, tuple(fields))
+
+
+def fits(value, kind):
+    """Whether ``value`` is of ``kind``: a type or tuple of types, or a ``ListOf``, ``MapOf`` or
+    ``Fields``, checked all the way down."""
+    if isinstance(kind, ListOf):
+        return isinstance(value, list) and bool(value or not kind.nonempty) and all(fits(v, kind.item) for v in value)
+    if isinstance(kind, MapOf):
+        return isinstance(value, dict) and all(fits(v, kind.value) for v in value.values())
+    if isinstance(kind, Fields):
+        return (isinstance(value, dict) and all(key in value for key in kind.required)
+                and all(fits(value[key], sub) for key, sub in kind.fields.items() if key in value))
+    return isinstance(value, kind)
+
+
+NUMBERS = ListOf(OPTIONAL_NUMBER)
+HISTORY = MapOf(ListOf(OPTIONAL_NUMBER, nonempty=True))  # per metric, one number an epoch
+PART_FIELDS = {"status": str, "wall_seconds": NUMBER, "records": ListOf(str)}
+RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "changed": ListOf(str),
+              "records": ListOf(str), "settings": dict, "wall_seconds": NUMBER, "parts": MapOf(every(PART_FIELDS)),
+              "pid": OPTIONAL_INT}
+STUDY_SETTINGS = Fields({"hidden": ListOf(int, nonempty=True), "l2_layers": str, "epochs": int, "lr": NUMBER,
+                         "schedule": str, "batch_size": int, "seed": int, "quick": bool, "backend": str},
+                        required=("hidden", "l2_layers", "epochs", "lr", "batch_size"))
 RECORD_FIELDS = {
     # every fit's
-    "format": int, "name": str, "status": str, "config": dict, "environment": dict, "history": dict,
-    "loss": str, "examples": dict, "layers": list, "parameters": int, "test_loss": OPTIONAL_NUMBER,
-    "test_accuracy": OPTIONAL_NUMBER, "wall_seconds": OPTIONAL_NUMBER, "diverged_at_epoch": (int, type(None)),
+    "format": int, "name": str, "status": str, "config": dict, "environment": dict, "history": HISTORY,
+    "loss": str, "examples": every({"train": int, "test": int}),
+    "layers": ListOf(every({"layer": str, "kind": str, "output_shape": ListOf(OPTIONAL_INT), "parameters": int}),
+                     nonempty=True),
+    "parameters": int, "test_loss": OPTIONAL_NUMBER, "test_accuracy": OPTIONAL_NUMBER,
+    "wall_seconds": OPTIONAL_NUMBER, "diverged_at_epoch": OPTIONAL_INT,
     # the CNN's
-    "per_class_accuracy": list,
+    "per_class_accuracy": NUMBERS,
     # the L2 study's
-    "settings": dict, "rows": list, "trials_run": int, "workers": int,
+    "settings": STUDY_SETTINGS, "trials_run": int, "workers": int,
+    "rows": ListOf(Fields({"l2": NUMBER, "replicates": int, "mean": OPTIONAL_NUMBER, "std": OPTIONAL_NUMBER,
+                           "best": OPTIONAL_NUMBER, "diverged": int, "accuracies": NUMBERS},
+                          required=("l2", "replicates", "mean", "std", "best")), nonempty=True),
     # the autoencoder's and its accuracy study's
-    "reconstruction": list, "noise_levels": list, "draws": int, "classifiers": list, "study_mode": str,
-    "reader": dict,
+    "reconstruction": ListOf(every({"noise_level": NUMBER, "bce_noisy": OPTIONAL_NUMBER, "bce_denoised": OPTIONAL_NUMBER,
+                                    "psnr_noisy_db": OPTIONAL_NUMBER, "psnr_denoised_db": OPTIONAL_NUMBER})),
+    "noise_levels": ListOf(NUMBER, nonempty=True), "draws": int, "study_mode": str,
+    "classifiers": ListOf(every({"name": str, "accuracy_clean": OPTIONAL_NUMBER, "accuracy_noisy": NUMBERS,
+                                 "accuracy_noisy_std": NUMBERS, "accuracy_denoised": NUMBERS,
+                                 "accuracy_denoised_std": NUMBERS}), nonempty=True),
+    "reader": every({"name": str, "accuracy_clean": OPTIONAL_NUMBER, "accuracy_noisy": NUMBERS,
+                     "accuracy_noisy_std": NUMBERS}),
 }
 TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_accuracy": OPTIONAL_NUMBER,
-                "diverged_at_epoch": (int, type(None)), "history": dict, "wall_seconds": NUMBER}
+                "diverged_at_epoch": OPTIONAL_INT, "history": HISTORY, "wall_seconds": NUMBER}
 BACKUP_FIELDS = {"epoch": int, "batch": int, "weights": str}
 
 
-def check_kinds(data, fields, path, what="something", required=(), also_wrong=()):
+def check_kinds(data, fields, path, what="something", required=()):
     """Refuse by name the file ``path`` whose ``data`` (a dict) holds, in a field of ``fields``
-    (present, or ``required``), a value of another kind than the field's."""
+    (present, or ``required``), a value of another kind than the field's, at any depth."""
     if not isinstance(data, dict):
         wrong = ["its form"]
     else:
-        wrong = [key for key, kinds in fields.items()
-                 if (key in data or key in required) and not isinstance(data.get(key), kinds)]
-    wrong += also_wrong
+        wrong = [key for key, kind in fields.items()
+                 if (key in data or key in required) and not fits(data.get(key), kind)]
     if wrong:
         raise LabError(f"{path} holds {what} of an unexpected form ({', '.join(wrong)}; edited by hand?); "
                        "move it aside or delete it, then rerun")
 
 
 def read_checked(path, fields, required=()):
-    """A JSON dict whose fields hold what ``fields`` says, and whose history, if it has one, is
-    non-empty lists of numbers (None for a diverged epoch); {} if there is no file."""
+    """A JSON dict whose fields hold what ``fields`` says; {} if there is no file."""
     data = files.read_json(path)
     if data is None:
         return {}
     if required and not (isinstance(data, dict) and all(key in data for key in required)):
         raise LabError(f"{path} lacks {', '.join(required)} (edited by hand?); move it aside or delete it, then rerun")
-    history = data.get("history") if isinstance(data, dict) and isinstance(data.get("history"), dict) else {}
-    bad_history = any(not isinstance(values, list) or not values
-                      or not all(isinstance(v, OPTIONAL_NUMBER) for v in values) for values in history.values())
-    check_kinds(data, fields, path, also_wrong=["history"] if bad_history else [])
+    check_kinds(data, fields, path)
     return data
 
 

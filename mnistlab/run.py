@@ -93,8 +93,6 @@ def read_meta(path):
     if meta:
         meta.setdefault("changed", [])
         meta.setdefault("parts", {})
-        for part in meta["parts"].values():
-            records.check_kinds(part, records.PART_FIELDS, os.path.join(path, "run.json"), what="parts")
         meta["path"] = path
         meta["name"] = os.path.basename(path)
         if meta["status"] == "running" and not alive(meta.get("pid")):  # killed before it could say so

@@ -72,3 +72,65 @@ def test_diverged_runs_on_a_test_set_without_a_digit_still_make_a_report(tmp_pat
     report = (tmp_path / "REPORT.md").read_text()
     assert report.count("**This run diverged**") == 5  # 2B, 2C, 4A, 4B, 4C
     assert "The test set holds no 7." in report
+
+
+@pytest.fixture(scope="module")
+def lab_records():
+    """The committed records of a full lab run, to edit copies of."""
+    import os
+
+    from conftest import ROOT
+
+    return {name: json.loads(open(os.path.join(ROOT, "results", f"{name}.json")).read())
+            for name in ("mlp_mnist", "mlp_l2_study", "cnn_mnist", "denoise_autoencoder", "mlp_mnist_run")}
+
+
+EDITS = {
+    "a layer without its keys": ("mlp_mnist", lambda r: r["layers"][1].pop("parameters"), "layers"),
+    "no classifier": ("denoise_autoencoder", lambda r: r["classifiers"].clear(), "classifiers"),
+    "a classifier's curve of words": ("denoise_autoencoder", lambda r: r["classifiers"][0].update(accuracy_noisy=["x"]),
+                                      "classifiers"),
+    "a part without its wall time": ("mlp_mnist_run", lambda r: r["parts"]["lab MLP"].pop("wall_seconds"), "parts"),
+    "a study row without its mean": ("mlp_l2_study", lambda r: r["rows"][0].pop("mean"), "rows"),
+}
+
+
+@pytest.mark.parametrize("case", EDITS)
+def test_a_record_edited_inside_a_field_is_refused_by_name(case, lab_records, tmp_path, capsys):
+    from mnistlab.report import document
+
+    name, edit, field = EDITS[case]
+    (tmp_path / "results").mkdir()
+    for other, record in lab_records.items():
+        record = json.loads(json.dumps(record))
+        if other == name:
+            edit(record)
+        (tmp_path / "results" / f"{other}.json").write_text(json.dumps(record))
+    code, _, err = run_main(document.main, ["--out", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{name}.json holds something of an unexpected form ({field}; edited by hand?)" in err
+    assert not (tmp_path / "REPORT.md").exists()
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_a_record_holding_a_number_json_has_not_is_refused_by_name(token, tmp_path, capsys):
+    from mnistlab.report import document
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mlp_mnist.json").write_text('{"test_accuracy": %s}' % token)
+    code, _, err = run_main(document.main, ["--out", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "mlp_mnist.json is not valid JSON (ValueError: truncated or edited?)" in err
+
+
+def test_a_history_without_a_metric_leaves_its_section_to_the_command_that_makes_it(lab_records, tmp_path, capsys):
+    from mnistlab.report import document
+
+    (tmp_path / "results").mkdir()
+    record = json.loads(json.dumps(lab_records["mlp_mnist"]))
+    del record["history"]["val_accuracy"]
+    (tmp_path / "results" / "mlp_mnist.json").write_text(json.dumps(record))
+    assert run_main(document.main, ["--out", str(tmp_path)], capsys)[0] == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## 2C. The MLP's accuracy per epoch\n\n> The handout" in text
+    assert text.split("## 2C.")[1].split("## 2D.")[0].count("`python mlp_mnist.py` makes them") == 1

@@ -178,13 +178,13 @@ def generating(records, dae, out):
 
 
 AUTOENCODER = Section("4A", "What the denoising autoencoder does, and its loss", "Explain what the model does",
-                      autoencoder, NAME, "layers", "python denoise_autoencoder.py")
+                      autoencoder, NAME, "layers config history/loss history/val_loss", "python denoise_autoencoder.py")
 NOISE_LEVELS = Section("4B", "Noisy and denoised digits from noise 0 to 1",
                        "At what noise level does it become difficult to identify the digits for you?",
                        noise_levels, NAME, "reconstruction", "python denoise_autoencoder.py")
 ACCURACY = Section("4C", "Does denoising help the classifiers?",
                    "Test whether denoising improves the classification with the best performing model you obtained "
-                   "in questions 2 or 3.", accuracy_against_noise, NAME, "classifiers",
+                   "in questions 2 or 3.", accuracy_against_noise, NAME, "classifiers noise_levels draws study_mode",
                    f"python denoise_autoencoder.py {' '.join(lab.LAB_FLAGS[NAME])}")
 GENERATING = Section("4D", "Generating digits with the decoder alone",
                      "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "

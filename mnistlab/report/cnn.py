@@ -97,7 +97,7 @@ def cnn_versus_dense(records, _, out):
 SECTIONS = (
     Section("3A", "A convolutional network, and how good it gets",
             "Design a model that makes use of at least one convolutional layer",
-            cnn_model, "cnn_mnist", "layers", f"python cnn_mnist.py {' '.join(lab.LAB_FLAGS['cnn_mnist'])}"),
+            cnn_model, "cnn_mnist", "layers test_accuracy config", f"python cnn_mnist.py {' '.join(lab.LAB_FLAGS['cnn_mnist'])}"),
     Section("3B", "Why convolutions suit images better than dense layers",
             "Discuss the differences and potential benefits of using convolutional layers over fully connected "
             "ones for the particular application?", cnn_versus_dense),

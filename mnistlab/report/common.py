@@ -11,9 +11,10 @@ from mnistlab.records import diverged_at
 def read_records(out):
     """Each record in OUT/results as a dict ({} where the run did not make it), each script's
     published run.json under "runs", and the Hinton experiment's comparison under "hinton"."""
-    read = lambda name: records.read_record(os.path.join(out, "results", f"{name}.json"))
+    read = lambda name, fields=records.RECORD_FIELDS: records.read_record(os.path.join(out, "results", f"{name}.json"), fields)
     found = {name: read(name) for facts in lab.SCRIPTS.values() for name in facts["records"]}
-    found["runs"] = {name: read(f"{name}_run") for facts in lab.SCRIPTS.values() for name in facts["records"]}
+    found["runs"] = {name: read(f"{name}_run", records.RUN_FIELDS) for facts in lab.SCRIPTS.values()
+                     for name in facts["records"]}
     hinton = os.path.join(out, HINTON_EXPERIMENT, "results", f"{l2_study.NAME}_runs.json")
     found["hinton"] = l2_study.read_runs_summary(hinton)
     return found
@@ -97,8 +98,9 @@ def heading(number, words, quote):
 class Section(NamedTuple):
     """A section of the report: its number, its heading in our words (or a function of its
     record that gives it), the handout's question, and ``body(records, record, out)``, the lines
-    that answer it from ``record`` (records[``name``]), written once it holds ``field`` (any
-    field, for ""); until then a line names the ``command`` that makes it."""
+    that answer it from ``record`` (records[``name``]), written once it holds each field of
+    ``field`` (paths such as "history/loss", separated by spaces; any record, for ""); until
+    then a line names the ``command`` that makes it."""
     number: str
     words: Union[str, Callable]
     quote: str
@@ -108,10 +110,19 @@ class Section(NamedTuple):
     command: str = ""
 
 
+def holds(record, path):
+    """Whether ``record`` has the field at ``path`` ("history/val_accuracy")."""
+    for key in path.split("/"):
+        if not isinstance(record, dict) or key not in record:
+            return False
+        record = record[key]
+    return True
+
+
 def write(section, records, out):
     """The section's heading, then its answer, or the command that makes its record."""
     record = records[section.name] if section.name else None
-    ready = not section.name or (record and (not section.field or section.field in record))
+    ready = not section.name or (record and all(holds(record, path) for path in section.field.split()))
     words = section.words if isinstance(section.words, str) else section.words(record if ready else None)
     lines = heading(section.number, words, section.quote)
     if not ready:

@@ -161,10 +161,10 @@ SECTIONS = (
     Section("2A", "The MLP's layers, sizes and parameters", "How many layers does the network in the notebook have?",
             mlp_layers, "mlp_mnist", "layers", "python mlp_mnist.py"),
     Section("2B", "The loss: categorical cross-entropy", "What loss-function is used to train the network?",
-            mlp_loss, "mlp_mnist", "history", "python mlp_mnist.py"),
+            mlp_loss, "mlp_mnist", "history/loss test_loss", "python mlp_mnist.py"),
     Section("2C", "The MLP's accuracy per epoch",
             "Train the network for 10 epochs and plot the training and validation accuracy for each epoch.",
-            mlp_curves, "mlp_mnist", "history", "python mlp_mnist.py"),
+            mlp_curves, "mlp_mnist", "history/accuracy history/val_accuracy", "python mlp_mnist.py"),
     Section("2D", study_title, "How close do you get to Hintons result?",
-            mlp_study, l2_study.NAME, "rows", "python mlp_mnist.py --study"),
+            mlp_study, l2_study.NAME, "rows settings", "python mlp_mnist.py --study"),
 )
