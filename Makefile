@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(PYVER)
 # The flags `make lab` gives each script, from their one home (mnistlab/lab.py).
 LAB_FLAGS = $(shell $(PYTHON) -m mnistlab.lab $(1))
 
-.PHONY: lab quick quick-mlp quick-cnn improved hinton test bench clean
+.PHONY: lab quick quick-mlp quick-cnn improved hinton test test-colab bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv --clear $(VENV)
@@ -56,6 +56,20 @@ hinton: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The project on Colab's own versions (requirements-colab.txt, Python 3.13): the fast tests, then
+# the three scripts' quick runs and the report, whose stderr must stay empty (no CUDA probe).
+COLAB_PYTHON ?= python3.13
+COLAB_VENV ?= .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.installed
+$(COLAB_STAMP): requirements-colab.txt
+	$(COLAB_PYTHON) -m venv --clear $(COLAB_VENV)
+	$(COLAB_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-colab.txt
+	touch $(COLAB_STAMP)
+
+test-colab: $(COLAB_STAMP)
+	$(COLAB_VENV)/bin/python -m pytest -m "not slow"
+	$(COLAB_VENV)/bin/python -m pytest tests/test_report.py tests/test_colab.py
 
 bench: $(STAMP)
 	$(PY) bench/bench.py

@@ -25,9 +25,11 @@ TRAINING_BACKENDS = {"jax": "jax[cpu]", "tensorflow": "tensorflow-cpu", "torch":
 INFERENCE_ONLY = ("numpy", "openvino")
 # The packages whose first import starts the C++ libraries.
 NOISY_PACKAGES = ("keras", "tensorflow", "jax", "jaxlib")
-# Start-up lines of TensorFlow, absl and XLA: glog-style "I0000 00:00:..." lines and their kin.
+# Start-up lines of TensorFlow, absl and XLA: glog-style "I0000 00:00:..." lines and their kin,
+# and the full TensorFlow package's probe for CUDA on a machine without a GPU.
 CHATTER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:\d\d:"
-                     r"|To enable the following instructions:|oneDNN custom operations are on)")
+                     r"|To enable the following instructions:|oneDNN custom operations are on"
+                     r"|.*failed call to cuInit)")
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
@@ -49,11 +51,28 @@ def choose(default):
     if importlib.util.find_spec(name) is None:
         raise LabError(f"KERAS_BACKEND={name}, but {name} is not installed; "
                        f"pip install {TRAINING_BACKENDS[name]}, or unset KERAS_BACKEND to use {default}")
+    share_gpu()
     if name == "tensorflow":
         use_onednn()
     elif "tensorflow" not in sys.modules:
         sys.modules["tensorflow"] = None  # `import tensorflow` now raises ImportError
     return name
+
+
+def share_gpu():
+    """On a GPU, each process takes the memory it uses, not the whole GPU as JAX (most of it) and
+    TensorFlow (all of it) do by default, so that a run's workers and other programs fit beside
+    it (the variables both document; unless the user set them; nothing changes on a CPU)."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+def gpu_reported():
+    """Whether the OS reports an NVIDIA GPU (Linux, as on Colab), asked before any backend loads."""
+    try:
+        return bool(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return False
 
 
 def use_onednn():
@@ -88,6 +107,39 @@ def load(default):
     # The layout the scripts build their images in, whatever a user's ~/.keras/keras.json says.
     keras.config.set_image_data_format("channels_last")
     return keras
+
+
+def device():
+    """What this process trains on: ``GPU: <model>``, or ``CPU: <model>``. The backend's device
+    query runs quietly (where TensorFlow has CUDA support, it probes for a GPU there)."""
+    import keras
+
+    with quiet_start():
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+                    for gpu in tf.config.list_physical_devices("GPU")]
+        elif keras.backend.backend() == "jax":
+            import jax
+
+            gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        else:
+            import torch
+
+            gpus = [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
+    return f"GPU: {gpus[0]}" if gpus else f"CPU: {cpu_name()}"
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 _quiet_depth = [0]  # imports inside a quiet import are already held back

@@ -94,7 +94,9 @@ def add_workers_flag(group, what):
                        help=f"{what} trained side by side, each single-threaded on its own CPU core "
                             "(each worker holds its own data and backend); 1 trains them one after "
                             f"the other on all cores (default: {parallel.default_workers()}, one per "
-                            "core up to 4; 1 with --quick, whose trainings are shorter than a worker's start)")
+                            "core up to 4; 1 with --quick, whose trainings are shorter than a worker's start; "
+                            "1 on a GPU, which the trainings share one at a time, each taking only the memory "
+                            "it uses)")
 
 
 # The scripts' flags

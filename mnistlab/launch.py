@@ -14,9 +14,12 @@ from mnistlab import backend, data, exits, flags, lab, run
 def keras(module_name, script, doc):
     """Keras on ``script``'s backend (``KERAS_BACKEND`` overrides it). Run from the terminal
     (``module_name == "__main__"``), the script's flags and inputs are checked first."""
-    if module_name == "__main__":
-        preflight(script, doc)
-    return backend.load(lab.SCRIPTS[script]["backend"])
+    if module_name != "__main__":
+        return backend.load(lab.SCRIPTS[script]["backend"])
+    preflight(script, doc)
+    keras = backend.load(lab.SCRIPTS[script]["backend"])
+    print(f"Training on {backend.device()} ({keras.backend.backend()} backend)", flush=True)
+    return keras
 
 
 def preflight(script, doc, argv=None):

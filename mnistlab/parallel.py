@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 
-from mnistlab import exits
+from mnistlab import backend, exits
 
 MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend
 
@@ -36,7 +36,9 @@ def core_ids(count):
 
 
 def default_workers():
-    return min(usable_cores(), MAX_DEFAULT_WORKERS)
+    """One per usable core, at most MAX_DEFAULT_WORKERS; one on a GPU, where trainings side by
+    side would share its memory and compute rather than add cores."""
+    return 1 if backend.gpu_reported() else min(usable_cores(), MAX_DEFAULT_WORKERS)
 
 
 def worker_count(requested, jobs):

@@ -196,7 +196,8 @@ def environment():
         "backend": keras.backend.backend(),
         "onednn": (backend.onednn() or "TensorFlow's default for this CPU")
                   if keras.backend.backend() == "tensorflow" else None,
-        "cpu": _cpu_name(),
+        "cpu": backend.cpu_name(),
+        "device": backend.device(),
         "cores": os.cpu_count(),
     }
 
@@ -206,14 +207,3 @@ def _version(package):
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

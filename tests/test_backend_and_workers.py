@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, run_script
-from mnistlab import data, parallel
+from mnistlab import backend, data, parallel
 from mnistlab.errors import LabError
 
 # Chooses JAX, then does everything that used to pull TensorFlow into a JAX process: seeding,
@@ -146,3 +146,31 @@ def test_per_level_autoencoders_on_jax_with_two_workers(tiny_npz, other_platform
     assert result.stderr == ""
     record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
     assert record["noise_levels"] == [0, 0.4, 0.8] and len(record["classifiers"][0]["accuracy_denoised"]) == 3
+
+
+def test_on_a_gpu_trainings_run_one_at_a_time_and_take_only_the_memory_they_use(monkeypatch):
+    monkeypatch.setattr(backend, "gpu_reported", lambda: True)
+    assert parallel.default_workers() == 1
+    monkeypatch.setattr(backend, "gpu_reported", lambda: False)
+    assert parallel.default_workers() == min(parallel.usable_cores(), parallel.MAX_DEFAULT_WORKERS)
+    for name in ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH"):
+        monkeypatch.delenv(name, raising=False)
+    backend.share_gpu()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # the user's own choice stays
+    backend.share_gpu()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+
+
+@pytest.mark.skipif(backend.gpu_reported(), reason="this machine has a GPU")
+def test_each_record_names_the_device_it_trained_on():
+    from mnistlab import records
+
+    assert backend.device() == f"CPU: {backend.cpu_name()}"  # no GPU on the machines the tests run on
+    assert records.environment()["device"] == backend.device()
+
+
+def test_the_cuda_probe_of_a_machine_without_a_gpu_is_start_up_chatter():
+    line = ("2026-11-30 21:31:18.044265: E external/local_xla/xla/stream_executor/cuda/cuda_platform.cc:51] "
+            "failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
+    assert backend.CHATTER.match(line) and not backend.CHATTER.match("ValueError: a real error")
