@@ -211,30 +211,29 @@ def stage_name(model, layer):
 def plot_feature_maps(model, image, label, path, title):
     """One digit's feature maps after each convolution block and each pooling (question 3A),
     every map drawn to one scale, so that each pooling's halving shows."""
-    channels, inches_per_pixel = FEATURE_MAPS, INCHES_PER_PIXEL
     stages = feature_stages(model)
     probe = keras.Model(model.inputs[0], [layer.output for layer in stages])
     maps = [image[..., :1]] + [np.asarray(m)[0] for m in probe(image[np.newaxis], training=False)]
     names = [f"input: a {label}"] + [stage_name(model, layer) for layer in stages]
-    columns, gap, label_width, title_height = channels // 2, 0.08, 2.3, 0.6
-    widths = [columns * (m.shape[1] * inches_per_pixel + gap) for m in maps]
-    heights = [(1 if i == 0 else 2) * (m.shape[0] * inches_per_pixel + gap) + 0.28 for i, m in enumerate(maps)]
+    columns, gap, label_width, title_height = FEATURE_MAPS // 2, 0.08, 2.3, 0.6
+    widths = [columns * (m.shape[1] * INCHES_PER_PIXEL + gap) for m in maps]
+    heights = [(1 if i == 0 else 2) * (m.shape[0] * INCHES_PER_PIXEL + gap) + 0.28 for i, m in enumerate(maps)]
     fig_w, fig_h = label_width + max(widths) + 0.2, title_height + sum(heights)
     fig = plt.figure(figsize=(fig_w, fig_h))
     top = fig_h - title_height
     for i, (fmap, name) in enumerate(zip(maps, names)):
-        size = fmap.shape[0] * inches_per_pixel
+        size = fmap.shape[0] * INCHES_PER_PIXEL
         fig.text((label_width - 0.15) / fig_w, (top - heights[i] / 2) / fig_h,
                  f"{name}\n{fmap.shape[0]}×{fmap.shape[1]} pixels" + (f", {fmap.shape[2]} maps" if i else ""),
                  ha="right", va="center", fontsize=9.5)
-        for c in range(1 if i == 0 else channels):
+        for c in range(1 if i == 0 else FEATURE_MAPS):
             row, col = divmod(c, columns)
             ax = fig.add_axes([(label_width + col * (size + gap)) / fig_w,
                                (top - 0.14 - (row + 1) * (size + gap)) / fig_h, size / fig_w, size / fig_h])
             ax.imshow(fmap[:, :, c], cmap="gray_r" if i == 0 else "viridis", vmin=0 if i == 0 else None)
             ax.set(xticks=[], yticks=[])
         top -= heights[i]
-    fig.suptitle(f"{title}: one digit's first {channels} feature maps after each stage, all drawn to one "
+    fig.suptitle(f"{title}: one digit's first {FEATURE_MAPS} feature maps after each stage, all drawn to one "
                  "pixel scale (brighter = stronger)\neach 2×2 max pooling halves the maps' size and keeps "
                  "every detector's strongest response", fontsize=11, y=1 - 0.1 / fig_h, va="top")
     plots.save_figure(fig, path)

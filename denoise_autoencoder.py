@@ -189,29 +189,27 @@ RANDOM_DIGITS = 30  # 4D: digits drawn from random codes
 
 def plot_interpolations(encoder, decoder, x_test, labels, path):
     """Question 4D: decoding codes on the straight line between two test digits' codes."""
-    pairs, steps = WALKS, STEPS
     images, captions = [], []
-    for a, b in [(a, b) for a, b in pairs if np.isin([a, b], labels).all()]:  # pairs the test set holds
+    for a, b in [(a, b) for a, b in WALKS if np.isin([a, b], labels).all()]:  # pairs the test set holds
         ends = encoder.predict(np.stack([x_test[labels == a][0], x_test[labels == b][0]]), verbose=0)
-        weights = np.linspace(0, 1, steps)[:, None]
+        weights = np.linspace(0, 1, STEPS)[:, None]
         images += list(decoder.predict((1 - weights) * ends[0] + weights * ends[1], verbose=0))
         captions += [f"a {a}" if w == 0 else f"a {b}" if w == 1 else f"{1 - w:.0%} {a}\n{w:.0%} {b}"
                      for w in weights[:, 0]]
     plots.plot_digit_grid(images, captions, path,
                           "Walking the latent space: two test digits' codes mixed in steps, decoded "
-                          "(captions: each code's share)", columns=steps)
+                          "(captions: each code's share)", columns=STEPS)
 
 
 def plot_random_codes(decoder, codes, seed, path):
     """Question 4D: new digits from random codes drawn from a Gaussian fitted to training codes."""
     rng = np.random.default_rng(seed)
-    count = RANDOM_DIGITS
     # A diverged encoder's codes are not numbers: its figure shows what such a decoder makes of 0s.
     mean, cov = np.nan_to_num(codes.mean(axis=0)), np.nan_to_num(np.cov(codes, rowvar=False))
-    samples = rng.multivariate_normal(mean, cov, size=count)
+    samples = rng.multivariate_normal(mean, cov, size=RANDOM_DIGITS)
     # The encoder's relu never emits negative codes; clipping keeps samples where it has trained.
     images = decoder.predict(np.maximum(samples, 0).astype("float32"), verbose=0)
-    plots.plot_digit_grid(images, [f"sample {i + 1}" for i in range(count)], path,
+    plots.plot_digit_grid(images, [f"sample {i + 1}" for i in range(RANDOM_DIGITS)], path,
                           "New digits: the decoder alone on random codes from a Gaussian "
                           "fitted to the training codes")
 
@@ -229,30 +227,19 @@ def train_denoiser(args, splits, level):
     return autoencoder.get_weights()
 
 
-def train_classifier(args, train, test):
-    """The lab MLP (question 2) that scores the images when none was saved, trained here."""
-    print(f"\nTraining the lab MLP classifier ({args.classifier_epochs} epochs)")
-    training.set_seed(args.seed)
-    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)
-    training.fit(model, *train, epochs=args.classifier_epochs, batch_size=lab.MLP_BATCH_SIZE,
-                 validation_data=test)
-    return model
-
-
+# Question 4B's stand-in for an eye that knows what salt-and-pepper noise looks like: the lab
+# MLP trained on noisy digits, each at its own level from 0 to 1, fresh noise every epoch. (A
+# classifier trained on clean digits only measures how far noise it never saw confuses it.)
 READER = "lab MLP trained on noisy digits of every level"
 
 
-def train_reader(args, train, test):
-    """Question 4B's stand-in for an eye that knows what salt-and-pepper noise looks like: the
-    lab MLP trained on noisy digits, each at its own level from 0 to 1, fresh noise every epoch.
-    (A classifier trained on clean digits only measures how far noise it never saw confuses it.)"""
-    print(f"\nTraining 4B's reader, the {READER} ({args.classifier_epochs} epochs)")
-    (x_train, y_train), (x_test, y_test) = train, test
+def train_lab_mlp(args, x, y, test, what):
+    """The lab MLP of question 2 trained here, as ``what``, on ``x`` (28x28 images, or a
+    function of the epoch that gives them)."""
+    print(f"\nTraining {what} ({args.classifier_epochs} epochs)")
     training.set_seed(args.seed)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)
-    every_level = lambda epoch: data.training_copy(x_train, 0.5, False, args.seed + 2000 + epoch).reshape(-1, 28, 28)
-    training.fit(model, every_level, y_train, epochs=args.classifier_epochs, batch_size=lab.MLP_BATCH_SIZE,
-                 validation_data=(x_test.reshape(-1, 28, 28), y_test))
+    training.fit(model, x, y, epochs=args.classifier_epochs, batch_size=lab.MLP_BATCH_SIZE, validation_data=test)
     return model
 
 
@@ -319,8 +306,8 @@ def study_accuracy(run, args, models, images):
     (x_train, y_train), (x_test, y_test) = images
     autoencoder = build_autoencoder(args.hidden, args.latent)[0]
     autoencoder.load_weights(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"))
-    models = {name: model or train_classifier(args, (x_train.reshape(-1, 28, 28), y_train),
-                                              (x_test.reshape(-1, 28, 28), y_test))
+    digits, test = x_train.reshape(-1, 28, 28), (x_test.reshape(-1, 28, 28), y_test)  # the MLP's layout
+    models = {name: model or train_lab_mlp(args, digits, y_train, test, "the lab MLP classifier")
               for name, model in models.items()}
     if args.per_level:
         mode = ("an autoencoder retrained at each noise level" if args.fixed_noise
@@ -328,7 +315,8 @@ def study_accuracy(run, args, models, images):
     else:
         mode = f"one autoencoder trained at {data.describe_noise(args.noise, args.fixed_noise)} for every level"
     print(f"\nAccuracy study: {mode}")
-    reader = train_reader(args, (x_train, y_train), (x_test, y_test))
+    every_level = lambda epoch: data.training_copy(x_train, 0.5, False, args.seed + 2000 + epoch).reshape(digits.shape)
+    reader = train_lab_mlp(args, every_level, y_train, test, f"4B's reader, the {READER}")
     denoisers = per_level_denoisers(args, autoencoder, noise_study.saved_level_weights(run, args.levels))
     study = accuracy_study(args, models, reader, denoisers, x_test, y_test.argmax(axis=1))
     noise_study.plot_accuracy_study(study, mode, run.plot("denoise_accuracy.png"))

@@ -8,6 +8,7 @@ no order of imports can let them through. Set MNISTLAB_LOGS=1 to see them again 
 """
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -109,6 +110,7 @@ def load(default):
     return keras
 
 
+@functools.cache  # a process trains on one device
 def device():
     """What this process trains on: ``GPU: <model>``, or ``CPU: <model>``. The backend's device
     query runs quietly (where TensorFlow has CUDA support, it probes for a GPU there)."""

@@ -70,17 +70,17 @@ def helps(noisy, noisy_std, denoised, denoised_std):
     return denoised - noisy > max(HELPS_BY, 2 * max(noisy_std, denoised_std))
 
 
-def hard_to_read(levels, accuracies):
-    """The first of ``levels`` where ``accuracies`` fall below READABLE, and that accuracy; or
+def hard_to_read(scores):
+    """The first (level, accuracy) of ``scores`` whose accuracy falls below READABLE, or
     (None, None)."""
-    return next(((level, a) for level, a in zip(levels, accuracies) if a < READABLE), (None, None))
+    return next(((level, a) for level, a in scores if a < READABLE), (None, None))
 
 
 def thresholds(levels):
     """From one classifier's curves: the first level where noisy digits fall below READABLE, the
     highest level up to which denoised digits stay at READABLE, and the first level, past one
     where denoising helped, where it no longer does (None where there is none)."""
-    hard = hard_to_read(*zip(*((level, noisy) for level, noisy, *_ in levels)))[0]
+    hard = hard_to_read((level, noisy) for level, noisy, *_ in levels)[0]
     kept = None
     for level, _, _, denoised, _ in levels:
         if denoised < READABLE:

@@ -71,7 +71,7 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
 def plot_training(history, model, plot, name, title):
     """A fit's figures: accuracy and loss per epoch (where recorded) and the model's diagram,
     as ``plot(NAME_accuracy.png)``, ..."""
-    loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+    loss = records.loss_name(model)
     for metric, words in (("accuracy", "accuracy"), ("loss", LOSS_NAMES.get(loss, "loss"))):
         if metric in history:
             plot_curves(history, metric, plot(f"{name}_{metric}.png"), f"{title}: {words} per epoch", loss)

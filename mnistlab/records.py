@@ -168,11 +168,15 @@ def diverged_at(history):
                  if loss is None or not math.isfinite(loss)), None)
 
 
+def loss_name(model):
+    """The Keras name of a compiled model's loss, as the record keeps it."""
+    return model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+
+
 def fit_record(first, model, history, scores, *, examples, layers, wall_seconds):
     """A finished fit's record: ``first_fields``, then its history, loss, data sizes, layers (as
     ``plots.layer_table`` gives them), parameters, test scores, wall time and divergence."""
-    loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
-    return {**first, "status": "complete", "history": history, "loss": loss, "examples": examples, "layers": layers,
+    return {**first, "status": "complete", "history": history, "loss": loss_name(model), "examples": examples, "layers": layers,
             "parameters": model.count_params(), "wall_seconds": wall_seconds,
             "diverged_at_epoch": diverged_at(history), **{f"test_{k}": v for k, v in scores.items()}}
 

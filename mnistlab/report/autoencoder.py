@@ -70,7 +70,7 @@ def hard_to_read(dae, name, levels):
     reader, a classifier trained on noisy digits) falls below READABLE, beside what the
     classifier trained on clean digits, which has never seen noise, makes of the same digits."""
     readable, note = noise_study.READABLE, caveat(dae, NAME)
-    clean_level, clean_accuracy = noise_study.hard_to_read(*zip(*((level, noisy) for level, noisy, *_ in levels)))
+    clean_level, clean_accuracy = noise_study.hard_to_read((level, noisy) for level, noisy, *_ in levels)
     clean_says = (f"**noise {clean_level:g}**{'' if 'reader' in dae else ' in this run' + note} ({percent(clean_accuracy)})"
                   if clean_level is not None else "no level tried in this run")
     if "reader" not in dae:
@@ -80,7 +80,7 @@ def hard_to_read(dae, name, levels):
                 f"level where its accuracy on them falls below {readable:.0%}: {clean_says}. "
                 "Compare with the noisy rows of the figure.", ""]
     reader = dae["reader"]
-    level, accuracy = noise_study.hard_to_read(dae["noise_levels"], reader["accuracy_noisy"])
+    level, accuracy = noise_study.hard_to_read(zip(dae["noise_levels"], reader["accuracy_noisy"]))
     reads = (f"**noise {level:g}** in this run{note} ({percent(accuracy)})" if level is not None
              else "no level tried in this run")
     return [f"**Where digits get hard to read.** Reading a figure by eye is a judgement. Our stand-in for an eye "
