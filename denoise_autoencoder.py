@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import mlp_mnist  # the lab MLP of question 2, trained here when no saved one scores 4C
-from mnistlab import classifiers, compare, data, exits, files, flags, lab, noise_study, plots, training
+from mnistlab import classifiers, compare, data, exits, files, flags, lab, noise_study, parallel, plots, training
 
 NAME = "denoise_autoencoder"  # its record, figures and saved model
 
@@ -331,14 +331,14 @@ def main(argv=None):
               for name, path in classifiers.chosen(args.classifier, os.path.join(args.out, "results")).items()}
     # Loaded once, when a part first needs them: the per-level autoencoders train first, in
     # workers that load their own, while this process holds no images.
-    load = functools.partial(load_data, args.data, args.quick)
-    images = functools.cache(load)
+    load = functools.partial(load_data, quick=args.quick)
+    images = functools.cache(functools.partial(load, args.data))
     with compare.start(NAME, args) as run:
         if args.per_level:
             # At the training level, retraining would rebuild the main autoencoder exactly.
             others = [level for level in args.levels if level != args.noise]
             run.part("per-level autoencoders", noise_study.train_levels, run, others,
-                     functools.partial(train_denoiser, args), load, args.workers)
+                     functools.partial(train_denoiser, args), load, parallel.trainings(NAME, args))
         run.part("autoencoder", lambda: train_autoencoder(run, args, images()))
         run.part("accuracy study", lambda: study_accuracy(run, args, models, images()))
     return 0

@@ -21,7 +21,7 @@ from mnistlab import launch
 
 keras = launch.keras(__name__, "mlp_mnist", __doc__)  # --help and bad input answer before Keras loads
 
-from mnistlab import compare, data, exits, files, flags, l2_study, lab, plots, training
+from mnistlab import compare, data, exits, files, flags, l2_study, lab, parallel, plots, training
 
 NAME = "mlp_mnist"  # the lab MLP's record, figures and saved model
 
@@ -118,14 +118,14 @@ def run_trial(settings, splits, job):
 
 def main(argv=None):
     args = flags.parse(NAME, argv, __doc__)
-    load = functools.partial(load_data, args.data, args.quick)
-    splits = [load()]  # a bad data file fails here, before the run's folder is made
+    load = functools.partial(load_data, quick=args.quick)
+    splits = [load(args.data)]  # a bad data file fails here, before the run's folder is made
     with compare.start(NAME, args) as run:
         # The lab MLP takes the data and drops it: the study's workers load their own.
         run.part("lab MLP", train_lab_mlp, run, args, *splits.pop())
         if args.study:
             run.part("L2 study", l2_study.run_trials, run, study_settings(args), args.l2, args.replicates,
-                     args.workers, run_trial, load)
+                     parallel.trainings(NAME, args), run_trial, load)
     return 0
 
 

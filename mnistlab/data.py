@@ -5,6 +5,7 @@ else ``keras.datasets.mnist.load_data()`` (which downloads once and caches).
 """
 
 import os
+import tempfile
 import zipfile
 
 import numpy as np
@@ -38,6 +39,15 @@ def load_mnist(path=None, quick=False):
     check_arrays(arrays, source or "the Keras download")
     sizes = QUICK_SIZES if quick else (None, None)
     return tuple((arrays[f"x_{split}"][:size], arrays[f"y_{split}"][:size]) for split, size in zip(("train", "test"), sizes))
+
+
+def downloaded_file():
+    """Keras's cached copy of its download (``keras.datasets.mnist.load_data``), or None: in
+    KERAS_HOME (default ~/.keras), or in the temporary folder where that is not writable."""
+    homes = (os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+             os.path.join(tempfile.gettempdir(), ".keras"))
+    paths = [os.path.join(home, "datasets", "mnist.npz") for home in homes]
+    return next((path for path in paths if os.path.isfile(path)), None)
 
 
 def _download():

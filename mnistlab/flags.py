@@ -15,7 +15,7 @@ from mnistlab.errors import LabError
 # noise draw) to the seed, so the flag stops well short of that.
 MAX_SEED = 2**31 - 1
 # Flags that say where a run reads and writes and on how many cores, not what it computes.
-NOT_SETTINGS = ("data", "out", "workers")
+NOT_SETTINGS = ("data", "out", "workers", "cluster")
 
 
 class LabParser(argparse.ArgumentParser):
@@ -97,6 +97,10 @@ def add_workers_flag(group, what):
                             "core up to 4; 1 with --quick, whose trainings are shorter than a worker's start; "
                             "1 on a GPU, which the trainings share one at a time, each taking only the memory "
                             "it uses)")
+    group.add_argument("--cluster", metavar="ADDRESS",
+                       help=f"train the {what} as tasks of a Dask cluster instead: its scheduler's address "
+                            "(tcp://HOST:8786) or scheduler file; the workers need only the requirements "
+                            "installed, this machine sends them the code and the data (docs/cluster.md)")
 
 
 # The scripts' flags

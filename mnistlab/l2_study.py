@@ -10,7 +10,7 @@ Keras.
 import functools
 import os
 
-from mnistlab import files, lab, parallel, plots, records, run  # plots first: it picks the file-only backend
+from mnistlab import files, lab, plots, records, run  # plots first: it picks the file-only backend
 from mnistlab.stats import Stopwatch, mean_std, percent
 
 import matplotlib.pyplot as plt
@@ -35,22 +35,21 @@ def read_trials(path):
     return store
 
 
-def run_trials(a_run, settings, factors, replicates, workers, trial, load):
+def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
     """Question 2D: train every (factor, replicate) trial not already in the run's trial store,
-    ``workers`` at a time, each as ``trial(settings, load(), (l2, replicate))`` (a module-level
-    function that returns the trial's history), saving each as it finishes; then write the
-    study's record, table and figure. Returns the study's rows."""
+    on ``trainings`` (``parallel.trainings``), each as ``trial(settings, load(data file), (l2,
+    replicate))`` (module-level functions; the trial returns its history), saving each as it
+    finishes; then write the study's record, table and figure. Returns the study's rows."""
     path = a_run.result(TRIALS)
     store = read_trials(path)
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
     todo = [(l2, r) for l2 in factors for r in range(replicates) if (l2, r) not in done]
     total = len(factors) * replicates
-    workers = parallel.worker_count(workers, len(todo))
     print(f"\nRegularisation study: {total} trials, {total - len(todo)} already saved in {path}"
-          + (f"; training {len(todo)}, {workers} at a time" if todo else ""), flush=True)
+          + (f"; training {len(todo)}, {trainings.describe(len(todo))}" if todo else ""), flush=True)
     clock = Stopwatch()
     task = functools.partial(_timed, functools.partial(trial, settings))
-    for count, ((l2, replicate), (history, seconds)) in enumerate(parallel.run(task, todo, load, workers), 1):
+    for count, ((l2, replicate), (history, seconds)) in enumerate(trainings.run(task, todo, load), 1):
         diverged = records.diverged_at(history)
         # A diverged trial stops before its one validation: it has no accuracy to average.
         final = history.get("val_accuracy", [None])[-1] if not diverged else None
@@ -59,7 +58,7 @@ def run_trials(a_run, settings, factors, replicates, workers, trial, load):
                                 "history": history, "wall_seconds": seconds})
         files.write_json(path, store)
         # Once every worker has finished one, the pace so far is a fair guide to the rest.
-        pace = count >= workers and count < len(todo)
+        pace = count >= trainings.slots(len(todo)) and count < len(todo)
         left = f", about {clock.seconds() / count * (len(todo) - count):.0f} s left" if pace else ""
         outcome = (f"diverged in epoch {diverged} (try a smaller --lr)" if diverged
                    else f"final validation accuracy {percent(final)}")
@@ -70,7 +69,7 @@ def run_trials(a_run, settings, factors, replicates, workers, trial, load):
     rows = summarise(trials, factors)
     table = format_table(rows)
     print("\n" + table)
-    wall = round(clock.seconds(), 1)
+    wall, workers = round(clock.seconds(), 1), trainings.slots(len(todo))
     a_run.write_record(NAME, {"settings": settings, "rows": rows, "trials_run": len(todo), "workers": workers,
                               "wall_seconds": wall})
     files.write_text(a_run.result(f"{NAME}.md"), table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time\n")

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from mnistlab import files, parallel, plots
+from mnistlab import files, plots
 from mnistlab.stats import mean_std
 
 READABLE = 0.90  # 4B: the accuracy below which we call noisy digits hard to read
@@ -22,16 +22,15 @@ def level_weights_path(run, level):
     return os.path.join(run.state("per-level"), f"level-{level:g}.npz")
 
 
-def train_levels(run, levels, train, load, workers):
-    """An autoencoder for each of ``levels``, ``workers`` at a time, each as
-    ``train(load(), level)`` (a module-level function returning its weights), each kept in the
-    run's state as it finishes, so that a stopped run trains only the rest."""
+def train_levels(run, levels, train, load, trainings):
+    """An autoencoder for each of ``levels``, on ``trainings`` (``parallel.trainings``), each as
+    ``train(load(data file), level)`` (module-level functions; ``train`` returns the weights),
+    each kept in the run's state as it finishes, so that a stopped run trains only the rest."""
     todo = [level for level in levels if not os.path.isfile(level_weights_path(run, level))]
-    workers = parallel.worker_count(workers, len(todo))
     print(f"Training {plots.plural(len(todo), 'autoencoder')} for the noise levels of the accuracy study"
           + (f" ({len(levels) - len(todo)} already saved)" if len(todo) < len(levels) else "")
-          + (f", {workers} at a time" if todo else ""), flush=True)
-    for level, weights in parallel.run(train, todo, load, workers):
+          + (f", {trainings.describe(len(todo))}" if todo else ""), flush=True)
+    for level, weights in trainings.run(train, todo, load):
         files.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
         print(f"  autoencoder for noise {level:g} trained", flush=True)
 

@@ -84,6 +84,34 @@ def _call(task, setup, job):
     return job, task(_worker["data"], job)
 
 
+class Local:
+    """Trainings in worker processes on this machine, ``workers`` at a time, each loading the
+    data file at ``data_path`` (None: Keras's download)."""
+
+    def __init__(self, workers, data_path):
+        self.workers, self.data_path = workers, data_path
+
+    def describe(self, jobs):
+        return f"{worker_count(self.workers, jobs)} at a time"
+
+    def slots(self, jobs):
+        return worker_count(self.workers, jobs)
+
+    def run(self, task, jobs, load):
+        """``run`` with ``setup`` = ``load(data_path)``."""
+        return run(task, jobs, functools.partial(load, self.data_path), self.workers)
+
+
+def trainings(script, args):
+    """Where ``script``'s independent trainings run: on the Dask cluster of ``--cluster``, else
+    in this machine's pool of ``--workers``."""
+    if args.cluster:
+        from mnistlab import cluster
+
+        return cluster.Cluster(args.cluster, script, args.data)
+    return Local(args.workers, args.data)
+
+
 def run(task, jobs, setup, workers):
     """Yield ``(job, task(setup(), job))`` for every job, each as soon as it is done.
 
