@@ -14,6 +14,7 @@ task run again elsewhere by Dask; what reaches the driver is recorded once.
 """
 
 import contextlib
+import logging
 import hashlib
 import importlib
 import importlib.metadata
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import urllib.parse
+from concurrent.futures import CancelledError
 
 from mnistlab import data, lab
 from mnistlab.errors import LabError
@@ -124,7 +126,7 @@ class Cluster:
             by_future = dict(zip(futures, jobs))
             for future in as_completed(futures, loop=client.loop):
                 yield by_future[future], self._result(future)
-        except OSError as exc:  # Dask's CommClosedError and timeouts are OSErrors
+        except (OSError, CancelledError) as exc:  # the scheduler gone: its connection closed, timed out
             raise LabError(f"lost the Dask scheduler at {self.address} ({type(exc).__name__}); what had "
                            f"finished is saved: {START_HINT}, then rerun the same command") from exc
         finally:
@@ -135,6 +137,11 @@ class Cluster:
 
     def _connect(self):
         from distributed import Client
+
+        # What goes wrong reaches the user as the one line of a LabError, not Dask's log lines.
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] == "distributed":
+                logging.getLogger(name).setLevel(logging.CRITICAL)
 
         target = scheduler_address(self.address)
         try:

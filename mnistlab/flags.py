@@ -8,7 +8,7 @@ import argparse
 import math
 import os
 
-from mnistlab import data, lab, parallel
+from mnistlab import cluster, data, lab, parallel
 from mnistlab.errors import LabError
 
 # numpy's generators take seeds below 2**32; the scripts add small offsets (replicate, epoch,
@@ -249,6 +249,8 @@ def parse(script, argv=None, doc=""):
     for step in (defaults, quick if args.quick else None, checks):
         if step:
             step(args)
+    if getattr(args, "cluster", None):
+        cluster.check(args.cluster)  # before any training
     return args
 
 

@@ -8,7 +8,7 @@ script's backend.
 import os
 import sys
 
-from mnistlab import backend, cluster, data, exits, flags, lab, run
+from mnistlab import backend, data, exits, flags, lab, run
 
 
 def keras(module_name, script, doc):
@@ -33,8 +33,6 @@ def preflight(script, doc, argv=None):
         backend.choose(lab.SCRIPTS[script]["backend"])
         if data.resolve_source(args.data):  # a local file: check it now (the download needs Keras)
             data.load_mnist(args.data)
-        if getattr(args, "cluster", None):
-            cluster.check(args.cluster)
         run.Outputs(args.out)
         run.all_runs(args.out)  # the earlier runs' records, which this run may go on from
         return 0

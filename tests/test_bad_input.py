@@ -53,6 +53,18 @@ def test_bad_flag(case, tiny_npz, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("script, address, pattern", [
+    ("mlp", "tcp://127.0.0.1:1", "cannot reach the Dask scheduler at tcp://127.0.0.1:1 (Connection refused); check"),
+    ("autoencoder", "tcp://127.0.0.1", "--cluster tcp://127.0.0.1 is not a scheduler address; pass tcp://HOST:PORT"),
+    ("autoencoder", "nowhere.json", "scheduler file nowhere.json not found; start the scheduler with"),
+])
+def test_a_cluster_that_cannot_be_used_is_refused_before_any_training(script, address, pattern, tiny_npz, tmp_path, capsys):
+    code, out, err = run_main(MAINS[script], ["--quick", "--data", tiny_npz, "--out", str(tmp_path / "o"),
+                                              "--cluster", address], capsys)
+    assert_one_line_error(code, err, pattern)
+    assert out == "" and not (tmp_path / "o").exists()
+
+
 def test_missing_data_file_names_the_fix(tmp_path, capsys):
     code, _, err = run_main(mlp_mnist.main, ["--data", str(tmp_path / "x.npz"), "--out", str(tmp_path)], capsys)
     assert_one_line_error(code, err, "data file not found")

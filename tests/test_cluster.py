@@ -1,0 +1,215 @@
+"""--cluster: the study and the per-level autoencoders as tasks of a real Dask cluster, a
+scheduler and workers started here on 127.0.0.1 only, each process ended by its id."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+distributed = pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")  # distributed's own dependency
+
+START_SECONDS = 60  # a scheduler or worker that has not started by then fails the test
+BACKEND = {"KERAS_BACKEND": "jax"}  # the study's and the autoencoders' own backend
+STUDY = ["--quick", "--hidden", "16", "--study-hidden", "32", "--l2", "1e-6", "1e-3"]
+
+
+class LocalDask:
+    """A Dask scheduler and workers on 127.0.0.1, started as a user starts them (`dask scheduler`,
+    `dask worker --nthreads 1`), and every process they started ended by its id."""
+
+    def __init__(self, folder):
+        self.folder, self.processes = folder, []
+        self.file = str(folder / "scheduler.json")
+
+    def _start(self, *args):
+        log = open(self.folder / f"dask-{len(self.processes)}.log", "w")
+        process = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=self.folder, env={**os.environ, "PYTHONPATH": ""})
+        self.processes.append(process)
+        return process
+
+    def start_scheduler(self):
+        if os.path.exists(self.file):
+            os.remove(self.file)
+        process = self._start("scheduler", "--host", "127.0.0.1", "--port", "0",
+                              "--dashboard-address", "127.0.0.1:0", "--scheduler-file", self.file)
+        self.wait_for(lambda: os.path.exists(self.file), "the scheduler's file")
+        return process
+
+    def start_worker(self, name=None):
+        count = len(self.workers())
+        process = self._start("worker", "--scheduler-file", self.file, "--nthreads", "1",
+                              "--host", "127.0.0.1", "--no-dashboard", *(["--name", name] if name else []))
+        self.wait_for(lambda: len(self.workers()) > count, "a worker")
+        return process
+
+    def client(self):
+        return distributed.Client(scheduler_file=self.file, timeout=START_SECONDS, set_as_default=False)
+
+    def workers(self):
+        with self.client() as client:
+            return client.scheduler_info()["workers"]
+
+    def wait_for(self, condition, what):
+        deadline = time.monotonic() + START_SECONDS
+        while not condition():
+            assert time.monotonic() < deadline, f"{what} did not start in {START_SECONDS} s"
+            time.sleep(0.2)
+
+    @staticmethod
+    def kill(process):
+        """Kill ``process`` and the processes it started (a worker's nanny starts the worker)."""
+        try:
+            family = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        for member in [process, *family]:
+            try:
+                os.kill(member.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=START_SECONDS)
+
+    def stop(self):
+        for process in self.processes:
+            self.kill(process)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two one-thread workers (a test's own: the tests run side by side)."""
+    cluster = LocalDask(tmp_path_factory.mktemp("dask"))
+    try:
+        cluster.start_scheduler()
+        for _ in range(2):
+            cluster.start_worker()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def script(name, *args, **popen):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, name), *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **BACKEND}, **popen)
+
+
+def finish(process, timeout=600):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def study_rows(out):
+    record = json.loads((out / "results" / "mlp_l2_study.json").read_text())
+    return [(row["l2"], row["accuracies"]) for row in record["rows"]]
+
+
+def trials(out):
+    (store,) = (out / "runs").glob("*/results/mlp_l2_study_trials.json")
+    return [(t["l2"], t["replicate"]) for t in json.loads(store.read_text())["trials"]]
+
+
+def test_study_on_the_cluster_gives_the_local_numbers(dask_cluster, tiny_npz, tmp_path):
+    local = finish(script("mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path / "local")))
+    assert local[0] == 0 and local[2] == "", local[2]
+    code, out, err = finish(script("mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path / "dask"),
+                                   "--cluster", dask_cluster.file))
+    assert (code, err) == (0, "")
+    assert "as tasks of the Dask cluster at" in out and "Dask cluster at tcp://127.0.0.1:" in out
+    assert out.count("dashboard") == 1
+    assert study_rows(tmp_path / "dask") == study_rows(tmp_path / "local")
+    assert sorted(trials(tmp_path / "dask")) == sorted(trials(tmp_path / "local"))
+
+
+def test_per_level_autoencoders_on_the_cluster_give_the_local_table(dask_cluster, tiny_npz, tmp_path):
+    flags = ["--quick", "--per-level", "--fixed-noise", "--levels", "0", "0.5", "1", "--draws", "1",
+             "--classifier-epochs", "1", "--data", tiny_npz]
+    tables = []
+    for where in ([], ["--cluster", dask_cluster.file]):
+        out = tmp_path / ("dask" if where else "local")
+        code, stdout, err = finish(script("denoise_autoencoder.py", *flags, "--out", str(out), *where))
+        assert (code, err) == (0, "")
+        record = json.loads((out / "results" / "denoise_autoencoder.json").read_text())
+        tables.append([(c["name"], c["accuracy_noisy"], c["accuracy_denoised"]) for c in record["classifiers"]])
+    assert tables[0] == tables[1]
+    assert "3 autoencoders" in stdout and "as tasks of the Dask cluster" in stdout
+
+
+def test_a_worker_killed_mid_trial_leaves_every_trial_recorded_once(dask_cluster, tiny_npz, tmp_path):
+    doomed = dask_cluster.start_worker("doomed")
+    run = script("mlp_mnist.py", *STUDY, "--l2", "1e-6", "1e-4", "1e-3", "--data", tiny_npz,
+                 "--out", str(tmp_path), "--cluster", dask_cluster.file)
+
+    def training_there():
+        processing = client.processing()
+        return any(worker.get("name") == "doomed" and processing.get(address)
+                   for address, worker in client.scheduler_info()["workers"].items())
+
+    with dask_cluster.client() as client:
+        dask_cluster.wait_for(training_there, "a trial on the doomed worker")
+    dask_cluster.kill(doomed)
+    code, out, err = finish(run)
+    assert (code, err) == (0, "")
+    recorded = trials(tmp_path)
+    assert sorted(recorded) == sorted(set(recorded)) and len(recorded) == 6
+
+
+def wait_for_line(process, text):
+    """Read ``process``'s stdout up to the line holding ``text``; returns what was read."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+    raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
+
+
+def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on(dask_cluster, tiny_npz, tmp_path):
+    command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path), "--cluster", dask_cluster.file]
+    run = script(*command)
+    wait_for_line(run, "trial 1/4")
+    dask_cluster.kill(dask_cluster.processes[0])  # the scheduler
+    code, _, err = finish(run)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"lost the Dask scheduler at {dask_cluster.file}" in err and "rerun the same command" in err
+    saved = trials(tmp_path)
+    assert 1 <= len(saved) < 4
+
+    dask_cluster.start_scheduler()
+    dask_cluster.start_worker()
+    code, out, err = finish(script(*command))
+    assert (code, err) == (0, "")
+    assert f"{len(saved)} already saved" in out
+    assert sorted(trials(tmp_path)) == sorted(set(trials(tmp_path))) and len(trials(tmp_path)) == 4
+
+
+def test_a_stop_cancels_the_runs_tasks_on_the_cluster_and_the_rerun_goes_on(dask_cluster, tiny_npz, tmp_path):
+    command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path), "--cluster", dask_cluster.file]
+    run = script(*command)
+    wait_for_line(run, "trial 1/4")
+    run.send_signal(signal.SIGTERM)
+    code, _, err = finish(run)
+    assert code == 128 + signal.SIGTERM
+    assert err == "mlp_mnist.py: stopped (SIGTERM); what had finished is saved, rerun the same command to go on\n"
+    with dask_cluster.client() as client:
+        dask_cluster.wait_for(lambda: not client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)),
+                              "the cluster's tasks cancelled")
+    saved = len(trials(tmp_path))
+    code, out, err = finish(script(*command))
+    assert (code, err) == (0, "")
+    assert f"{saved} already saved" in out and len(trials(tmp_path)) == 4
+
+
+def test_the_exact_unreachable_address_from_the_shell(tmp_path):
+    code, out, err = finish(script("mlp_mnist.py", "--quick", "--out", str(tmp_path), "--cluster", "tcp://127.0.0.1:1"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("mlp_mnist.py: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1")
+    assert os.listdir(tmp_path) == []
