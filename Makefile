@@ -46,7 +46,8 @@ improved: $(STAMP)
 # the study's best L2 factor and its better neighbour in make lab's table
 # (experiments/hinton/README.md).
 HINTON_L2 := 0.00025 0.0005
-HINTON := $(PY) mlp_mnist.py --study --out experiments/hinton --l2 $(HINTON_L2)
+# make hinton CLUSTER=tcp://HOST:8786 trains the arms' trials on a Dask cluster (docs/cluster.md).
+HINTON := $(PY) mlp_mnist.py --study --out experiments/hinton --l2 $(HINTON_L2) $(if $(CLUSTER),--cluster $(CLUSTER))
 hinton: $(STAMP)
 	$(HINTON)
 	$(HINTON) --study-epochs 100

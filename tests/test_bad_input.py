@@ -1,5 +1,6 @@
 """Bad input: one line on stderr naming the problem and the fix, exit code 2, nothing written."""
 
+import importlib.util
 import os
 
 import pytest
@@ -59,10 +60,20 @@ def test_bad_flag(case, tiny_npz, tmp_path, capsys):
     ("autoencoder", "nowhere.json", "scheduler file nowhere.json not found; start the scheduler with"),
 ])
 def test_a_cluster_that_cannot_be_used_is_refused_before_any_training(script, address, pattern, tiny_npz, tmp_path, capsys):
+    pytest.importorskip("distributed")  # requirements.txt has it; Colab's own packages may not
     code, out, err = run_main(MAINS[script], ["--quick", "--data", tiny_npz, "--out", str(tmp_path / "o"),
                                               "--cluster", address], capsys)
     assert_one_line_error(code, err, pattern)
     assert out == "" and not (tmp_path / "o").exists()
+
+
+def test_cluster_without_dask_installed_names_the_fix(tiny_npz, tmp_path, capsys, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "distributed" else find_spec(name, *args))
+    code, out, err = run_main(MAINS["mlp"], ["--data", tiny_npz, "--out", str(tmp_path / "o"),
+                                             "--cluster", "tcp://127.0.0.1:8786"], capsys)
+    assert_one_line_error(code, err, "--cluster needs Dask: pip install -r requirements.txt")
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_data_file_names_the_fix(tmp_path, capsys):
