@@ -127,6 +127,9 @@ class Cluster:
             for future in as_completed(futures, loop=client.loop):
                 yield by_future[future], self._result(future)
         except (OSError, CancelledError) as exc:  # the scheduler gone: its connection closed, timed out
+            if client.status == "running":  # connected still: every worker that held the data died
+                raise LabError("the Dask cluster lost the data sent to it (every worker that held it "
+                               "stopped); what had finished is saved: rerun the same command") from exc
             raise LabError(f"lost the Dask scheduler at {self.address} ({type(exc).__name__}); what had "
                            f"finished is saved: {START_HINT}, then rerun the same command") from exc
         finally:

@@ -9,6 +9,7 @@ import signal
 import sys
 
 from mnistlab.errors import LabError
+from mnistlab.lab import SCRIPTS
 
 # Ctrl-C, kill, and a closed terminal, where the OS has them (Windows has no SIGHUP).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -166,6 +167,21 @@ def exit_now(code):
     if "multiprocessing.util" in sys.modules:
         sys.modules["multiprocessing.util"]._run_finalizers()
     os._exit(code)
+
+
+def lab_command():
+    """The lab command this process runs, as its stop line names it (``mlp_mnist.py``, ``python
+    -m mnistlab.report``), or None when the package is imported by something else (a test, a
+    notebook), or in a worker process that its pool stops (spawned: multiprocessing is loaded)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing and multiprocessing.parent_process() is not None:
+        return None
+    argv = getattr(sys, "orig_argv", [])
+    if "-m" in argv[1:-1]:
+        module = argv[argv.index("-m", 1) + 1]
+        return f"python -m {module}" if module.split(".")[0] == "mnistlab" else None
+    main = os.path.basename(getattr(sys.modules.get("__main__"), "__file__", None) or "")
+    return main if main in {f"{script}.py" for script in SCRIPTS} else None
 
 
 def stops_from_now(prog):

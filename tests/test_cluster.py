@@ -29,10 +29,10 @@ class LocalDask:
         self.folder, self.processes = folder, []
         self.file = str(folder / "scheduler.json")
 
-    def _start(self, *args):
+    def _start(self, *args, env=None):
         log = open(self.folder / f"dask-{len(self.processes)}.log", "w")
         process = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=self.folder, env={**os.environ, "PYTHONPATH": ""})
+                                   cwd=self.folder, env={**os.environ, "PYTHONPATH": "", **(env or {})})
         self.processes.append(process)
         return process
 
@@ -44,10 +44,10 @@ class LocalDask:
         self.wait_for(lambda: os.path.exists(self.file), "the scheduler's file")
         return process
 
-    def start_worker(self, name=None):
+    def start_worker(self, name=None, env=None):
         count = len(self.workers())
         process = self._start("worker", "--scheduler-file", self.file, "--nthreads", "1",
-                              "--host", "127.0.0.1", "--no-dashboard", *(["--name", name] if name else []))
+                              "--host", "127.0.0.1", "--no-dashboard", *(["--name", name] if name else []), env=env)
         self.wait_for(lambda: len(self.workers()) > count, "a worker")
         return process
 
@@ -213,3 +213,28 @@ def test_the_exact_unreachable_address_from_the_shell(tmp_path):
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("mlp_mnist.py: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1")
     assert os.listdir(tmp_path) == []
+
+
+OLDER_KERAS = """
+import importlib.metadata
+_version = importlib.metadata.version
+importlib.metadata.version = lambda name: "3.0.0" if name == "keras" else _version(name)
+"""
+
+
+def test_workers_with_other_versions_are_named_in_one_line_before_the_trials(tmp_path_factory, tiny_npz, tmp_path):
+    cluster = LocalDask(tmp_path_factory.mktemp("dask"))
+    older = tmp_path_factory.mktemp("older_keras")
+    (older / "sitecustomize.py").write_text(OLDER_KERAS)
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("older", env={"PYTHONPATH": str(older)})
+        run = script("mlp_mnist.py", "--quick", "--hidden", "16", "--study-hidden", "32", "--l2", "1e-6",
+                     "--data", tiny_npz, "--out", str(tmp_path), "--cluster", cluster.file)
+        code, out, err = finish(run)
+    finally:
+        cluster.stop()
+    assert code == 0 and err.count("\n") == 1, err
+    assert err.startswith("warning: workers with other versions than this machine's (keras ")
+    assert "(keras 3.0.0)" in err and "tcp://127.0.0.1:" in err
+    assert "trial 1/2" in out

@@ -361,6 +361,33 @@ def test_a_stop_while_the_libraries_load_is_one_line(signal_name, tiny_npz, tmp_
                              "rerun the same command to go on\n")
 
 
+STOP_AT_FIRST_IMPORT = """
+import builtins, os, signal
+_real = builtins.__import__
+def _stop_at_numpy(name, *args, **kwargs):
+    if name == "numpy" and not getattr(_stop_at_numpy, "done", False):
+        _stop_at_numpy.done = True
+        os.kill(os.getpid(), signal.{signal_name})
+    return _real(name, *args, **kwargs)
+builtins.__import__ = _stop_at_numpy
+"""
+
+
+@POSIX
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command, prog", [(["mlp_mnist.py"], "mlp_mnist.py"),
+                                           (["-m", "mnistlab.runs"], "python -m mnistlab.runs")])
+def test_a_stop_at_the_first_instant_is_one_line(command, prog, signal_name, tmp_path):
+    """A stop at the first import the command makes (numpy's, before its flags are read)."""
+    (tmp_path / "sitecustomize.py").write_text(STOP_AT_FIRST_IMPORT.format(signal_name=signal_name))
+    result = subprocess.run([sys.executable, *command, "--out", str(tmp_path / "out")], capture_output=True,
+                            text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=60,
+                            start_new_session=True, preexec_fn=as_in_a_terminal)
+    assert result.returncode == 128 + getattr(signal, signal_name), result.stderr
+    assert result.stderr == f"{prog}: stopped ({signal_name}); what had finished is saved, rerun the same command to go on\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_odd_environment_changes_nothing(tiny_npz, tmp_path):
     """stdout closed, a terminal 5 columns wide, a Keras config asking for channels_first, a
     locale without UTF-8, and an output path with a newline and a byte that is not UTF-8."""
