@@ -175,16 +175,16 @@ class Cluster:
                   f"differ from a run here: {'; '.join(differing)}", file=sys.stderr, flush=True)
 
     def _result(self, future):
+        from distributed import KilledWorker
+
         try:
             return future.result()
         except ModuleNotFoundError as exc:
             raise LabError(f"a Dask worker cannot import the lab's code ({exc}); start workers with "
                            "`dask worker ADDRESS` (with its nanny, which receives the code), not --no-nanny") from exc
-        except Exception as exc:
-            if type(exc).__name__ == "KilledWorker":
-                raise LabError(f"Dask workers kept dying on one task ({exc}); check the workers' memory and "
-                               "logs, then rerun the same command") from exc
-            raise
+        except KilledWorker as exc:
+            raise LabError(f"Dask workers kept dying on one task ({exc}); check the workers' memory and "
+                           "logs, then rerun the same command") from exc
 
 
 def package_versions():
@@ -246,6 +246,10 @@ def work(script, backend, payload, shipped, job):
     from ``payload``, the data from the file bytes ``shipped`` (loaded once per worker)."""
     # One training at a time, whatever the worker's --nthreads.
     with _worker["lock"], _own_python_random():
+        keras = sys.modules.get("keras")
+        if keras and keras.backend.backend() != backend:  # another driver's run, since the restart
+            raise LabError(f"Dask worker runs Keras on {keras.backend.backend()}, this run on {backend}: "
+                           "run one study at a time on the cluster, or restart its workers")
         os.environ["KERAS_BACKEND"] = backend  # before the script's import loads Keras
         importlib.import_module(script)
         task, load = _Unpickler(io.BytesIO(payload), script).load()
