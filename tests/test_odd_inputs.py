@@ -37,6 +37,24 @@ def test_a_digit_the_test_set_lacks_has_no_accuracy_and_the_report_says_so(tmp_p
     assert "The test set holds no 7." in text
 
 
+@pytest.mark.parametrize("standing", ["not a PNG", "a folder"])
+def test_a_figure_that_is_not_a_png_is_named_in_the_report_not_linked(standing, tmp_path):
+    from conftest import PNG_SIGNATURE
+    from mnistlab.report.common import figure
+
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "drawn.png").write_bytes(PNG_SIGNATURE + b"rest")
+    if standing == "a folder":
+        (plots / "broken.png").mkdir()
+    else:
+        (plots / "broken.png").write_text("half a figure")
+    assert figure(str(tmp_path), "drawn.png", "Drawn.")[0] == "![Drawn.](plots/drawn.png)"
+    assert figure(str(tmp_path), "never-drawn.png", "Never drawn.") == []
+    (note, _) = figure(str(tmp_path), "broken.png", "Broken.")
+    assert "plots/broken.png is not a readable PNG" in note and "rerun the command" in note and "](" not in note
+
+
 def test_a_run_killed_without_a_word_is_listed_as_killed_and_resumed(tmp_path, capsys):
     from mnistlab import runs
 

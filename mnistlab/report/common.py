@@ -62,10 +62,23 @@ def levels_text(levels):
     return ", ".join(f"{level:g}" for level in levels)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def figure(out, name, caption):
-    """A figure of plots/ with its caption, or nothing if the run did not draw it."""
-    if not os.path.isfile(os.path.join(out, "plots", name)):
+    """A figure of plots/ with its caption; nothing if the run did not draw it; a note naming
+    it if what stands there is not a PNG (a folder, an unfinished copy, another file)."""
+    path = os.path.join(out, "plots", name)
+    if not os.path.lexists(path):
         return []
+    try:
+        with open(path, "rb") as f:
+            readable = f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
+        readable = False
+    if not readable:
+        return [f"*(The figure plots/{name} is not a readable PNG: move it aside and rerun the command "
+                "that made this part to draw it again.)*", ""]
     return [f"![{caption}](plots/{name})", "", f"*{caption}*", ""]
 
 
