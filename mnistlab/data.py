@@ -63,7 +63,11 @@ def _download():
 def _read_npz(path):
     if not os.path.exists(path):
         raise LabError(f"data file not found: {path}; {OFFLINE_HINT}")
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+    if os.path.isdir(path):
+        raise LabError(f"data file {path} is a folder; pass the mnist.npz inside it, or another --data")
+    if not os.path.isfile(path):  # a device, a pipe: nothing np.load can read to its end
+        raise LabError(f"data file {path} is not a regular file; pass Keras's mnist.npz")
+    if not os.access(path, os.R_OK):
         raise LabError(f"data file cannot be read: {path}; check its permissions or pass another --data")
     try:
         loaded = np.load(path, allow_pickle=False)

@@ -1,5 +1,6 @@
 """Loading, checking and preprocessing MNIST, and the salt-and-pepper noise."""
 
+import os
 
 import numpy as np
 import pytest
@@ -64,8 +65,16 @@ def test_missing_file(tmp_path):
 
 
 def test_directory_instead_of_file(tmp_path):
-    with pytest.raises(LabError, match="cannot be read"):
+    with pytest.raises(LabError, match="is a folder; pass the mnist.npz inside it"):
         data.load_mnist(str(tmp_path))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_or_device_instead_of_a_file(tmp_path):
+    os.mkfifo(tmp_path / "pipe.npz")
+    for path in (tmp_path / "pipe.npz", os.devnull):  # a read of the pipe would wait forever
+        with pytest.raises(LabError, match="is not a regular file; pass Keras's mnist.npz"):
+            data.load_mnist(str(path))
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip file at all", b"PK\x03\x04truncated"])
