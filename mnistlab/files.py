@@ -76,6 +76,8 @@ def read_json(path, default=None):
     except (ValueError, UnicodeDecodeError) as exc:
         raise LabError(f"{path} is not valid JSON ({exc.__class__.__name__}: truncated or edited?); "
                        "move it aside or delete it, then rerun") from None
+    except IsADirectoryError:
+        raise LabError(f"{path} is a folder where a record goes; move it aside, then rerun") from None
     except OSError as exc:
         raise LabError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
 

@@ -152,3 +152,11 @@ def test_a_history_without_a_metric_leaves_its_section_to_the_command_that_makes
     text = (tmp_path / "REPORT.md").read_text()
     assert "## 2C. The MLP's accuracy per epoch\n\n> The handout" in text
     assert text.split("## 2C.")[1].split("## 2D.")[0].count("`python mlp_mnist.py` makes them") == 1
+
+
+def test_a_folder_where_a_record_goes_is_named_as_such(tmp_path):
+    from mnistlab import files
+
+    (tmp_path / "mlp_mnist.json").mkdir()
+    with pytest.raises(LabError, match="mlp_mnist.json is a folder where a record goes; move it aside, then rerun"):
+        files.read_json(str(tmp_path / "mlp_mnist.json"))
