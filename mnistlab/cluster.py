@@ -39,6 +39,7 @@ CONNECT_SECONDS = 10  # to reach the scheduler, before any training
 STARTUP_CHECK_SECONDS = 3  # the pre-Keras check that something listens at the address
 CODE_FOLDER = "mnistlab-code"  # the lab's code as the workers receive it
 VERSIONED = ("keras", "jax", "jaxlib", "tensorflow", "tensorflow-cpu")  # what makes a trial's numbers
+SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"  # JAX's XLA on one thread
 START_HINT = "check that `dask scheduler` runs there and that this machine can reach its port"
 
 _worker = {"lock": threading.Lock(), "data": None}  # in a worker process: one training at a time, its data
@@ -251,9 +252,20 @@ def work(script, backend, payload, shipped, job):
             raise LabError(f"Dask worker runs Keras on {keras.backend.backend()}, this run on {backend}: "
                            "run one study at a time on the cluster, or restart its workers")
         os.environ["KERAS_BACKEND"] = backend  # before the script's import loads Keras
+        _single_threaded()
         importlib.import_module(script)
         task, load = _Unpickler(io.BytesIO(payload), script).load()
         return task(_worker_data(shipped, load), job)
+
+
+def _single_threaded():
+    """Train on one thread, as each worker of the local pool does on its own core: a matrix
+    product split over other threads sums in another order, and 40 epochs later the numbers
+    differ from a local run's. One worker per core (``--nthreads 1``) uses the machine."""
+    if SINGLE_THREADED_XLA not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREADED_XLA}".strip()
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(name, "1")
 
 
 @contextlib.contextmanager
