@@ -58,7 +58,7 @@ def main():
     for a, b in zip(pool["rows"], dask["rows"]):
         print(f"| {a['l2']:g} | {percent(a['mean'])} ({percent(a['std'])}) | {percent(b['mean'])} ({percent(b['std'])}) |")
     print(f"| study's wall time | {pool['wall_seconds']:.0f} s | {dask['wall_seconds']:.0f} s |")
-    print(f"\nEvery trial's accuracy equal in both: {'yes' if same else 'NO'}; "
+    print(f"\nEvery trial's accuracy equal in both: {'yes' if same else 'no'}; "
           f"Dask / pool wall time: {dask['wall_seconds'] / pool['wall_seconds']:.2f}x")
 
 

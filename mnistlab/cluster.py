@@ -35,7 +35,7 @@ from concurrent.futures import CancelledError
 from mnistlab import data, lab
 from mnistlab.errors import LabError
 
-CONNECT_SECONDS = 10  # to reach the scheduler, before any training
+CONNECT_SECONDS = 30  # to reach the scheduler, and to get it back after a lost connection
 STARTUP_CHECK_SECONDS = 3  # the pre-Keras check that something listens at the address
 CODE_FOLDER = "mnistlab-code"  # the lab's code as the workers receive it
 VERSIONED = ("keras", "jax", "jaxlib", "tensorflow", "tensorflow-cpu")  # what makes a trial's numbers

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -123,8 +124,8 @@ def trial_histories(out):
 
 
 def test_study_on_the_cluster_gives_the_local_numbers(dask_cluster, tiny_npz, tmp_path):
-    """To the last digit of every epoch's loss: the study's own 500-300 MLP over several epochs,
-    whose matrix products a second thread would sum in another order."""
+    """The study's own 500-300 MLP over several epochs: every epoch's loss as the local pool's
+    to the float32 rounding of a sum (the issue's bar: the rows to 0.1 points)."""
     flags = ["--epochs", "1", "--study", "--study-epochs", "3", "--l2", "1e-6", "1e-3", "--replicates", "1",
              "--workers", "2", "--data", tiny_npz]
     local = finish(script("mlp_mnist.py", *flags, "--out", str(tmp_path / "local")))
@@ -133,8 +134,12 @@ def test_study_on_the_cluster_gives_the_local_numbers(dask_cluster, tiny_npz, tm
     assert (code, err) == (0, "")
     assert "as tasks of the Dask cluster at" in out and "Dask cluster at tcp://127.0.0.1:" in out
     assert out.count("dashboard") == 1
-    assert trial_histories(tmp_path / "dask") == trial_histories(tmp_path / "local")
-    assert study_rows(tmp_path / "dask") == study_rows(tmp_path / "local")
+    dask, pool = trial_histories(tmp_path / "dask"), trial_histories(tmp_path / "local")
+    assert [trial[:2] for trial in dask] == [trial[:2] for trial in pool]
+    for (*_, ours), (*_, theirs) in zip(dask, pool):
+        assert np.allclose(ours["loss"], theirs["loss"], rtol=1e-5, atol=0)
+    for (l2, ours), (_, theirs) in zip(study_rows(tmp_path / "dask"), study_rows(tmp_path / "local")):
+        assert np.allclose(ours, theirs, atol=0.001), l2
 
 
 def test_per_level_autoencoders_on_the_cluster_give_the_local_table(dask_cluster, tiny_npz, tmp_path):
@@ -165,7 +170,7 @@ def test_a_worker_killed_mid_trial_leaves_every_trial_recorded_once(dask_cluster
         dask_cluster.wait_for(training_there, "a trial on the doomed worker")
     dask_cluster.kill(doomed)
     code, out, err = finish(run)
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, ""), err
     recorded = trials(tmp_path)
     assert sorted(recorded) == sorted(set(recorded)) and len(recorded) == 6
 
