@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 WORKERS = 2
 
 
@@ -33,16 +34,14 @@ def study(out, data, extra):
     return {**records["mlp_l2_study"], "cpu": records["mlp_mnist"]["environment"]["cpu"]}
 
 
-def percent(value):
-    return "–" if value is None else f"{100 * value:.2f}%"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="Keras's mnist.npz (default: MNIST_NPZ, else the download)")
     parser.add_argument("--quick", action="store_true", help="the --quick study instead of the lab's")
     args = parser.parse_args()
     from distributed import LocalCluster
+
+    from mnistlab.stats import percent
 
     extra = ["--quick"] if args.quick else []
     with tempfile.TemporaryDirectory() as folder, \

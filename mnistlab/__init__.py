@@ -3,8 +3,9 @@
 from mnistlab import exits as _exits
 
 # A lab command stops with one line from its first instant, even while its libraries load.
-if _exits.lab_command():
-    _exits.stops_from_now(_exits.lab_command())
+_command = _exits.lab_command()
+if _command:
+    _exits.stops_from_now(_command)
 
 from mnistlab import backend as _backend  # noqa: E402 (after the stops: it starts the imports)
 

@@ -50,11 +50,13 @@ _worker = {"lock": threading.Lock(), "data": None}  # in a worker process: one t
 
 def scheduler_address(address):
     """The scheduler's address: ``address`` itself, or the one in a scheduler file."""
-    if "://" in address or not os.path.isfile(address):
-        if address.endswith(".json") and "://" not in address:
+    if "://" in address:
+        return address
+    if not os.path.isfile(address):
+        if address.endswith(".json"):
             raise LabError(f"scheduler file {address} not found; start the scheduler with "
                            f"`dask scheduler --scheduler-file {address}` or pass its address tcp://HOST:PORT")
-        return address
+        return address  # HOST:PORT, Dask's default transport
     try:
         with open(address, encoding="utf-8") as f:
             return json.load(f)["address"]
