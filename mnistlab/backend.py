@@ -3,8 +3,9 @@ import of Keras, TensorFlow or JAX made quiet, whoever imports them first.
 
 TensorFlow, absl and XLA write start-up lines straight to the process's stderr when their C++
 libraries load (which lines depends on the CPU: oneDNN's banner only where TensorFlow turns it
-on by default). Importing ``mnistlab`` installs an import hook that holds those lines back, so
-no order of imports can let them through. Set MNISTLAB_LOGS=1 to see them again when debugging.
+on by default). ``quiet_imports``, called by a lab command's start and by ``load``, installs
+an import hook that holds those lines back, so no order of imports can let them through. Set
+MNISTLAB_LOGS=1 to see them again when debugging.
 """
 
 import contextlib
@@ -100,13 +101,21 @@ def load(default):
     that imports Keras itself) must have chosen the same backend.
     """
     name = choose(default)
-    import keras
-
+    keras = imported_keras()
     if keras.backend.backend() != name:
         raise RuntimeError(f"Keras was imported on {keras.backend.backend()} before backend.load "
                            f"chose {name}; call backend.load before importing Keras")
     # The layout the scripts build their images in, whatever a user's ~/.keras/keras.json says.
     keras.config.set_image_data_format("channels_last")
+    return keras
+
+
+def imported_keras():
+    """Keras, on the backend already chosen (or Keras's own default), its libraries' start-up
+    lines held back from here on, whoever imports them."""
+    quiet_imports()
+    import keras
+
     return keras
 
 

@@ -5,7 +5,7 @@ import os
 
 from mnistlab import files, l2_study, plots, stats
 from mnistlab.errors import LabError
-from mnistlab.run import Run, all_runs, fmt_seconds, label, legend_labels, record_of
+from mnistlab.run import Run, all_runs, fmt_seconds, label, legend_labels, record_of, with_edits
 
 LATEST = 8  # runs in each automatic comparison
 CURVES = ("val_accuracy", "val_loss")  # what a comparison draws, the first that every run has
@@ -27,6 +27,7 @@ def latest(run):
 def runs_and_studies(metas, out, stem, study_stem, current=None):
     """``compare`` the runs in STEM, and their L2 studies, where they made them, in STUDY_STEM;
     returns both tables (the second "" without a study)."""
+    metas = with_edits(metas)
     return compare(metas, out, stem, current), l2_study.compare_runs(metas, out, study_stem, current)
 
 

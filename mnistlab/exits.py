@@ -2,18 +2,29 @@
 and 128 + the signal for a stop, quietly for a closed pipe; the one list of stop signals.
 """
 
+import _thread
+import argparse
+import atexit
 import errno
 import functools
 import os
 import signal
 import sys
+import threading
+import time
 
 from mnistlab.errors import LabError
-from mnistlab.lab import SCRIPTS
 
 # Ctrl-C, kill, and a closed terminal, where the OS has them (Windows has no SIGHUP).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 CLOSED_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # what a shell reports for `... | head -1`
+
+
+class LabParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with a pointer to --help) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
 
 class Stopped(KeyboardInterrupt):
@@ -24,14 +35,70 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+# The stops raised and not yet ended by ``run`` or the excepthook, with when they came: a stop
+# that some code swallowed is raised again at the next ``raise_pending`` (an epoch's end, a
+# part's start or end, the command's end).
+_pending = []
+# A stop raised again after being dropped waits this long (seconds): by then the main thread has
+# left the garbage-collector callback or __del__ that dropped it.
+AGAIN_AFTER = 0.05
+# A second stop this soon after the first (seconds) is the same stop, delivered twice: Ctrl-C
+# reaches a part of ``python -m mnistlab.lab`` from the terminal and again from the lab command.
+SAME_STOP = 1.0
+
+
 def _stop(signum, frame):
+    if _pending and time.monotonic() - _pending[-1][1] < SAME_STOP:
+        return
+    _pending.append((signum, time.monotonic()))
     raise Stopped(signum)
+
+
+def raise_pending():
+    """Raise the stop that arrived and was swallowed (by a library's ``except``, or dropped as
+    unraisable), if any: a stop never lets the run go on."""
+    if _pending:
+        raise Stopped(_pending[-1][0])
+
+
+def _ended(signum):
+    """The stop has reached the top: nothing is pending any more."""
+    _pending.clear()
+    return signum
+
+
+def passed_on(stop):
+    """``stop`` was handed to a child process, which says its line: it ends here. Returns its signal."""
+    return _ended(stop.signum)
+
+
+def _raise_again_later(signum):
+    _pending[:] = [(signum, -SAME_STOP)]  # not the same stop delivered twice: the one that was dropped
+    again = threading.Timer(AGAIN_AFTER, _thread.interrupt_main, (signum,))
+    again.daemon = True
+    again.start()
+
+
+def _stop_dropped(previous_hook, unraisable):
+    """``sys.unraisablehook``: Python drops an exception raised in a garbage-collector callback
+    (JAX has one), a ``__del__`` or a weakref callback, after printing "Exception ignored in".
+    A stop raised there is not printed but raised again in the main thread, once it has left
+    that code; every other such exception is reported as before."""
+    try:
+        signum = stop_signal(unraisable.exc_value)
+        if signum is None:
+            return previous_hook(unraisable)
+        _raise_again_later(signum)
+    except KeyboardInterrupt as exc:  # the stop raised again while this ran
+        _raise_again_later(stop_signal(exc))
 
 
 def catch_stops():
     """Stop signals raise Stopped from now on, but a signal already ignored stays ignored:
-    `nohup python mlp_mnist.py --study &` must survive its terminal closing. Returns the
-    handlers replaced."""
+    `nohup python mlp_mnist.py --study &` must survive its terminal closing; a stop that Python
+    would drop is raised again. Returns the handlers replaced."""
+    if getattr(sys.unraisablehook, "func", None) is not _stop_dropped:
+        sys.unraisablehook = functools.partial(_stop_dropped, sys.unraisablehook)
     return {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
             if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
 
@@ -119,7 +186,9 @@ def run(main, argv=None, prog=None):
     previous = catch_stops()
     try:
         try:
-            return main(argv)
+            code = main(argv)
+            raise_pending()
+            return code
         finally:  # what is still buffered goes now, so that a reader gone away is noticed here
             sys.stdout.flush()
     except LabError as exc:
@@ -136,7 +205,7 @@ def run(main, argv=None, prog=None):
         signum = stop_signal(exc)
         if signum is None:
             raise
-        return stopped(prog, signum)
+        return stopped(prog, _ended(signum))
     except Exception as exc:  # the backend's own out-of-memory error, whatever its class
         if not _out_of_memory(exc):
             raise
@@ -146,14 +215,23 @@ def run(main, argv=None, prog=None):
         restore_handlers(previous)
 
 
-def exit_script(main):
-    """``sys.exit(run(main))`` for a script run from the terminal. After a stop, the process
-    ends at once, its records already saved: tearing the interpreter down while the backend's
-    own threads may still be computing can crash it (a segfault instead of the stop's exit code)."""
-    code = run(main)
-    if code > 128:
-        exit_now(code)
-    sys.exit(code)
+def exit_script(main, prog=None):
+    """``sys.exit(run(main))`` for a lab command run from the terminal, but the process ends at
+    once, its records already saved: tearing the interpreter down while the backend's own
+    threads may still be computing can crash it (a segfault instead of the stop's exit code),
+    and a stop while it tears down would meet the default handlers again (exit 143, no line).
+    The exit functions a normal exit runs run here, where a stop still says its line."""
+    prog = prog or os.path.basename(sys.argv[0])
+    code = run(main, prog=prog)
+    if code <= 128:
+        for signum in catch_stops():
+            signal.signal(signum, functools.partial(_stop_at_exit, prog))
+        atexit._run_exitfuncs()
+    exit_now(code)
+
+
+def _stop_at_exit(prog, signum, frame):
+    exit_now(stopped(prog, signum))
 
 
 def exit_now(code):
@@ -169,21 +247,6 @@ def exit_now(code):
     os._exit(code)
 
 
-def lab_command():
-    """The lab command this process runs, as its stop line names it (``mlp_mnist.py``, ``python
-    -m mnistlab.report``), or None when the package is imported by something else (a test, a
-    notebook), or in a worker process that its pool stops (spawned: multiprocessing is loaded)."""
-    multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing and multiprocessing.parent_process() is not None:
-        return None
-    argv = getattr(sys, "orig_argv", [])
-    if "-m" in argv[1:-1]:
-        module = argv[argv.index("-m", 1) + 1]
-        return f"python -m {module}" if module.split(".")[0] == "mnistlab" else None
-    main = os.path.basename(getattr(sys.modules.get("__main__"), "__file__", None) or "")
-    return main if main in {f"{script}.py" for script in SCRIPTS} else None
-
-
 def stops_from_now(prog):
     """From here on a stop is one line and its exit code, even while the libraries load, before
     ``run`` takes over."""
@@ -196,4 +259,4 @@ def stopped_at_start(prog, default_hook, kind, exc, traceback):
     signum = stop_signal(exc)
     if signum is None:
         return default_hook(kind, exc, traceback)
-    exit_now(stopped(prog, signum))  # nothing has been made yet that an orderly exit would save
+    exit_now(stopped(prog, _ended(signum)))  # nothing has been made yet that an orderly exit would save

@@ -10,19 +10,13 @@ import os
 
 from mnistlab import cluster, data, lab, parallel
 from mnistlab.errors import LabError
+from mnistlab.exits import LabParser
 
 # numpy's generators take seeds below 2**32; the scripts add small offsets (replicate, epoch,
 # noise draw) to the seed, so the flag stops well short of that.
 MAX_SEED = 2**31 - 1
 # Flags that say where a run reads and writes and on how many cores, not what it computes.
 NOT_SETTINGS = ("data", "out", "workers", "cluster")
-
-
-class LabParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (with a pointer to --help) and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

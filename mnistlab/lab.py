@@ -1,8 +1,11 @@
 """The lab's fixed facts, read by the scripts, the report, the bench and the Makefile alike:
-its reference numbers, its scripts, the flags `make lab` runs them with, and the sizes of its
-dense models (light enough to read before Keras loads).
+its reference numbers, its scripts, the flags the whole lab runs them with, and the sizes of its
+dense models (light enough to read before Keras loads). Run, it is the whole lab's command
+(``whole``):
 
-    python -m mnistlab.lab SCRIPT      # prints the flags `make lab` gives SCRIPT
+    python -m mnistlab.lab             # the whole lab: the three scripts, then REPORT.md
+    python -m mnistlab.lab --quick     # the same on a small subset, under quick/
+    python -m mnistlab.lab SCRIPT      # prints the flags the whole lab gives SCRIPT
 """
 
 import sys
@@ -31,7 +34,7 @@ SCRIPTS = {
     "denoise_autoencoder": {"backend": "jax", "records": ("denoise_autoencoder",)},
 }
 
-# The flags `make lab` runs each script with: every part at the lab's settings, the models kept
+# The flags the whole lab runs each script with: every part at the lab's settings, the models kept
 # for question 4C, and the autoencoder retrained at each of 4B's levels as the lab report did.
 LAB_FLAGS = {
     "mlp_mnist": ("--study", "--save-model"),
@@ -59,4 +62,6 @@ def dense_parameters(sizes):
 
 
 if __name__ == "__main__":
-    print(" ".join(LAB_FLAGS[sys.argv[1]]))
+    from mnistlab import whole
+
+    whole.command(sys.argv[1:])

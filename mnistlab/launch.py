@@ -1,33 +1,48 @@
-"""A script's start, before Keras loads: its flags, backend, data file and output folder
-checked, so that --help and every such error answer at once and alone; then Keras on the
-script's backend.
+"""A lab command's start, before Keras loads: a stop is one line from its first instant, the
+libraries' start-up lines are held back, and a script's flags, backend, data file and output
+folder are checked, so that --help and every such error answer at once and alone; then Keras on
+the script's backend.
 
     keras = launch.keras(__name__, "mlp_mnist", __doc__)   # at the top of a script
+
+Only ``exits`` loads with this module: the others wait until a stop is caught.
 """
 
-import os
 import sys
 
-from mnistlab import backend, data, exits, flags, lab, run
+from mnistlab import exits
+
+
+def command(module_name, prog):
+    """From here on, in a lab command run from the terminal (``module_name == "__main__"``), a
+    stop is its one line, and Keras, TensorFlow and JAX load quietly whoever imports them.
+    Imported (by a test, a notebook, a pool worker), it does nothing."""
+    if module_name == "__main__":
+        exits.stops_from_now(prog)
+        from mnistlab import backend
+
+        backend.quiet_imports()
 
 
 def keras(module_name, script, doc):
     """Keras on ``script``'s backend (``KERAS_BACKEND`` overrides it). Run from the terminal
     (``module_name == "__main__"``), the script's flags and inputs are checked first."""
-    if module_name != "__main__":
-        return backend.load(lab.SCRIPTS[script]["backend"])
-    preflight(script, doc)
+    command(module_name, f"{script}.py")
+    from mnistlab import backend, lab
+
+    if module_name == "__main__":
+        preflight(script, doc)
     keras = backend.load(lab.SCRIPTS[script]["backend"])
-    print(f"Training on {backend.device()} ({keras.backend.backend()} backend)", flush=True)
+    if module_name == "__main__":
+        print(f"Training on {backend.device()} ({keras.backend.backend()} backend)", flush=True)
     return keras
 
 
 def preflight(script, doc, argv=None):
     """Read the flags, then check the backend, the data file and the output folder. Exits with
-    code 2 on an error; returns nothing otherwise.
+    code 2 on an error; returns nothing otherwise."""
+    from mnistlab import backend, data, flags, lab, run
 
-    From here on a stop is one line even while the libraries load, before ``exits.run`` takes over.
-    """
     def check(argv):
         args = flags.parse(script, argv, doc)
         backend.choose(lab.SCRIPTS[script]["backend"])
@@ -40,4 +55,3 @@ def preflight(script, doc, argv=None):
     code = exits.run(check, argv, prog=f"{script}.py")
     if code:
         sys.exit(code)
-    exits.stops_from_now(os.path.basename(sys.argv[0]))

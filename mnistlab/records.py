@@ -7,8 +7,9 @@ A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
   the lab's, as labels), ``settings`` (every flag but those that only say where to read and
   write: a stopped run goes on only under the same settings), ``started`` (ISO time),
   ``status`` (``running``, ``complete``, or ``interrupted in PART[ at epoch K]``), ``pid``
-  (while running), ``wall_seconds`` (every session together), ``records`` (its JSON records,
-  the main one first) and ``parts``: for each part in order, ``PART_FIELDS``. A completed run's
+  (while running), ``wall_seconds`` (every session together), ``code`` (its script's
+  fingerprint, ``code.fingerprint``: an edited script does not resume it), ``records`` (its JSON
+  records, the main one first) and ``parts``: for each part in order, ``PART_FIELDS``. A completed run's
   run.json is also published as ``OUT/results/<main record>_run.json``.
 - ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes (``fit_record``),
   and what each script adds: the CNN's ``per_class_accuracy``; the L2 study's ``settings``,
@@ -81,7 +82,7 @@ HISTORY = MapOf(ListOf(OPTIONAL_NUMBER, nonempty=True))  # per metric, one numbe
 PART_FIELDS = {"status": str, "wall_seconds": NUMBER, "records": ListOf(str)}
 RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "changed": ListOf(str),
               "records": ListOf(str), "settings": dict, "wall_seconds": NUMBER, "parts": MapOf(every(PART_FIELDS)),
-              "pid": OPTIONAL_INT}
+              "pid": OPTIONAL_INT, "code": every({"file": str, "fingerprint": str, "definitions": MapOf(str)})}
 STUDY_SETTINGS = Fields({"hidden": ListOf(int, nonempty=True), "l2_layers": str, "epochs": int, "lr": NUMBER,
                          "schedule": str, "batch_size": int, "seed": int, "quick": bool, "backend": str},
                         required=("hidden", "l2_layers", "epochs", "lr", "batch_size"))

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 
-from mnistlab import files, flags, records, stats
+from mnistlab import code, exits, files, flags, records, stats
 from mnistlab.errors import LabError
 
 
@@ -62,6 +62,18 @@ def legend_labels(metas):
     labels = [("no other flag" if shared and text == "lab defaults" else text) for text in labels]
     title = "flags that differ from the lab's" + (f" (all runs: {label(shared)})" if shared else "")
     return labels, title
+
+
+def with_edits(metas):
+    """``metas`` (oldest first), each run's ``changed`` also naming the definitions of its script
+    edited since the first of them of that script: runs with the same flags but another model
+    are told apart."""
+    first = {}
+    for meta in metas:
+        first.setdefault(meta["script"], meta)
+    return [{**meta, "changed": [*meta["changed"], *(
+        [f"edited {', '.join(edits)}"] if (edits := code.edited(first[meta["script"]].get("code"), meta.get("code")))
+        else [])]} for meta in metas]
 
 
 def folder_name(script, changed, when):
@@ -187,6 +199,7 @@ class Run(Outputs):
     def __init__(self, script, args, after=()):
         self.script, self.out, self.after = script, args.out, after
         self.settings = settings(vars(args))
+        self.code = code.fingerprint(script)
         Outputs(args.out)  # OUT itself must be writable before anything is made
         previous = self._interrupted_run(args.out)
         if previous:
@@ -198,8 +211,8 @@ class Run(Outputs):
             while os.path.exists(path):  # two runs in the same second
                 path += "+"
             self.meta = {"format": records.FORMAT, "script": script, "changed": args.changed,
-                         "settings": self.settings, "started": now.isoformat(timespec="seconds"),
-                         "wall_seconds": 0.0, "parts": {}}
+                         "settings": self.settings, **({"code": self.code} if self.code else {}),
+                         "started": now.isoformat(timespec="seconds"), "wall_seconds": 0.0, "parts": {}}
         super().__init__(path)
         self.name = os.path.basename(path)
         self.meta.setdefault("records", [])
@@ -208,12 +221,18 @@ class Run(Outputs):
         self._save(status="running", pid=os.getpid())
 
     def _interrupted_run(self, out):
-        """The newest unfinished run of this script with these settings, not running elsewhere."""
+        """The newest unfinished run of this script with these settings, not running elsewhere,
+        if its code is this one's; a run whose script has been edited since is named and left."""
         for meta in reversed(all_runs(out)):
             if (meta["script"] == self.script and meta["status"] != "complete"
                     and settings(meta.get("settings", {})) == self.settings
                     and not (meta["status"] == "running" and alive(meta.get("pid")))):
-                return meta
+                changed = code.edited(meta.get("code"), self.code)
+                if not changed:
+                    return meta
+                print(f"Not resuming run {meta['name']}: {self.code['file']} has changed since it stopped "
+                      f"({', '.join(changed)}); starting a new run", flush=True)
+                return None
         return None
 
     # The parts
@@ -221,6 +240,7 @@ class Run(Outputs):
     def part(self, name, work, *args):
         """Run ``work(*args)`` as the part ``name`` and return what it returns; a part that
         finished in an earlier session of this run is skipped (returning None), and says so."""
+        exits.raise_pending()
         parts = self.meta["parts"]
         earlier = parts.get(name, {})
         if earlier.get("status") == "complete":
@@ -317,9 +337,13 @@ class Run(Outputs):
         if kind is None:
             shutil.rmtree(os.path.join(self.root, "state"), ignore_errors=True)
             self._save(status="complete", pid=None, wall_seconds=wall)
-            self._publish()
-            for hook in self.after:
-                hook(self)
+            try:
+                self._publish()
+                for hook in self.after:
+                    hook(self)
+            except BaseException:  # every part done, but not yet published: the same command does it
+                self._save(status="interrupted while publishing")
+                raise
         else:
             stopped = self.current and self.meta["parts"][self.current]["status"]
             where = f" in {self.current}{stopped[len('interrupted'):]}" if stopped else ""

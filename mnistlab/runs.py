@@ -4,8 +4,6 @@
     python -m mnistlab.runs compare [--out DIR] RUN [RUN ...]   # those runs (a unique prefix will do)
 """
 
-import sys
-
 from mnistlab import exits
 
 PROG = "python -m mnistlab.runs"
@@ -14,8 +12,8 @@ if __name__ == "__main__":
 
 from mnistlab import compare  # noqa: E402
 from mnistlab.errors import LabError  # noqa: E402
-from mnistlab.flags import LabParser  # noqa: E402
-from mnistlab.run import Outputs, all_runs, fmt_seconds, record_of, runs_folder  # noqa: E402
+from mnistlab.exits import LabParser  # noqa: E402
+from mnistlab.run import Outputs, all_runs, fmt_seconds, label, record_of, runs_folder, with_edits  # noqa: E402
 
 
 def find(metas, prefix, out):
@@ -37,7 +35,7 @@ def describe(meta):
     metric = next((m for m in compare.CURVES if m in history), None)
     final = (f"final {metric.replace('_', ' ')} {compare.fmt_metric(metric, history[metric][-1])}" if metric
              else "no epoch yet")
-    return f"{meta['name']}  {meta['status']}  {final}  {fmt_seconds(meta.get('wall_seconds'))}  ({compare.fmt_parts(meta)})"
+    return f"{meta['name']}  [{label(meta['changed'])}]  {meta['status']}  {final}  {fmt_seconds(meta.get('wall_seconds'))}  ({compare.fmt_parts(meta)})"
 
 
 def parse_args(argv):
@@ -62,7 +60,7 @@ def main(argv=None):
         raise LabError(f"no runs in {runs_folder(args.out)}; run a lab script first "
                        "(python mlp_mnist.py), or pass --out to the folder it wrote to")
     if args.command == "list":
-        for meta in reversed(metas):
+        for meta in reversed(with_edits(metas)):
             print(describe(meta))
         return 0
     chosen = [find(metas, prefix, args.out) for prefix in args.run]
@@ -77,4 +75,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(exits.run(main, prog=PROG))
+    exits.exit_script(main, PROG)

@@ -5,10 +5,10 @@ import math
 import os
 import sys
 
-import keras
-
-from mnistlab import files, records
+from mnistlab import backend, exits, files, records
 from mnistlab.errors import LabError
+
+keras = backend.imported_keras()
 
 # Several batches per call into the backend: identical math, far less per-step overhead.
 STEPS_PER_EXECUTION = 32
@@ -145,7 +145,8 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
         calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(initial_epoch, epochs))
     else:
         calls = [(initial_epoch, epochs, x)]
-    callbacks.append(StopOnDivergence(say=verbose != 0))
+    callbacks += [StopOnDivergence(say=verbose != 0),
+                  keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: exits.raise_pending())]
     merged = {key: list(values) for key, values in before.items()}
     for first, last, inputs in calls:
         history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,

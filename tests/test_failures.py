@@ -546,3 +546,138 @@ def test_ctrl_c_while_the_report_or_the_runs_command_starts_is_one_line(module, 
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 130, result.stderr
     assert result.stderr == f"{prog}: stopped (SIGINT); what had finished is saved, rerun the same command to go on\n"
+
+
+def stop_line(prog, signal_name):
+    return f"{prog}: stopped ({signal_name}); what had finished is saved, rerun the same command to go on\n"
+
+
+def test_a_stop_dropped_by_a_garbage_collector_callback_still_ends_the_command(capsys):
+    """Python drops an exception raised in a garbage-collector callback (JAX's ``_xla_gc_callback``
+    is one) after printing "Exception ignored in": a stop raised there still ends the command,
+    and the work after it never runs."""
+    import gc
+    import time
+
+    from mnistlab import exits
+
+    went_on = []
+
+    def send_a_stop(phase, info):
+        if phase == "start" and not went_on:
+            went_on.append(False)
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, inside the callback
+            time.sleep(0.001)
+
+    def main(argv):
+        gc.callbacks.append(send_a_stop)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(send_a_stop)
+        for _ in range(300):  # the run going on for up to 3 s
+            time.sleep(0.01)
+        went_on.append(True)
+        return 0
+
+    assert exits.run(main, [], prog="lab") == 128 + signal.SIGTERM
+    assert went_on == [False]
+    assert capsys.readouterr().err == stop_line("lab", "SIGTERM")
+
+
+def stops_at_many_instants(command, instants, cwd=ROOT):
+    """Start ``command`` once per instant (seconds) and send it a stop then, cycling through the
+    stop signals; each process is left to end by itself. Every one ends with exactly its stop's
+    line and code, or, where the stop came after its end, as a normal run ends."""
+    names = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    for i, instant in enumerate(instants):
+        name = names[i % len(names)]
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True, preexec_fn=as_in_a_terminal)
+        try:
+            stdout, stderr = process.communicate(timeout=instant)
+        except subprocess.TimeoutExpired:
+            process.send_signal(getattr(signal, name))
+            stdout, stderr = process.communicate(timeout=300)
+        if process.returncode == 0:  # it had ended before the stop
+            assert stderr == "", (instant, stderr)
+        else:
+            assert (process.returncode, stderr) == (128 + getattr(signal, name), stop_line(command_name(command), name)), \
+                (instant, stdout[-2000:])
+
+
+def command_name(command):
+    return f"python -m {command[2]}" if command[1] == "-m" else os.path.basename(command[1])
+
+
+@POSIX
+def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_command_goes_on(tiny_npz, tmp_path):
+    """A run of the MLP and a small study, stopped at instants spread over its whole life, from
+    the first import (JAX's garbage-collector callback among them) to its last file, each time
+    the same command again: each ends with exactly its line, and the last one finishes the run."""
+    import time
+
+    command = [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--quick", "--data", tiny_npz, "--epochs", "2",
+               "--hidden", "8", "--study", "--study-hidden", "16", "--study-epochs", "2", "--l2", "0.001",
+               "--replicates", "2", "--workers", "1", "--out", str(tmp_path)]
+    start = time.monotonic()
+    first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert first.returncode == 0 and first.stderr == ""
+    whole = time.monotonic() - start
+    # Dense where the libraries load, then spread to past the end, each a little off the grid.
+    instants = [0.3, 0.8, 1.3, 1.9, 2.6] + [whole * k / 6 + 0.1 * k for k in range(2, 8)]
+    stops_at_many_instants(command, instants)
+    last = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert last.returncode == 0 and last.stderr == ""
+    newest = max((tmp_path / "runs").iterdir(), key=lambda p: json.loads((p / "run.json").read_text())["started"])
+    assert json.loads((newest / "run.json").read_text())["status"] == "complete"
+    stops_at_many_instants([sys.executable, "-m", "mnistlab.runs", "--out", str(tmp_path)], [0.05, 0.3, 0.7, 1.2, 2.0])
+
+
+@POSIX
+def test_a_stop_at_any_instant_of_the_report_is_one_line(tmp_path):
+    for kind in ("results", "plots"):
+        shutil.copytree(os.path.join(ROOT, kind), tmp_path / kind)
+    stops_at_many_instants([sys.executable, "-m", "mnistlab.report", "--out", str(tmp_path)],
+                           [0.05, 0.2, 0.5, 0.9, 1.4, 2.0, 3.0])
+
+
+@POSIX
+def test_a_stop_while_a_finished_runs_figures_are_published_is_one_line(tiny_npz, tmp_path):
+    argv = ["mlp_mnist.py", "--data", tiny_npz, "--epochs", "1", "--hidden", "8", "--out", str(tmp_path)]
+    stopped = run_with_stop(argv, signal.SIGTERM, after=os.path.join(str(tmp_path), "plots", "mlp_mnist_loss.png"))
+    assert stopped.returncode == 128 + signal.SIGTERM and stopped.stderr == stop_line("mlp_mnist.py", "SIGTERM")
+    result = run_script(*argv)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+@POSIX
+def test_a_script_edited_after_a_stop_starts_a_new_run_and_the_runs_command_tells_them_apart(tiny_npz, tmp_path):
+    """A student stops a run, adds a Dropout to build_mlp, and reruns the same command: the
+    edited model is a new run, not the rest of the stopped one."""
+    copy = tmp_path / "lab" / "mlp_mnist.py"
+    copy.parent.mkdir()
+    shutil.copy(os.path.join(ROOT, "mlp_mnist.py"), copy)
+    out = tmp_path / "out"
+    argv = [str(copy), "--data", tiny_npz, "--epochs", "3", "--hidden", "8", "--out", str(out)]
+    assert run_with_stop(argv, signal.SIGTERM).returncode == 128 + signal.SIGTERM
+    dense = 'layers.append(keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer))'
+    copy.write_text(copy.read_text().replace(dense, dense + "\n        layers.append(keras.layers.Dropout(0.2))"))
+    result = run_script(*argv, env={"PYTHONPATH": ROOT})
+    assert result.returncode == 0 and result.stderr == ""
+    stopped, edited = sorted((out / "runs").iterdir(), key=lambda p: p.name)
+    assert (f"Not resuming run {stopped.name}: mlp_mnist.py has changed since it stopped (build_mlp); "
+            "starting a new run\n") in result.stdout
+    assert "Resuming" not in result.stdout
+    assert json.loads((stopped / "run.json").read_text())["status"].startswith("interrupted")
+    record = json.loads((edited / "results" / "mlp_mnist.json").read_text())
+    assert len(record["history"]["loss"]) == 3 and "Dropout" in [layer["kind"] for layer in record["layers"]]
+    listing = subprocess.run([sys.executable, "-m", "mnistlab.runs", "--out", str(out)], capture_output=True,
+                             text=True, cwd=ROOT, timeout=60)
+    assert listing.returncode == 0 and listing.stderr == ""
+    assert listing.stdout.splitlines()[0].startswith(f"{edited.name}  [epochs 3, hidden 8, edited build_mlp]  complete")
+    assert listing.stdout.splitlines()[1].startswith(f"{stopped.name}  [epochs 3, hidden 8]  interrupted")
+    compared = subprocess.run([sys.executable, "-m", "mnistlab.runs", "compare", "--out", str(out), stopped.name,
+                               edited.name], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert compared.returncode == 0 and compared.stderr == ""
+    assert f"| {edited.name} | epochs 3, hidden 8, edited build_mlp |" in compared.stdout

@@ -5,7 +5,7 @@ import os
 
 from mnistlab import files
 from mnistlab.errors import LabError
-from mnistlab.flags import LabParser
+from mnistlab.exits import LabParser
 from mnistlab import report
 from mnistlab.report import PROG, autoencoder, cnn, mlp
 from mnistlab.report.common import provenance, read_records, wall_times, write

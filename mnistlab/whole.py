@@ -1,0 +1,82 @@
+"""The whole lab as one command, ``python -m mnistlab.lab``: the three scripts with the flags of
+``lab.LAB_FLAGS``, one after the other, then the report. Each script runs in its own process
+(each loads its own Keras backend).
+
+A failing part ends the lab with that part's line and exit code. A stop is passed on to the
+part running, which says its line; rerunning the command goes on: the scripts that finished in
+the stopped lab are not run again (the lab's progress file, ``OUT/runs/lab.json``, names them
+until the whole lab is done), and the stopped one goes on from where it stopped.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+from mnistlab import exits, files, lab
+
+PROG = "python -m mnistlab.lab"
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
+
+
+def commands(quick, out):
+    """Each part of the lab, by name, and the command that runs it."""
+    common = [*(["--quick"] if quick else []), "--out", out]
+    parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *lab.LAB_FLAGS[script]])
+             for script in lab.SCRIPTS]
+    return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
+
+
+def run_part(command):
+    """Run ``command`` to its end; returns its exit code and the signal of a stop that reached
+    this process meanwhile (None without one). The stop is passed on to the part, which saves
+    what it has done and says its line."""
+    part = subprocess.Popen(command)
+    try:
+        return part.wait(), None
+    except exits.Stopped as stop:
+        if os.name != "nt" or stop.signum != signal.SIGINT:  # Windows' Ctrl-C reaches the part by itself
+            part.send_signal(stop.signum)
+        return part.wait(), exits.passed_on(stop)
+
+
+def main(quick, out):
+    path = os.path.join(out, "runs", "lab.json")
+    done = files.read_json(path, default={}).get("done", [])
+    for name, command in commands(quick, out):
+        if name in done:
+            print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
+            continue
+        print(f"== {name}", flush=True)
+        code, stop = run_part(command)
+        if code == 0:
+            done.append(name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            files.write_json(path, {"done": done})
+        if stop and not code:  # the part finished as the stop came: the stop's line is this command's
+            return exits.stopped(PROG, stop)
+        if code:
+            return code
+    os.remove(path)
+    return 0
+
+
+def command(argv):
+    """``python -m mnistlab.lab``: print one script's flags, or run the whole lab."""
+    exits.stops_from_now(PROG)
+    parser = exits.LabParser(prog=PROG, description="The whole lab: the three scripts at the lab's settings, one "
+                             "after the other, then REPORT.md. Stopped, the same command goes on.")
+    parser.add_argument("script", nargs="?", choices=list(lab.SCRIPTS),
+                        help="print only the flags the whole lab gives SCRIPT (the Makefile reads them)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every part on a small subset with 1-2 epochs, in a minute (written under quick/)")
+    parser.add_argument("--out", metavar="DIR", help="where the runs, figures, numbers and REPORT.md go "
+                        "(default: this folder; quick/ with --quick)")
+    args = parser.parse_args(argv)
+    if args.script:
+        print(" ".join(lab.LAB_FLAGS[args.script]))
+        return
+    out = os.path.abspath(args.out or ("quick" if args.quick else "."))
+    exits.exit_script(lambda argv: main(args.quick, out), PROG)
