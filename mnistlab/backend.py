@@ -19,6 +19,7 @@ import platform
 import re
 import sys
 import tempfile
+import warnings
 
 from mnistlab.errors import LabError
 
@@ -54,6 +55,8 @@ def choose(default):
         raise LabError(f"KERAS_BACKEND={name}, but {name} is not installed; "
                        f"pip install {TRAINING_BACKENDS[name]}, or unset KERAS_BACKEND to use {default}")
     share_gpu()
+    if name == "jax":
+        keep_compiled_programs()
     if name == "tensorflow":
         use_onednn()
     elif "tensorflow" not in sys.modules:
@@ -67,6 +70,42 @@ def share_gpu():
     it (the variables both document; unless the user set them; nothing changes on a CPU)."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+# JAX's own disk cache of compiled programs, where the user has not set one: every program (the
+# lab's compile in well under JAX's default threshold of 1 s), up to a bounded size.
+JAX_CACHE = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+             "JAX_COMPILATION_CACHE_MAX_SIZE": str(2**28)}
+
+
+def keep_compiled_programs():
+    """JAX keeps what it compiles in this user's cache folder (JAX's persistent compilation
+    cache): a rerun, a quick run and every pool worker load the training steps instead of
+    compiling them again (a quick run spends most of its time compiling; bench/README.md). The
+    same programs, so the same numbers. Unless the user chose a folder (JAX_COMPILATION_CACHE_DIR),
+    or there is none that can be written; a cache entry that cannot be read or written only
+    means compiling again, said nowhere."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        folder = os.path.join(user_cache_folder(), "mnistlab", "jax")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError:
+            return
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    for variable, value in JAX_CACHE.items():
+        os.environ.setdefault(variable, value)
+    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation cache entry")
+
+
+def user_cache_folder():
+    """Where this user's programs keep caches: the OS's own place for them."""
+    if os.name == "nt":
+        return os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
+    if sys.platform == "darwin":
+        return os.path.join(os.path.expanduser("~"), "Library", "Caches")
+    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 
 
 def gpu_reported():

@@ -93,7 +93,7 @@ def check(address):
 
 
 class Cluster:
-    """Trainings as tasks of the Dask cluster at ``address``, each worker given ``script``'s code
+    """Trainings (``parallel.Trainings``) as tasks of the Dask cluster at ``address``, each worker given ``script``'s code
     and the data file at ``data_path`` (None: Keras's downloaded copy)."""
 
     def __init__(self, address, script, data_path):

@@ -11,6 +11,7 @@ import functools
 import multiprocessing
 import os
 import signal
+import typing
 
 from mnistlab import backend, exits
 
@@ -84,9 +85,23 @@ def _call(task, setup, job):
     return job, task(_worker["data"], job)
 
 
+class Trainings(typing.Protocol):
+    """Where a script's independent trainings run: ``Local`` (this machine's pool) or
+    ``cluster.Cluster`` (a Dask cluster); ``trainings`` chooses."""
+
+    def describe(self, jobs: int) -> str:
+        """How ``jobs`` trainings run, as the progress line says it."""
+
+    def slots(self, jobs: int) -> int:
+        """How many of ``jobs`` train at once."""
+
+    def run(self, task, jobs, load):
+        """Yield ``(job, task(load(data file), job))`` for every job, each as soon as it is done."""
+
+
 class Local:
-    """Trainings in worker processes on this machine, ``workers`` at a time, each loading the
-    data file at ``data_path`` (None: Keras's download)."""
+    """Trainings (``Trainings``) in worker processes on this machine, ``workers`` at a time,
+    each loading the data file at ``data_path`` (None: Keras's download)."""
 
     def __init__(self, workers, data_path):
         self.workers, self.data_path = workers, data_path
@@ -98,11 +113,11 @@ class Local:
         return worker_count(self.workers, jobs)
 
     def run(self, task, jobs, load):
-        """``run`` with ``setup`` = ``load(data_path)``."""
+        """The module's ``run``, its workers loading ``load(data_path)``."""
         return run(task, jobs, functools.partial(load, self.data_path), self.workers)
 
 
-def trainings(script, args):
+def trainings(script, args) -> Trainings:
     """Where ``script``'s independent trainings run: on the Dask cluster of ``--cluster``, else
     in this machine's pool of ``--workers``."""
     if args.cluster:

@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# JAX's compiled programs shared by every test and every process they start (the same tiny models
+# compile once), kept apart from the user's own cache.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".pytest_cache", "jax-compiled"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

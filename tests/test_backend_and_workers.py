@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -174,3 +175,28 @@ def test_the_cuda_probe_of_a_machine_without_a_gpu_is_start_up_chatter():
     line = ("2026-11-30 21:31:18.044265: E external/local_xla/xla/stream_executor/cuda/cuda_platform.cc:51] "
             "failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
     assert backend.CHATTER.match(line) and not backend.CHATTER.match("ValueError: a real error")
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_jax_keeps_its_compiled_programs_in_the_users_cache_folder(writable, monkeypatch, tmp_path):
+    """On JAX a rerun loads the training steps it compiled before (the same programs, so the same
+    numbers); where no cache folder can be written, it compiles as before, silently."""
+    cache = tmp_path / "cache"
+    if writable:
+        cache.mkdir()
+    else:
+        cache.write_text("a file where the cache folder goes")
+    for variable in ("JAX_COMPILATION_CACHE_DIR", *backend.JAX_CACHE):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    backend.keep_compiled_programs()
+    if writable:
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(cache / "mnistlab" / "jax")
+        assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+        with warnings.catch_warnings(record=True) as shown:  # a full disk under the cache: compiled again
+            warnings.warn("Error writing persistent compilation cache entry for 'jit_step': OSError: disk full")
+        assert shown == []
+    else:
+        assert "JAX_COMPILATION_CACHE_DIR" not in os.environ

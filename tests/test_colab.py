@@ -1,26 +1,51 @@
-"""What a Colab user runs first, `--quick` of each script in the order of `make quick`, and the
-report: exit 0 and nothing on stderr, whatever TensorFlow package is installed (the full one
-probes for CUDA on a machine without a GPU). `make test-colab` runs it on Colab's own versions."""
+"""What a Colab user runs, the lab's one command (`python -m mnistlab.lab --quick`): exit 0 and
+nothing on stderr, whatever TensorFlow package is installed (the full one probes for CUDA on a
+machine without a GPU); stopped in the middle, one line, and the same command goes on without
+running the finished parts again. `make test-colab` runs it on Colab's own versions."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT
+
+
+def started(out, script):
+    """Whether a run of ``script`` has made its folder under ``out``."""
+    runs = out / "runs"
+    return runs.is_dir() and any(p.name.startswith(f"{script}-") and (p / "run.json").exists() for p in runs.iterdir())
 
 
 @pytest.mark.slow
-def test_the_quick_lab_runs_quietly_and_names_its_device(tiny_npz, tmp_path):
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_quick_lab_runs_quietly_stops_in_one_line_and_goes_on(tiny_npz, tmp_path):
     data = os.environ.get("MNIST_NPZ") if os.path.isfile(os.environ.get("MNIST_NPZ", "")) else tiny_npz
-    for script in ("mlp_mnist.py", "cnn_mnist.py", "denoise_autoencoder.py"):
-        result = run_script(script, "--quick", "--save-model", "--data", data, "--out", str(tmp_path))
-        assert result.returncode == 0 and result.stderr == "", result.stderr
-        assert result.stdout.startswith("Training on CPU: ") or result.stdout.startswith("Training on GPU: ")
-        record = json.loads((tmp_path / "results" / f"{script[:-3]}.json").read_text())
-        assert record["environment"]["device"] == result.stdout.splitlines()[0].split("Training on ")[1].split(" (")[0]
-    report = subprocess.run([sys.executable, "-m", "mnistlab.report", "--out", str(tmp_path)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert report.returncode == 0 and report.stderr == ""
+    command = [sys.executable, "-m", "mnistlab.lab", "--quick", "--out", str(tmp_path)]
+    env = {**os.environ, "MNIST_NPZ": data}
+    lab = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not started(tmp_path, "cnn_mnist") and lab.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lab.send_signal(signal.SIGTERM)  # to the lab command alone, as `kill` sends it: the CNN's part stops too
+    stdout, stderr = lab.communicate(timeout=300)
+    assert lab.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr == "cnn_mnist.py: stopped (SIGTERM); what had finished is saved, rerun the same command to go on\n"
+    assert stdout.startswith("== mlp_mnist\nTraining on ")
+
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("mlp_mnist: finished in the lab stopped earlier; not run again\n== cnn_mnist\n")
+    assert "Resuming run cnn_mnist-" in result.stdout
+    devices = [line.split("Training on ")[1].split(" (")[0] for line in (stdout + result.stdout).splitlines()
+               if line.startswith("Training on ")]
+    devices = [devices[0], *devices[-2:]]  # the MLP's, then the rerun's CNN and autoencoder
+    assert all(d.startswith(("CPU: ", "GPU: ")) for d in devices)
+    for script, device in zip(("mlp_mnist", "cnn_mnist", "denoise_autoencoder"), devices):
+        record = json.loads((tmp_path / "results" / f"{script}.json").read_text())
+        assert record["environment"]["device"] == device
+    assert (tmp_path / "REPORT.md").is_file() and not (tmp_path / "runs" / "lab.json").exists()
