@@ -191,28 +191,38 @@ def run(main, argv=None, prog=None):
             return code
         finally:  # what is still buffered goes now, so that a reader gone away is noticed here
             sys.stdout.flush()
-    except LabError as exc:
-        return error(prog, str(exc))
-    except BrokenPipeError:
-        return _pipe_closed()
-    except SystemExit as exc:  # rich (Keras's layer table) ends a program whose reader went away so
-        if isinstance(exc.__context__, BrokenPipeError):
-            return _pipe_closed()
-        raise
-    except OSError as exc:  # a full disk or a folder gone read-only under a library's own write
-        return error(prog, str(cannot_write(exc.filename or "a file", exc)))
-    except (KeyboardInterrupt, SystemError) as exc:
-        signum = stop_signal(exc)
-        if signum is None:
-            raise
-        return stopped(prog, _ended(signum))
-    except Exception as exc:  # the backend's own out-of-memory error, whatever its class
-        if not _out_of_memory(exc):
-            raise
-        return error(prog, f"out of memory ({type(exc).__name__}); pass a smaller --batch-size or smaller "
-                           "layers, or close other programs, then rerun the same command")
+    except BaseException as exc:
+        return _ending(prog, exc)
     finally:
         restore_handlers(previous)
+
+
+def _stop_behind(exc):
+    """The signal of the stop behind ``exc``: one it was raised by or while handling, or one that
+    came before it and was swallowed (a stop inside an import that a library caught leaves the
+    module half made, and the next import of it fails)."""
+    signum = stop_signal(exc)
+    if signum is None and _pending and not isinstance(exc, SystemExit):
+        signum = _pending[-1][0]
+    return signum
+
+
+def _ending(prog, exc):
+    """The exit code of ``prog`` ended by ``exc``, its one line said; re-raises what the
+    contract does not cover (a bug: its traceback is the report)."""
+    signum = _stop_behind(exc)
+    if signum is not None:
+        return stopped(prog, _ended(signum))
+    if isinstance(exc, LabError):
+        return error(prog, str(exc))
+    if isinstance(exc, BrokenPipeError) or (isinstance(exc, SystemExit) and isinstance(exc.__context__, BrokenPipeError)):
+        return _pipe_closed()  # rich (Keras's layer table) ends a program whose reader went away with SystemExit
+    if isinstance(exc, OSError):  # a full disk or a folder gone read-only under a library's own write
+        return error(prog, str(cannot_write(exc.filename or "a file", exc)))
+    if isinstance(exc, Exception) and _out_of_memory(exc):  # the backend's own error, whatever its class
+        return error(prog, f"out of memory ({type(exc).__name__}); pass a smaller --batch-size or smaller "
+                           "layers, or close other programs, then rerun the same command")
+    raise exc
 
 
 def exit_script(main, prog=None):
@@ -256,7 +266,7 @@ def stops_from_now(prog):
 
 def stopped_at_start(prog, default_hook, kind, exc, traceback):
     """A stop while the script's modules load, outside ``run``: its one line and exit code."""
-    signum = stop_signal(exc)
+    signum = _stop_behind(exc)
     if signum is None:
         return default_hook(kind, exc, traceback)
     exit_now(stopped(prog, _ended(signum)))  # nothing has been made yet that an orderly exit would save
