@@ -177,6 +177,12 @@ def test_the_cuda_probe_of_a_machine_without_a_gpu_is_start_up_chatter():
     assert backend.CHATTER.match(line) and not backend.CHATTER.match("ValueError: a real error")
 
 
+KEEPS_A_PROGRAM = """
+import jax, jax.numpy as jnp
+jax.jit(lambda x: x * 2 + 1)(jnp.arange(3.0)).block_until_ready()
+"""
+
+
 @pytest.mark.parametrize("writable", [True, False])
 def test_jax_keeps_its_compiled_programs_in_the_users_cache_folder(writable, monkeypatch, tmp_path):
     """On JAX a rerun loads the training steps it compiled before (the same programs, so the same
@@ -198,5 +204,10 @@ def test_jax_keeps_its_compiled_programs_in_the_users_cache_folder(writable, mon
         with warnings.catch_warnings(record=True) as shown:  # a full disk under the cache: compiled again
             warnings.warn("Error writing persistent compilation cache entry for 'jit_step': OSError: disk full")
         assert shown == []
+        # and JAX really keeps a program there with these settings (a warning would mean it cannot)
+        compiled = subprocess.run([sys.executable, "-W", "error", "-c", KEEPS_A_PROGRAM], capture_output=True, text=True,
+                                  cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+        assert compiled.returncode == 0 and compiled.stderr == "", compiled.stderr
+        assert os.listdir(cache / "mnistlab" / "jax")
     else:
         assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
