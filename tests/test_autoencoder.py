@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import denoise_autoencoder as dae
-from conftest import assert_png, prepared_digits, run_main, run_script
+from conftest import assert_png, prepared_digits, run_main
 from mnistlab import data, files, lab, training
 
 def flat(split):
@@ -218,16 +218,6 @@ def test_unloadable_classifier_is_a_clear_error(tiny_npz, tmp_path, capsys):
     code, _, err = run_main(dae.main, ["--data", tiny_npz, "--quick", "--classifier", str(bad),
                                        "--out", str(tmp_path)], capsys)
     assert code == 2 and "cannot load --classifier" in err and len(err.strip().splitlines()) == 1
-
-
-@pytest.mark.slow
-def test_quick_run_on_real_mnist(real_mnist, tmp_path):
-    result = run_script("denoise_autoencoder.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
-    assert len(record["classifiers"][0]["accuracy_denoised"]) == 11
-    for figure in FIGURES:
-        assert_png(tmp_path / "plots" / figure)
 
 
 def test_training_noise_band_has_the_requested_mean():

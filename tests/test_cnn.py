@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnn_mnist
-from conftest import assert_png, histories_of_two_runs, prepared_digits, run_main, run_script
+from conftest import assert_png, histories_of_two_runs, prepared_digits, run_main
 from mnistlab import flags, training
 
 FIGURES = ("accuracy", "loss", "model", "confusion", "misclassified", "filters", "feature_maps")
@@ -80,16 +80,6 @@ def test_default_epochs_depend_on_the_model():
     assert flags.parse("cnn_mnist", []).epochs == 12
     assert flags.parse("cnn_mnist", ["--model", "improved"]).epochs == 30
     assert flags.parse("cnn_mnist", ["--model", "improved", "--epochs", "3"]).epochs == 3
-
-
-@pytest.mark.slow
-def test_quick_run_on_real_mnist(real_mnist, tmp_path):
-    result = run_script("cnn_mnist.py", "--quick", "--data", real_mnist, "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((tmp_path / "results" / "cnn_mnist.json").read_text())
-    assert record["test_accuracy"] > 0.5 and record["parameters"] == 62_346  # chance is 10%
-    for figure in FIGURES:
-        assert_png(tmp_path / "plots" / f"cnn_mnist_{figure}.png")
 
 
 @pytest.mark.slow
