@@ -1,5 +1,5 @@
 """Shared code for the Keras MNIST lab scripts: data, noise, training, plots, results, CLI.
 
 Importing it changes nothing global: a lab command's entry calls ``launch.command`` (a script,
-through ``launch.keras``) or ``exits.stops_from_now`` at its first line.
+through ``launch.keras``) or ``stops.from_now`` at its first line.
 """

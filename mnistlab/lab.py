@@ -62,6 +62,9 @@ def dense_parameters(sizes):
 
 
 if __name__ == "__main__":
+    from mnistlab import stops
+
+    stops.from_now(f"python -m {__spec__.name}")  # first: from here on a stop is its one line
     from mnistlab import whole
 
-    whole.command(sys.argv[1:])
+    whole.command(f"python -m {__spec__.name}", sys.argv[1:])

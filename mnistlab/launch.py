@@ -5,12 +5,12 @@ the script's backend.
 
     keras = launch.keras(__name__, "mlp_mnist", __doc__)   # at the top of a script
 
-Only ``exits`` loads with this module: the others wait until a stop is caught.
+Only ``stops`` loads with this module: the others wait until a stop is caught.
 """
 
 import sys
 
-from mnistlab import exits
+from mnistlab import stops
 
 
 def command(module_name, prog):
@@ -18,7 +18,7 @@ def command(module_name, prog):
     stop is its one line, and Keras, TensorFlow and JAX load quietly whoever imports them.
     Imported (by a test, a notebook, a pool worker), it does nothing."""
     if module_name == "__main__":
-        exits.stops_from_now(prog)
+        stops.from_now(prog)
         from mnistlab import backend
 
         backend.quiet_imports()
@@ -41,7 +41,7 @@ def keras(module_name, script, doc):
 def preflight(script, doc, argv=None):
     """Read the flags, then check the backend, the data file and the output folder. Exits with
     code 2 on an error; returns nothing otherwise."""
-    from mnistlab import backend, data, flags, lab, run
+    from mnistlab import backend, data, exits, flags, lab, run
 
     def check(argv):
         args = flags.parse(script, argv, doc)

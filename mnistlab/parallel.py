@@ -13,7 +13,7 @@ import os
 import signal
 import typing
 
-from mnistlab import backend, exits
+from mnistlab import backend, stops
 
 MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend
 
@@ -53,7 +53,7 @@ def _defer_stops():
     needs. Workers do not inherit the noting handlers: a worker that its pool terminates dies."""
     noted = []
     note = lambda signum, frame: noted.append(signum)
-    previous = {signum: signal.signal(signum, note) for signum in exits.STOP_SIGNALS
+    previous = {signum: signal.signal(signum, note) for signum in stops.STOP_SIGNALS
                 if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
     return noted, previous
 

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 
-from mnistlab import code, exits, files, flags, records, stats
+from mnistlab import code, files, flags, records, stats, stops
 from mnistlab.errors import LabError
 
 
@@ -240,7 +240,7 @@ class Run(Outputs):
     def part(self, name, work, *args):
         """Run ``work(*args)`` as the part ``name`` and return what it returns; a part that
         finished in an earlier session of this run is skipped (returning None), and says so."""
-        exits.raise_pending()
+        stops.raise_pending()
         parts = self.meta["parts"]
         earlier = parts.get(name, {})
         if earlier.get("status") == "complete":

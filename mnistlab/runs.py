@@ -4,12 +4,13 @@
     python -m mnistlab.runs compare [--out DIR] RUN [RUN ...]   # those runs (a unique prefix will do)
 """
 
-from mnistlab import exits
+from mnistlab import stops
 
 PROG = "python -m mnistlab.runs"
 if __name__ == "__main__":
-    exits.stops_from_now(PROG)  # before the comparison's libraries load
+    stops.from_now(PROG)  # before the comparison's libraries load
 
+from mnistlab import exits  # noqa: E402
 from mnistlab import compare  # noqa: E402
 from mnistlab.errors import LabError  # noqa: E402
 from mnistlab.exits import LabParser  # noqa: E402

@@ -5,7 +5,7 @@ import math
 import os
 import sys
 
-from mnistlab import backend, exits, files, records
+from mnistlab import backend, files, records, stops
 from mnistlab.errors import LabError
 
 keras = backend.imported_keras()
@@ -146,7 +146,7 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
     else:
         calls = [(initial_epoch, epochs, x)]
     callbacks += [StopOnDivergence(say=verbose != 0),
-                  keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: exits.raise_pending())]
+                  keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stops.raise_pending())]
     merged = {key: list(values) for key, values in before.items()}
     for first, last, inputs in calls:
         history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 
-from mnistlab import exits, files, lab
+from mnistlab import exits, files, lab, stops
 
 PROG = "python -m mnistlab.lab"
 
@@ -36,13 +36,13 @@ def run_part(command):
     part = subprocess.Popen(command)
     try:
         return part.wait(), None
-    except exits.Stopped as stop:
+    except stops.Stopped as stop:
         if os.name != "nt" or stop.signum != signal.SIGINT:  # Windows' Ctrl-C reaches the part by itself
             part.send_signal(stop.signum)
-        return part.wait(), exits.passed_on(stop)
+        return part.wait(), stops.passed_on(stop)
 
 
-def main(quick, out):
+def main(prog, quick, out):
     path = os.path.join(out, "runs", "lab.json")
     done = files.read_json(path, default={}).get("done", [])
     for name, command in commands(quick, out):
@@ -56,17 +56,17 @@ def main(quick, out):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             files.write_json(path, {"done": done})
         if stop and not code:  # the part finished as the stop came: the stop's line is this command's
-            return exits.stopped(PROG, stop)
+            return stops.stopped(prog, stop)
         if code:
             return code
     os.remove(path)
     return 0
 
 
-def command(argv):
-    """``python -m mnistlab.lab``: print one script's flags, or run the whole lab."""
-    exits.stops_from_now(PROG)
-    parser = exits.LabParser(prog=PROG, description="The whole lab: the three scripts at the lab's settings, one "
+def command(prog, argv):
+    """``python -m mnistlab.lab`` (``prog``), its stops caught: print one script's flags, or run
+    the whole lab."""
+    parser = exits.LabParser(prog=prog, description="The whole lab: the three scripts at the lab's settings, one "
                              "after the other, then REPORT.md. Stopped, the same command goes on.")
     parser.add_argument("script", nargs="?", choices=list(lab.SCRIPTS),
                         help="print only the flags the whole lab gives SCRIPT (the Makefile reads them)")
@@ -79,4 +79,4 @@ def command(argv):
         print(" ".join(lab.LAB_FLAGS[args.script]))
         return
     out = os.path.abspath(args.out or ("quick" if args.quick else "."))
-    exits.exit_script(lambda argv: main(args.quick, out), PROG)
+    exits.exit_script(lambda argv: main(prog, args.quick, out), prog)

@@ -610,7 +610,9 @@ def test_a_stop_that_a_library_swallows_still_ends_the_command(then, capsys):
 def stops_at_many_instants(command, instants, cwd=ROOT, env=None):
     """Start ``command`` once per instant (seconds) and send it a stop then, cycling through the
     stop signals; each process is left to end by itself. Every one ends with exactly its stop's
-    line and code, or, where the stop came after its end, as a normal run ends."""
+    line and code, or, where the stop came after its end, as a normal run ends. (Before the
+    command's first line, in the hundredths of a second Python takes to start, a stop is Python's
+    own: the instants start later.)"""
     names = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
     for i, instant in enumerate(instants):
         name = names[i % len(names)]
@@ -658,7 +660,7 @@ def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_comma
     newest = max((tmp_path / "runs").iterdir(), key=lambda p: json.loads((p / "run.json").read_text())["started"])
     assert json.loads((newest / "run.json").read_text())["status"] == "complete"
     if backend == "jax":
-        stops_at_many_instants([sys.executable, "-m", "mnistlab.runs", "--out", str(tmp_path)], [0.05, 0.3, 0.7, 1.2])
+        stops_at_many_instants([sys.executable, "-m", "mnistlab.runs", "--out", str(tmp_path)], [0.3, 0.5, 0.8, 1.2])
 
 
 @POSIX
@@ -666,7 +668,7 @@ def test_a_stop_at_any_instant_of_the_report_is_one_line(tmp_path):
     for kind in ("results", "plots"):
         shutil.copytree(os.path.join(ROOT, kind), tmp_path / kind)
     stops_at_many_instants([sys.executable, "-m", "mnistlab.report", "--out", str(tmp_path)],
-                           [0.05, 0.2, 0.5, 0.9, 1.4, 2.0, 3.0])
+                           [0.3, 0.5, 0.9, 1.4, 2.0, 3.0])
 
 
 @POSIX
