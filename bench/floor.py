@@ -74,8 +74,10 @@ def dense_layers(sizes):
 
 def model_layers(model_name):
     """The layer table of one of ``bench.MODELS``, built by its script's own code."""
-    from mnistlab import plots
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # one backend builds every script's models alike
+    from mnistlab import backend, plots
 
+    backend.quiet_imports()
     model = bench.build(model_name)[0]
     return plots.layer_table(model)
 
