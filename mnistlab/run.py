@@ -60,8 +60,13 @@ def legend_labels(metas):
     labels = [label([flag for flag in m["changed"] if flag not in shared]) if shared else label(m["changed"])
               for m in metas]
     labels = [("no other flag" if shared and text == "lab defaults" else text) for text in labels]
-    title = "flags that differ from the lab's" + (f" (all runs: {label(shared)})" if shared else "")
+    edited = any(flag.startswith(EDITED) for m in metas for flag in m["changed"])
+    title = (("flags and code" if edited else "flags") + " that differ from the lab's"
+             + (f" (all runs: {label(shared)})" if shared else ""))
     return labels, title
+
+
+EDITED = "edited "  # how a run's label names the definitions of its script edited
 
 
 def with_edits(metas):
@@ -72,7 +77,7 @@ def with_edits(metas):
     for meta in metas:
         first.setdefault(meta["script"], meta)
     return [{**meta, "changed": [*meta["changed"], *(
-        [f"edited {', '.join(edits)}"] if (edits := code.edited(first[meta["script"]].get("code"), meta.get("code")))
+        [f"{EDITED}{', '.join(edits)}"] if (edits := code.edited(first[meta["script"]].get("code"), meta.get("code")))
         else [])]} for meta in metas]
 
 
