@@ -237,7 +237,7 @@ def parse(script, argv=None, doc=""):
     args = parser.parse_args(argv)
     args.changed = [describe_flag(dest, value) for dest, value in vars(args).items()
                     if dest not in NOT_SETTINGS and value != parser.get_default(dest)]
-    args.out = args.out or ("quick" if args.quick else ".")
+    args.out = args.out or lab.default_out(args.quick)
     if getattr(args, "workers", 0) is None:
         args.workers = 1 if args.quick else parallel.default_workers()
     for step in (defaults, quick if args.quick else None, checks):

@@ -46,6 +46,11 @@ LAB_FLAGS = {
 CHOICE_FLAGS = ("model", *(flag[2:] for flags in LAB_FLAGS.values() for flag in flags if flag.startswith("--")))
 
 
+def default_out(quick):
+    """Where a run writes unless --out says: this folder, or quick/ for a --quick run."""
+    return "quick" if quick else "."
+
+
 def mlp_sizes(hidden):
     """The units of each layer of an MLP on MNIST: the pixels, ``hidden``, the classes."""
     return [PIXELS, *hidden, CLASSES]

@@ -22,11 +22,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the 
 
 
 def commands(quick, out):
-    """Each part of the lab, by name, and the command that runs it."""
-    common = [*(["--quick"] if quick else []), "--out", out]
+    """Each part of the lab, by name, and the command that runs it; ``out`` None: the scripts'
+    own default folder (this one, quick/ with --quick), which their records then name."""
+    common = [*(["--quick"] if quick else []), *(["--out", out] if out else [])]
     parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *lab.LAB_FLAGS[script]])
              for script in lab.SCRIPTS]
-    return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
+    return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out or lab.default_out(quick)])]
 
 
 def run_part(command):
@@ -43,7 +44,7 @@ def run_part(command):
 
 
 def main(prog, quick, out):
-    path = os.path.join(out, "runs", "lab.json")
+    path = os.path.join(out or lab.default_out(quick), "runs", "lab.json")
     done = files.read_json(path, default={}).get("done", [])
     for name, command in commands(quick, out):
         if name in done:
@@ -78,5 +79,4 @@ def command(prog, argv):
     if args.script:
         print(" ".join(lab.LAB_FLAGS[args.script]))
         return
-    out = os.path.abspath(args.out or ("quick" if args.quick else "."))
-    exits.exit_script(lambda argv: main(prog, args.quick, out), prog)
+    exits.exit_script(lambda argv: main(prog, args.quick, args.out), prog)
