@@ -21,6 +21,7 @@ import sys
 import tempfile
 import warnings
 
+from mnistlab import stops
 from mnistlab.errors import LabError
 
 # The backends that can train, and the pip package that adds each.
@@ -241,7 +242,9 @@ class _QuietLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         module.__loader__ = module.__spec__.loader = self.loader  # as if loaded directly
-        with quiet_start():
+        # A stop waits for the import to end: one raised inside TensorFlow's can abort the
+        # process (with no line), or leave a module half made that the next import trips on.
+        with stops.deferred(), quiet_start():
             self.loader.exec_module(module)
 
     def __getattr__(self, name):  # get_resource_reader, get_source, ...: the real loader's

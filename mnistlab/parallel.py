@@ -7,6 +7,7 @@ is a fresh process, pinned to one core before its backend starts any threads whe
 pin (Linux); it loads its own copy of the data once, then trains job after job.
 """
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -45,26 +46,6 @@ def default_workers():
 def worker_count(requested, jobs):
     """How many workers ``run`` starts: one per job at most, one per usable core at most."""
     return max(1, min(requested, jobs, usable_cores()))
-
-
-def _defer_stops():
-    """A stop that lands while the pool starts its workers waits until the pool is whole (the
-    workers started so far would otherwise be left orphaned). Note stop signals instead of acting on them until ``_act_on_stops``; returns what that
-    needs. Workers do not inherit the noting handlers: a worker that its pool terminates dies."""
-    noted = []
-    note = lambda signum, frame: noted.append(signum)
-    previous = {signum: signal.signal(signum, note) for signum in stops.STOP_SIGNALS
-                if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
-    return noted, previous
-
-
-def _act_on_stops(deferred):
-    """Put the stop handlers back, and raise the first stop noted meanwhile through them."""
-    noted, previous = deferred
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
-    if noted:
-        signal.raise_signal(noted[0])
 
 
 def _start(cores):
@@ -145,14 +126,9 @@ def run(task, jobs, setup, workers):
     cores = context.Queue()
     for core in core_ids(workers):
         cores.put(core)
-    deferred = _defer_stops()
-    try:
-        pool = context.Pool(workers, initializer=_start, initargs=(cores,))
-    except BaseException:
-        _act_on_stops(deferred)
-        raise
-    # Leaving the block, normally or on a stop (one noted while the workers started is raised
-    # at its first line), terminates the workers.
-    with pool:
-        _act_on_stops(deferred)
+    with contextlib.ExitStack() as leaving:  # normally or on a stop, it terminates the workers
+        # A stop while the workers start waits until the pool is whole (the workers started so
+        # far would otherwise be left orphaned), then terminates them.
+        with stops.deferred():
+            pool = leaving.enter_context(context.Pool(workers, initializer=_start, initargs=(cores,)))
         yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)

@@ -6,6 +6,7 @@ Light on purpose: it loads at a command's first line, before anything else can b
 """
 
 import _thread
+import contextlib
 import functools
 import os
 import signal
@@ -82,6 +83,33 @@ def _stop_dropped(previous_hook, unraisable):
         _raise_again_later(signum)
     except KeyboardInterrupt as exc:  # the stop raised again while this ran
         _raise_again_later(stop_signal(exc))
+
+
+@contextlib.contextmanager
+def deferred():
+    """Stops that arrive inside are noted, and the first raised once it ends: for what a stop
+    must not cut short, as a C++ library's import (an exception crossing its code can abort the
+    whole process, with no line) or a pool's workers while they start. In the main thread only
+    (only it receives signals); a signal ignored stays ignored."""
+    if threading_ident() != _thread.get_ident():
+        yield
+        return
+    noted = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum))
+                for signum in STOP_SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+    try:
+        yield
+    finally:
+        restore_handlers(previous)
+        if noted:
+            signal.raise_signal(noted[0])
+
+
+def threading_ident():
+    """The main thread's id, without loading ``threading`` where it is not loaded yet (then this
+    is the main thread: nothing else has started one)."""
+    threading = sys.modules.get("threading")
+    return threading.main_thread().ident if threading else _thread.get_ident()
 
 
 def catch_stops():
