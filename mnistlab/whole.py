@@ -1,6 +1,6 @@
-"""The whole lab as one command, ``python -m mnistlab.lab``: the three scripts with the flags of
-``lab.LAB_FLAGS``, one after the other, then the report. Each script runs in its own process
-(each loads its own Keras backend).
+"""The whole lab as one command, ``python -m mnistlab.lab``: the three scripts with the flags
+the lab gives them (``lab.LAB_FLAGS``, handed in by ``lab``), one after the other, then the
+report. Each script runs in its own process (each loads its own Keras backend).
 
 A failing part ends the lab with that part's line and exit code. A stop is passed on to the
 part running, which says its line; rerunning the command goes on: the scripts that finished in
@@ -13,21 +13,18 @@ import signal
 import subprocess
 import sys
 
-from mnistlab import exits, files, lab, stops
-
-PROG = "python -m mnistlab.lab"
-
+from mnistlab import exits, files, stops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
 
-def commands(quick, out):
-    """Each part of the lab, by name, and the command that runs it; ``out`` None: the scripts'
-    own default folder (this one, quick/ with --quick), which their records then name."""
-    common = [*(["--quick"] if quick else []), *(["--out", out] if out else [])]
-    parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *lab.LAB_FLAGS[script]])
-             for script in lab.SCRIPTS]
-    return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out or lab.default_out(quick)])]
+def commands(lab_flags, quick, out):
+    """Each part of the lab, by name, and the command that runs it: each script of
+    ``lab_flags`` with its flags, in order, then the report of ``out`` (the run's folder)."""
+    common = [*(["--quick"] if quick else []), "--out", out]
+    parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *flags])
+             for script, flags in lab_flags.items()]
+    return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
 
 
 def run_part(command):
@@ -43,10 +40,10 @@ def run_part(command):
         return part.wait(), stops.passed_on(stop)
 
 
-def main(prog, quick, out):
-    path = os.path.join(out or lab.default_out(quick), "runs", "lab.json")
+def main(prog, lab_flags, quick, out):
+    path = os.path.join(out, "runs", "lab.json")
     done = files.read_json(path, default={}).get("done", [])
-    for name, command in commands(quick, out):
+    for name, command in commands(lab_flags, quick, out):
         if name in done:
             print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
             continue
@@ -64,12 +61,12 @@ def main(prog, quick, out):
     return 0
 
 
-def command(prog, argv):
+def command(prog, argv, lab_flags, default_out):
     """``python -m mnistlab.lab`` (``prog``), its stops caught: print one script's flags, or run
-    the whole lab."""
+    the whole lab; ``lab_flags`` and ``default_out`` are the lab's (``mnistlab.lab``)."""
     parser = exits.LabParser(prog=prog, description="The whole lab: the three scripts at the lab's settings, one "
                              "after the other, then REPORT.md. Stopped, the same command goes on.")
-    parser.add_argument("script", nargs="?", choices=list(lab.SCRIPTS),
+    parser.add_argument("script", nargs="?", choices=list(lab_flags),
                         help="print only the flags the whole lab gives SCRIPT (the Makefile reads them)")
     parser.add_argument("--quick", action="store_true",
                         help="every part on a small subset with 1-2 epochs, in a minute (written under quick/)")
@@ -77,6 +74,7 @@ def command(prog, argv):
                         "(default: this folder; quick/ with --quick)")
     args = parser.parse_args(argv)
     if args.script:
-        print(" ".join(lab.LAB_FLAGS[args.script]))
+        print(" ".join(lab_flags[args.script]))
         return
-    exits.exit_script(lambda argv: main(prog, args.quick, args.out), prog)
+    out = args.out or default_out(args.quick)
+    exits.exit_script(lambda argv: main(prog, lab_flags, args.quick, out), prog)
