@@ -27,7 +27,7 @@ class Stopped(KeyboardInterrupt):
 
 # The stops raised and not yet ended by ``run`` or the excepthook, with when they came: a stop
 # that some code swallowed is raised again at the next ``raise_pending`` (an epoch's end, a
-# part's start or end, the command's end).
+# part's start, the command's end).
 _pending = []
 # A stop raised again after being dropped waits this long (seconds): by then the main thread has
 # left the garbage-collector callback or __del__ that dropped it.
