@@ -118,7 +118,7 @@ def exit_script(main, prog=None):
     prog = prog or os.path.basename(sys.argv[0])
     code = run(main, prog=prog)
     if code <= 128:
-        for signum in stops.catch_stops():
+        for signum in stops.acted_on():
             signal.signal(signum, functools.partial(_stop_at_exit, prog))
         atexit._run_exitfuncs()
     exit_now(code)

@@ -91,12 +91,11 @@ def deferred():
     must not cut short, as a C++ library's import (an exception crossing its code can abort the
     whole process, with no line) or a pool's workers while they start. In the main thread only
     (only it receives signals); a signal ignored stays ignored."""
-    if threading_ident() != _thread.get_ident():
+    if main_thread_ident() != _thread.get_ident():
         yield
         return
     noted = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum))
-                for signum in STOP_SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in acted_on()}
     try:
         yield
     finally:
@@ -105,7 +104,7 @@ def deferred():
             signal.raise_signal(noted[0])
 
 
-def threading_ident():
+def main_thread_ident():
     """The main thread's id, without loading ``threading`` where it is not loaded yet (then this
     is the main thread: nothing else has started one)."""
     threading = sys.modules.get("threading")
@@ -118,8 +117,12 @@ def catch_stops():
     would drop is raised again. Returns the handlers replaced."""
     if getattr(sys.unraisablehook, "func", None) is not _stop_dropped:
         sys.unraisablehook = functools.partial(_stop_dropped, sys.unraisablehook)
-    return {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
-            if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+    return {signum: signal.signal(signum, _stop) for signum in acted_on()}
+
+
+def acted_on():
+    """The stop signals this process acts on: all but those already ignored (`nohup`)."""
+    return [signum for signum in STOP_SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)]
 
 
 def restore_handlers(previous):
