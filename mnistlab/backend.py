@@ -41,10 +41,7 @@ def choose(default):
     """Use the ``KERAS_BACKEND`` environment variable if set, else ``default``; return its name.
 
     Raises LabError, naming the fix, for a backend that does not exist, cannot train, or is not
-    installed. Off TensorFlow, Keras is also kept from importing TensorFlow, as on a machine
-    without it: the first time it serialises a layer (a model diagram, a saved model) it would
-    import all of TensorFlow into every process only to ask whether an object is a
-    tf.TensorShape.
+    installed.
     """
     name = os.environ.setdefault("KERAS_BACKEND", default)
     usable = ", ".join(sorted(TRAINING_BACKENDS))
@@ -60,8 +57,6 @@ def choose(default):
         keep_compiled_programs()
     if name == "tensorflow":
         use_onednn()
-    elif "tensorflow" not in sys.modules:
-        sys.modules["tensorflow"] = None  # `import tensorflow` now raises ImportError
     return name
 
 
@@ -149,12 +144,27 @@ def load(default):
     return keras
 
 
+def without_tensorflow():
+    """Off TensorFlow, Keras serialises layers (a model diagram, a saved model) as on a machine
+    without TensorFlow: the first time, it would import all of TensorFlow into the process only
+    to ask whether an object is a tf.TensorShape. Keras's lazy handle on TensorFlow is told that
+    it is not there; the augmentation layers, which ask whether TensorFlow is loaded at all, still
+    work. (A Keras without that handle imports TensorFlow: slower, nothing else.)"""
+    from keras.src.utils import module_utils
+
+    handle = getattr(module_utils, "tensorflow", None)
+    if handle is not None and handle.module is None:
+        handle._available = False
+
+
 def imported_keras():
     """Keras, on the backend already chosen (or Keras's own default), its libraries' start-up
     lines held back from here on, whoever imports them."""
     quiet_imports()
     import keras
 
+    if keras.backend.backend() != "tensorflow":
+        without_tensorflow()
     return keras
 
 

@@ -113,7 +113,7 @@ RECORD_FIELDS = {
 }
 TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_accuracy": OPTIONAL_NUMBER,
                 "diverged_at_epoch": OPTIONAL_INT, "history": HISTORY, "wall_seconds": NUMBER}
-BACKUP_FIELDS = {"epoch": int, "batch": int, "weights": str}
+BACKUP_FIELDS = {"epoch": int, "batch": int, "weights": str, "shuffle": dict}
 
 
 def check_kinds(data, fields, path, what="something", required=()):

@@ -5,6 +5,8 @@ import math
 import os
 import sys
 
+import numpy as np
+
 from mnistlab import backend, files, records, stops
 from mnistlab.errors import LabError
 
@@ -65,10 +67,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     only once it is whole does the metadata (written in one step) name it; the older file is
     then removed. A stop at any moment leaves the metadata naming a whole file: the last epoch
     whose write finished.
+
+    The metadata also keeps NumPy's global random state, from which Keras on JAX shuffles each
+    epoch: a fit resumed in a new process shuffles its next epochs as the unstopped fit would.
     """
 
     def __init__(self, folder):
         super().__init__(folder, delete_checkpoint=False)
+        self.loaded = False
 
     def _save_model(self):
         # The weights and up to two optimizer slots per weight (Adam's), in float32, and the
@@ -76,13 +82,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         files.check_room(self.backup_dir, 4 * 4 * self.model.count_params() + 2**16)
         name = f"epoch-{self._current_epoch}.weights.h5"
         self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
-        files.write_json(self._training_metadata_path,
-                           {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
+        files.write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                                                         "weights": name, "shuffle": shuffle_state()})
         for other in os.listdir(self.backup_dir):  # earlier epochs, and any write cut short
             if other.endswith(".weights.h5") and other != name:
                 os.remove(os.path.join(self.backup_dir, other))
 
     def _load_model(self):
+        first, self.loaded = not self.loaded, True
         metadata = records.read_backup(self.backup_dir)
         if metadata is None:
             return
@@ -91,11 +98,26 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         path = os.path.join(self.backup_dir, metadata.get("weights", "latest.weights.h5"))
         try:
             self.model.load_weights(path)
+            if first and "shuffle" in metadata:  # a fit of one epoch per call loads at every call
+                set_shuffle_state(metadata["shuffle"])
         except Exception as exc:  # only a file damaged after it was whole: a disk error, an edit
             raise LabError(f"the training backup {path} cannot be read ({type(exc).__name__}); "
                            f"delete the folder {self.backup_dir} to train this part afresh, "
                            "then rerun the same command") from None
         self.model._initial_epoch = metadata["epoch"]
+
+
+def shuffle_state():
+    """NumPy's global random state (the legacy generator's), as JSON."""
+    state = np.random.get_state(legacy=False)
+    return {"key": state["state"]["key"].tolist(), "pos": state["state"]["pos"],
+            "has_gauss": state["has_gauss"], "gauss": state["gauss"]}
+
+
+def set_shuffle_state(saved):
+    np.random.set_state({"bit_generator": "MT19937", "state": {"key": np.array(saved["key"], dtype=np.uint32),
+                                                               "pos": saved["pos"]},
+                         "has_gauss": saved["has_gauss"], "gauss": saved["gauss"]})
 
 
 def restore(model, folder):

@@ -1,11 +1,13 @@
 """Shared test fixtures: a tiny learnable MNIST-like data set, and the real one when present.
 
-Unit tests run on the TensorFlow backend (the lab's), whatever the scripts default to.
+Tests that call the scripts in this process run them all on one backend, JAX (a process loads
+Keras on one backend; MNISTLAB_TEST_BACKEND=tensorflow chooses the other); a script run as a
+subprocess trains on its own default backend, as a user's does, unless its test names one.
 """
 
 import os
 
-os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ["KERAS_BACKEND"] = os.environ.get("MNISTLAB_TEST_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json
@@ -106,11 +108,17 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+def user_env(extra=None):
+    """The environment of a command a user runs: this one's, without the backend the tests in
+    this process chose, plus ``extra``."""
+    env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    return {**env, **(extra or {})}
+
+
 def run_script(script, *args, env=None):
     """Run a lab script as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, cwd=ROOT, timeout=600, env=user_env(env))
 
 
 def run_main(main, argv, capsys):

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, user_env
 from mnistlab import backend, data, parallel
 from mnistlab.errors import LabError
 
@@ -19,8 +19,8 @@ from mnistlab.errors import LabError
 JAX_PROBE = """
 import json, sys
 from mnistlab import backend
-chosen = backend.choose("jax")
-import keras
+keras = backend.load("jax")
+chosen = keras.backend.backend()
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
 model.layers[0].get_config()
@@ -206,7 +206,7 @@ def test_jax_keeps_its_compiled_programs_in_the_users_cache_folder(writable, mon
         assert shown == []
         # and JAX really keeps a program there with these settings (a warning would mean it cannot)
         compiled = subprocess.run([sys.executable, "-W", "error", "-c", KEEPS_A_PROGRAM], capture_output=True, text=True,
-                                  cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+                                  cwd=ROOT, env=user_env({"KERAS_BACKEND": "jax"}), timeout=120)
         assert compiled.returncode == 0 and compiled.stderr == "", compiled.stderr
         assert os.listdir(cache / "mnistlab" / "jax")
     else:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, user_env
 
 pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed")
@@ -33,7 +33,7 @@ class LocalDask:
     def _start(self, *args, env=None):
         log = open(self.folder / f"dask-{len(self.processes)}.log", "w")
         process = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=self.folder, env={**os.environ, "PYTHONPATH": "", **(env or {})})
+                                   cwd=self.folder, env=user_env({"PYTHONPATH": "", **(env or {})}))
         self.processes.append(process)
         return process
 
@@ -84,9 +84,8 @@ class LocalDask:
             self.kill(process)
 
 
-@pytest.fixture
-def dask_cluster(tmp_path_factory):
-    """A scheduler and two one-thread workers (a test's own: the tests run side by side)."""
+def started_cluster(tmp_path_factory):
+    """A scheduler and two one-thread workers, ended by their ids after the tests that use them."""
     cluster = LocalDask(tmp_path_factory.mktemp("dask"))
     try:
         cluster.start_scheduler()
@@ -97,10 +96,16 @@ def dask_cluster(tmp_path_factory):
         cluster.stop()
 
 
+# One cluster serves the module's tests (a worker that a test adds, it kills); a test that
+# kills the scheduler has its own.
+dask_cluster = pytest.fixture(started_cluster, scope="module", name="dask_cluster")
+own_dask_cluster = pytest.fixture(started_cluster, name="own_dask_cluster")
+
+
 def script(name, *args, **popen):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, name), *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **BACKEND}, **popen)
+                            env=user_env(BACKEND), **popen)
 
 
 def finish(process, timeout=600):
@@ -127,7 +132,7 @@ def test_study_on_the_cluster_gives_the_local_numbers(dask_cluster, tiny_npz, tm
     """The study's own 500-300 MLP over several epochs: every epoch's loss as the local pool's
     to the float32 rounding of a sum (the issue's bar: the rows to 0.1 points)."""
     flags = ["--epochs", "1", "--study", "--study-epochs", "3", "--l2", "1e-6", "1e-3", "--replicates", "1",
-             "--workers", "2", "--data", tiny_npz]
+             "--workers", "1", "--data", tiny_npz]
     local = finish(script("mlp_mnist.py", *flags, "--out", str(tmp_path / "local")))
     assert local[0] == 0 and local[2] == "", local[2]
     code, out, err = finish(script("mlp_mnist.py", *flags, "--out", str(tmp_path / "dask"), "--cluster", dask_cluster.file))
@@ -185,7 +190,8 @@ def wait_for_line(process, text):
     raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
 
 
-def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on(dask_cluster, tiny_npz, tmp_path):
+def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on(own_dask_cluster, tiny_npz, tmp_path):
+    dask_cluster = own_dask_cluster
     command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path), "--cluster", dask_cluster.file]
     run = script(*command)
     wait_for_line(run, "trial 1/4")

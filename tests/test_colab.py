@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, user_env
 
 
 def started(out, script):
@@ -28,7 +28,7 @@ def test_the_quick_lab_runs_quietly_stops_in_one_line_and_goes_on(tiny_npz, tmp_
     real = os.path.isfile(os.environ.get("MNIST_NPZ", ""))
     data = os.environ["MNIST_NPZ"] if real else tiny_npz
     command = [sys.executable, "-m", "mnistlab.lab", "--quick", "--out", str(tmp_path)]
-    env = {**os.environ, "MNIST_NPZ": data}
+    env = user_env({"MNIST_NPZ": data})
     lab = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not started(tmp_path, "cnn_mnist") and lab.poll() is None and time.monotonic() < deadline:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mlp_mnist
-from conftest import ROOT, assert_png, run_main
+from conftest import ROOT, assert_png, run_main, user_env
 from mnistlab import run, training
 
 FAST = ["--hidden", "8", "--batch-size", "64"]
@@ -142,7 +142,8 @@ def two_runs(tiny_npz, tmp_path_factory):
     out = tmp_path_factory.mktemp("two")
     for extra in ([], ["--lr", "0.05"]):
         subprocess.run([sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1",
-                        *FAST, "--out", str(out), *extra], check=True, capture_output=True, cwd=ROOT)
+                        *FAST, "--out", str(out), *extra], check=True, capture_output=True, cwd=ROOT,
+                       env=user_env())
     return out, [p.name for p in run_folders(out)]
 
 
@@ -150,7 +151,8 @@ def runs_command(*args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "mnistlab.runs", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "mnistlab.runs", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=user_env())
 
 
 @pytest.mark.slow
