@@ -113,7 +113,7 @@ def train_and_plot(run, args, train, test):
     training.compile_model(model, make_optimizer(args.optimizer, args.lr, args.schedule, steps),
                            "categorical_crossentropy")
     plots.print_summary(model)
-    checkpoint = run.checkpoint(name, args)  # goes on after a stop; backs up every epoch
+    checkpoint = run.checkpoint(name, args)
     history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                            validation_data=(x_test, y_test), checkpoint=checkpoint)
     scores = training.evaluate(model, x_test, y_test, args.batch_size)

@@ -106,7 +106,7 @@ def train_autoencoder(run, args, images):
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
     plots.print_summary(autoencoder)
     x_test_noisy = data.noisy_copy(x_test, args.noise, args.seed + 1)
-    checkpoint = run.checkpoint(NAME, args)  # goes on after a stop; backs up every epoch
+    checkpoint = run.checkpoint(NAME, args)
     history = training.fit(autoencoder, training_inputs(x_train, args.noise, args.fixed_noise, args.seed), x_train,
                            epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_test_noisy, x_test),
                            checkpoint=checkpoint)

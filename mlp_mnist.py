@@ -77,7 +77,7 @@ def train_lab_mlp(run, args, train, test):
     training.set_seed(args.seed)
     model = compile_mlp(build_mlp(args.hidden), args.lr)
     plots.print_summary(model)
-    checkpoint = run.checkpoint(NAME, args)  # goes on after a stop; backs up every epoch
+    checkpoint = run.checkpoint(NAME, args)
     history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                            validation_data=(x_test, y_test), checkpoint=checkpoint)
     scores = training.evaluate(model, x_test, y_test, args.batch_size)

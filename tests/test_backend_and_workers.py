@@ -115,27 +115,9 @@ def test_without_cpu_affinity_workers_are_counted_and_not_pinned(monkeypatch):
     assert parallel.core_ids(2) == [None, None]
 
 
-# The study and the per-level autoencoders with two workers run as on macOS or Windows: without
-# CPU affinity (workers are not pinned) and without SIGHUP; the test above shows pinning on Linux.
-@pytest.mark.slow
-@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
-def test_study_on_jax_with_two_workers(tiny_npz, other_platform, tmp_path):
-    result = run_script("mlp_mnist.py", "--data", tiny_npz, "--epochs", "1", "--study",
-                        "--study-hidden", "16", "--study-epochs", "2", "--l2", "1e-4", "1e-3",
-                        "--replicates", "2", "--workers", "2", "--out", str(tmp_path),
-                        env={"KERAS_BACKEND": "jax", **other_platform})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stderr == ""
-    study = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())
-    assert study["workers"] == 2 and study["trials_run"] == 4
-    assert [row["replicates"] for row in study["rows"]] == [2, 2]
-    assert study["settings"]["backend"] == "jax"
-    trials = json.loads((tmp_path / "results" / "mlp_l2_study_trials.json").read_text())["trials"]
-    assert sorted((t["l2"], t["replicate"]) for t in trials) == [(1e-4, 0), (1e-4, 1), (1e-3, 0), (1e-3, 1)]
-    # Validated once, after the last of the 2 epochs.
-    assert all(len(t["history"]["loss"]) == 2 and len(t["history"]["val_accuracy"]) == 1 for t in trials)
-
-
+# The per-level autoencoders with two workers run as on macOS or Windows: without CPU affinity
+# (workers are not pinned) and without SIGHUP; the test above shows pinning on Linux. (The
+# study's pool runs so in test_failures.py, after a stop while it starts.)
 @pytest.mark.slow
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 def test_per_level_autoencoders_on_jax_with_two_workers(tiny_npz, other_platform, tmp_path):

@@ -462,19 +462,28 @@ def test_a_data_file_claiming_huge_arrays_is_refused_before_reading(tmp_path):
 
 @POSIX
 @pytest.mark.parametrize("moment, workers", [("pool-start", "2"), ("batch:mlp_16", "1")])
-def test_a_stop_while_workers_start_or_a_trial_computes_is_one_line(moment, workers, tiny_npz, tmp_path):
+def test_a_stop_while_workers_start_or_a_trial_computes_is_one_line(moment, workers, tiny_npz, other_platform,
+                                                                   tmp_path):
     argv = ["mlp_mnist.py", "--data", tiny_npz, "--epochs", "1", "--hidden", "8", "--study", "--study-hidden", "16",
-            "--study-epochs", "2", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", workers,
+            "--study-epochs", "2", "--l2", "1e-4", "1e-3", "--replicates", "2", "--workers", workers,
             "--out", str(tmp_path)]
     stopped = run_with_stop(argv, signal.SIGTERM, after=moment)
     # stderr is read to its end, the workers' too: nothing of theirs follows the stop line
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
     assert stopped.stderr == ("mlp_mnist.py: stopped (SIGTERM); what had finished is saved, "
                               "rerun the same command to go on\n")
-    result = run_script(*argv)
+    # The pool's rerun as on macOS or Windows: workers not pinned to cores (no CPU affinity), no SIGHUP.
+    result = run_script(*argv, env=other_platform if workers == "2" else None)
     assert result.returncode == 0 and result.stderr == ""
     assert "lab MLP: finished in an earlier session of this run" in result.stdout
-    assert "Regularisation study: 2 trials, 0 already saved" in result.stdout
+    assert "Regularisation study: 4 trials, 0 already saved" in result.stdout
+    study = json.loads((tmp_path / "results" / "mlp_l2_study.json").read_text())
+    assert study["workers"] == int(workers) and study["trials_run"] == 4 and study["settings"]["backend"] == "jax"
+    assert [row["replicates"] for row in study["rows"]] == [2, 2]
+    trials = json.loads((tmp_path / "results" / "mlp_l2_study_trials.json").read_text())["trials"]
+    assert sorted((t["l2"], t["replicate"]) for t in trials) == [(1e-4, 0), (1e-4, 1), (1e-3, 0), (1e-3, 1)]
+    # Validated once, after the last of the 2 epochs.
+    assert all(len(t["history"]["loss"]) == 2 and len(t["history"]["val_accuracy"]) == 1 for t in trials)
 
 
 @POSIX

@@ -101,13 +101,25 @@ def mlp_study(records, study, out):
     best = l2_study.best_row(rows)
     if best is None:
         return lines + ["Every trial diverged: there is no accuracy to compare; rerun with a smaller `--lr`.", ""]
+    means = [r["mean"] for r in rows if r["mean"] is not None]
+    typical_std = sum(r["std"] for r in rows if r["std"] is not None) / len(means)
+    lines += best_and_gap(rows, best, note, tests, typical_std)
+    lines += hinton_experiment(records["hinton"], out)
+    lines += [prose.HINTON_GAP.format(hinton=percent(lab.HINTON))
+              + f" Here the replicates of one factor differ by {100 * typical_std:.2f} points (standard deviation) "
+              "by their initial weights alone, so a best of many runs sits above a typical one.", ""]
+    return lines
+
+
+def best_and_gap(rows, best, note, tests, typical_std):
+    """Question 2D's numbers: the best trial and factor, and the best factor's gap to Hinton set
+    against the replicates' own spread."""
     top = max(l2_study.all_trials(rows))
     gap = lab.HINTON - best["mean"]
     means = [r["mean"] for r in rows if r["mean"] is not None]
     spread = max(means) - min(means)
-    typical_std = sum(r["std"] for r in rows if r["std"] is not None) / len(means)
     within = gap <= best["std"] if best["std"] else gap <= 0
-    lines += [
+    return [
         f"**Best validation accuracy**: the best single trial reached {percent(top)}; the best factor, "
         f"L2 {best['l2']:g}, averaged {percent(best['mean'])} ± {percent(best['std'])} over its "
         f"{best['replicates'] - best.get('diverged', 0)} replicates{note}, "
@@ -126,11 +138,6 @@ def mlp_study(records, study, out):
         + ("within this range the choice of factor matters less than the luck of the initial weights."
            if spread < 2 * typical_std else "the factor matters more than the luck of the initial weights."),
         ""]
-    lines += hinton_experiment(records["hinton"], out)
-    lines += [prose.HINTON_GAP.format(hinton=percent(lab.HINTON))
-              + f" Here the replicates of one factor differ by {100 * typical_std:.2f} points (standard deviation) "
-              "by their initial weights alone, so a best of many runs sits above a typical one.", ""]
-    return lines
 
 
 def hinton_experiment(summary, out):
