@@ -17,10 +17,13 @@ import sys
 import numpy as np
 import pytest
 
+from mnistlab import backend
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# JAX's compiled programs shared by every test and every process they start (the same tiny models
-# compile once), kept apart from the user's own cache.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".pytest_cache", "jax-compiled"))
+# JAX keeps its compiled programs as the scripts have it keep them, in this user's cache folder,
+# set before any test imports JAX: every test and every process they start (and the next test
+# session) compile each tiny model once.
+backend.keep_compiled_programs()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
