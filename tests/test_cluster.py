@@ -84,22 +84,28 @@ class LocalDask:
             self.kill(process)
 
 
-def started_cluster(tmp_path_factory):
-    """A scheduler and two one-thread workers, ended by their ids after the tests that use them."""
+def started_cluster(tmp_path_factory, workers):
+    """A scheduler and ``workers`` one-thread workers, ended by their ids after the tests that use them."""
     cluster = LocalDask(tmp_path_factory.mktemp("dask"))
     try:
         cluster.start_scheduler()
-        for _ in range(2):
+        for _ in range(workers):
             cluster.start_worker()
         yield cluster
     finally:
         cluster.stop()
 
 
-# One cluster serves the module's tests (a worker that a test adds, it kills); a test that
-# kills the scheduler has its own.
-dask_cluster = pytest.fixture(started_cluster, scope="module", name="dask_cluster")
-own_dask_cluster = pytest.fixture(started_cluster, name="own_dask_cluster")
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """Two workers, for the module's tests (a worker that a test adds, it kills)."""
+    yield from started_cluster(tmp_path_factory, 2)
+
+
+@pytest.fixture
+def own_dask_cluster(tmp_path_factory):
+    """One worker, for a test that kills the scheduler."""
+    yield from started_cluster(tmp_path_factory, 1)
 
 
 def script(name, *args, **popen):

@@ -257,7 +257,7 @@ POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 @POSIX
 @pytest.mark.parametrize("script, signal_name, platform", [
-    ("mlp_mnist.py", "SIGTERM", "this one"), ("cnn_mnist.py", "SIGHUP", "this one"),
+    ("mlp_mnist.py", "SIGTERM", "this one"), ("mlp_mnist.py", "SIGHUP", "this one"),
     ("mlp_mnist.py", "SIGINT", "without SIGHUP or CPU affinity"),
     ("denoise_autoencoder.py", "SIGTERM", "without SIGHUP or CPU affinity")])
 def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script, signal_name, platform, tiny_npz,

@@ -19,14 +19,15 @@ SECTIONS = ["1. Preprocessing", "2A.", "2B.", "2C.", "2D.", "3A.", "3B.", "4A.",
 
 @pytest.fixture(scope="module")
 def quick_folder(tiny_npz, tmp_path_factory):
-    """What `make quick` makes, on the tests' tiny data: every script's quick run, then REPORT.md;
-    the dense models with other sizes than the lab's, which the report must name."""
+    """What `make quick` makes, on the tests' tiny data: every script's quick run (a study of two
+    factors), then REPORT.md; the dense models with other sizes than the lab's, which the report
+    must name."""
     import cnn_mnist
     import denoise_autoencoder
     import mlp_mnist
 
     out = tmp_path_factory.mktemp("quick")
-    for main, extra in ((mlp_mnist.main, ["--save-model", *OTHER_SIZES["mlp_mnist"]]), (cnn_mnist.main, ["--save-model"]),
+    for main, extra in ((mlp_mnist.main, ["--save-model", "--l2", "1e-4", "1e-3", *OTHER_SIZES["mlp_mnist"]]), (cnn_mnist.main, ["--save-model"]),
                         (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1",
                                                     *OTHER_SIZES["denoise_autoencoder"]])):
         assert exits.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
