@@ -660,7 +660,8 @@ def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_comma
     command = [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--quick", "--data", tiny_npz, "--epochs", "2",
                "--hidden", "8", "--study", "--study-hidden", "16", "--study-epochs", "2", "--l2", "0.001",
                "--replicates", "2", "--workers", "1", "--out", str(tmp_path)]
-    env = user_env({"KERAS_BACKEND": backend})
+    on_backend = {"KERAS_BACKEND": backend}
+    env = user_env(on_backend)
     instants = [0.4, 1.1, 1.9, 2.8]  # while the libraries load
     if backend == "jax":  # the rest of a run's life is the same on both: spread over it, and past its end
         start = time.monotonic()
@@ -668,7 +669,7 @@ def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_comma
         assert first.returncode == 0 and first.stderr == ""
         whole = time.monotonic() - start
         instants += [whole * k / 3 + 0.1 * k for k in range(1, 4)]
-    stops_at_many_instants(command, instants, env=env)
+    stops_at_many_instants(command, instants, env=on_backend)
     if backend == "jax":
         last = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
         assert last.returncode == 0 and last.stderr == ""

@@ -103,7 +103,7 @@ def mlp_study(records, study, out):
         return lines + ["Every trial diverged: there is no accuracy to compare; rerun with a smaller `--lr`.", ""]
     means = [r["mean"] for r in rows if r["mean"] is not None]
     typical_std = sum(r["std"] for r in rows if r["std"] is not None) / len(means)
-    lines += best_and_gap(rows, best, note, tests, typical_std)
+    lines += best_and_gap(rows, best, note, tests, means, typical_std)
     lines += hinton_experiment(records["hinton"], out)
     lines += [prose.HINTON_GAP.format(hinton=percent(lab.HINTON))
               + f" Here the replicates of one factor differ by {100 * typical_std:.2f} points (standard deviation) "
@@ -111,12 +111,11 @@ def mlp_study(records, study, out):
     return lines
 
 
-def best_and_gap(rows, best, note, tests, typical_std):
+def best_and_gap(rows, best, note, tests, means, typical_std):
     """Question 2D's numbers: the best trial and factor, and the best factor's gap to Hinton set
-    against the replicates' own spread."""
+    against the replicates' own spread (``means``: the factors' mean accuracies)."""
     top = max(l2_study.all_trials(rows))
     gap = lab.HINTON - best["mean"]
-    means = [r["mean"] for r in rows if r["mean"] is not None]
     spread = max(means) - min(means)
     within = gap <= best["std"] if best["std"] else gap <= 0
     return [
