@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -59,6 +60,32 @@ def write_npz(path, **overrides):
 def tiny_npz(tmp_path_factory):
     """One tiny data set for the whole session (the tests only read it)."""
     return write_npz(tmp_path_factory.mktemp("data") / "tiny_mnist.npz")
+
+
+def made_once(tmp_path_factory, name, make, timeout=600):
+    """The folder that ``make(folder)`` fills, made once per test session by whichever of its
+    processes (pytest-xdist's workers) asks first; the others wait for it and share it, where a
+    module fixture of each process's own would make it again."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, shared by its workers
+    folder, done = root / f"once-{name}", root / f"once-{name}.done"
+    try:
+        folder.mkdir()  # atomic: one process wins
+    except FileExistsError:
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            assert time.monotonic() < deadline, f"{name} was not made in {timeout} s"
+            time.sleep(0.2)
+        assert done.read_text() == "made", f"{name} could not be made (see the test that made it)"
+        return folder
+    try:
+        make(folder)
+    except BaseException:
+        done.write_text("failed")
+        raise
+    done.write_text("made")
+    return folder
 
 
 # Run at the start of every Python process that has its folder on PYTHONPATH (worker processes

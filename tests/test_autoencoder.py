@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import denoise_autoencoder as dae
-from conftest import assert_png, prepared_digits, run_main
+from conftest import assert_png, made_once, prepared_digits, run_main
 from mnistlab import data, files, lab, training
 
 def flat(split):
@@ -115,9 +115,11 @@ def uninterrupted_per_level(tiny_npz, tmp_path_factory):
 
     from conftest import ROOT, user_env
 
-    out = tmp_path_factory.mktemp("whole")
-    subprocess.run([sys.executable, "denoise_autoencoder.py", "--data", tiny_npz, *PER_LEVEL, "--out", str(out)],
-                   check=True, capture_output=True, cwd=ROOT, env=user_env({"KERAS_BACKEND": os.environ["KERAS_BACKEND"]}))
+    def make(out):
+        subprocess.run([sys.executable, "denoise_autoencoder.py", "--data", tiny_npz, *PER_LEVEL, "--out", str(out)],
+                       check=True, capture_output=True, cwd=ROOT,
+                       env=user_env({"KERAS_BACKEND": os.environ["KERAS_BACKEND"]}))
+    out = made_once(tmp_path_factory, f"uninterrupted_per_level_{os.environ['KERAS_BACKEND']}", make)
     return json.loads((out / "results" / "denoise_autoencoder.json").read_text())
 
 

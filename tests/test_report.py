@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import run_main
+from conftest import made_once, run_main
 from mnistlab import exits, lab
 from mnistlab.report import autoencoder as question_4
 from mnistlab.report import document as report
@@ -26,13 +26,14 @@ def quick_folder(tiny_npz, tmp_path_factory):
     import denoise_autoencoder
     import mlp_mnist
 
-    out = tmp_path_factory.mktemp("quick")
-    for main, extra in ((mlp_mnist.main, ["--save-model", "--l2", "1e-4", "1e-3", *OTHER_SIZES["mlp_mnist"]]), (cnn_mnist.main, ["--save-model"]),
-                        (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1",
-                                                    *OTHER_SIZES["denoise_autoencoder"]])):
-        assert exits.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
-    assert report.main(["--out", str(out)]) == 0
-    return out
+    def make(out):
+        for main, extra in ((mlp_mnist.main, ["--save-model", "--l2", "1e-4", "1e-3", *OTHER_SIZES["mlp_mnist"]]),
+                            (cnn_mnist.main, ["--save-model"]),
+                            (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1",
+                                                        *OTHER_SIZES["denoise_autoencoder"]])):
+            assert exits.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
+        assert report.main(["--out", str(out)]) == 0
+    return made_once(tmp_path_factory, "quick", make)
 
 
 def record(folder, name):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mlp_mnist
-from conftest import ROOT, assert_png, run_main, user_env
+from conftest import ROOT, assert_png, made_once, run_main, user_env
 from mnistlab import run, training
 
 FAST = ["--hidden", "8", "--batch-size", "64"]
@@ -139,11 +139,12 @@ def two_runs(tiny_npz, tmp_path_factory):
     import subprocess
     import sys
 
-    out = tmp_path_factory.mktemp("two")
-    for extra in ([], ["--lr", "0.05"]):
-        subprocess.run([sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1",
-                        *FAST, "--out", str(out), *extra], check=True, capture_output=True, cwd=ROOT,
-                       env=user_env())
+    def make(out):
+        for extra in ([], ["--lr", "0.05"]):
+            subprocess.run([sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1",
+                            *FAST, "--out", str(out), *extra], check=True, capture_output=True, cwd=ROOT,
+                           env=user_env())
+    out = made_once(tmp_path_factory, "two_runs", make)
     return out, [p.name for p in run_folders(out)]
 
 
