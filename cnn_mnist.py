@@ -23,7 +23,8 @@ keras = launch.keras(__name__, "cnn_mnist", __doc__)  # --help and bad input ans
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnistlab import compare, data, exits, files, flags, lab, plots, training
+from mnistlab import data, exits, files, flags, lab, plots, training
+from mnistlab.run import Run
 from mnistlab.stats import percent
 
 NAMES = {"lab": "cnn_mnist", "improved": "cnn_improved"}  # each model's record, figures and saved model
@@ -113,7 +114,7 @@ def train_and_plot(run, args, train, test):
     training.compile_model(model, make_optimizer(args.optimizer, args.lr, args.schedule, steps),
                            "categorical_crossentropy")
     plots.print_summary(model)
-    checkpoint = run.checkpoint(name, args)
+    checkpoint = training.checkpoint(run, name, args)
     history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                            validation_data=(x_test, y_test), checkpoint=checkpoint)
     scores = training.evaluate(model, x_test, y_test, args.batch_size)
@@ -164,18 +165,23 @@ def plot_misclassified(x, true, probabilities, path, title):
 def plot_filters(model, path, title):
     """The first convolution's kernels, red for positive and blue for negative weights."""
     kernels = model.get_layer(index=first_conv_index(model)).get_weights()[0][:, :, 0, :]
-    count = kernels.shape[-1]
-    columns = 8
+    count, columns = kernels.shape[-1], 8
+    size, gap, band, bar = 0.75, 0.28, 0.3, 1.2  # a filter, the space beside it, its name's band, the colour bar's (inches)
+    width, height = columns * (size + gap), math.ceil(count / columns) * (size + band)
+    fig = plt.figure(figsize=(width + bar, height + 0.9))
+    ax = plots.inch_axes(fig, width, height)
     limit = np.abs(kernels).max()
-    fig, axes = plt.subplots(math.ceil(count / columns), columns, figsize=(9, 1.2 * count / columns + 1))
-    for i, ax in enumerate(axes.flat):
-        image = ax.imshow(kernels[:, :, i], cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(f"filter {i + 1}", fontsize=8)
-        ax.set(xticks=[], yticks=[])
+    for i in range(count):
+        row, col = divmod(i, columns)
+        image = plots.draw_image(ax, kernels[:, :, i], col * (size + gap) + gap / 2, row * (size + band) + band, size,
+                                 framed=True, caption=f"filter {i + 1}", fontsize=8, cmap="RdBu_r",
+                                 vmin=-limit, vmax=limit)
     fig.suptitle(f"{title}: the {count} learned {kernels.shape[0]}×{kernels.shape[1]} filters "
                  f"of the first convolution\nred weights respond to ink at that spot, blue to its "
                  f"absence: edge and stroke detectors", fontsize=11)
-    fig.colorbar(image, ax=axes, label="weight", shrink=0.8)
+    fig_w, fig_h = fig.get_size_inches()
+    colorbar = fig.add_axes(((width + 0.35) / fig_w, 0.1 * height / fig_h, 0.22 / fig_w, 0.8 * height / fig_h))
+    fig.colorbar(image, cax=colorbar, label="weight")
     plots.save_figure(fig, path)
 
 
@@ -216,23 +222,22 @@ def plot_feature_maps(model, image, label, path, title):
     maps = [image[..., :1]] + [np.asarray(m)[0] for m in probe(image[np.newaxis], training=False)]
     names = [f"input: a {label}"] + [stage_name(model, layer) for layer in stages]
     columns, gap, label_width, title_height = FEATURE_MAPS // 2, 0.08, 2.3, 0.6
-    widths = [columns * (m.shape[1] * INCHES_PER_PIXEL + gap) for m in maps]
+    widths = [(1 if i == 0 else columns) * (m.shape[1] * INCHES_PER_PIXEL + gap) for i, m in enumerate(maps)]
     heights = [(1 if i == 0 else 2) * (m.shape[0] * INCHES_PER_PIXEL + gap) + 0.28 for i, m in enumerate(maps)]
     fig_w, fig_h = label_width + max(widths) + 0.2, title_height + sum(heights)
     fig = plt.figure(figsize=(fig_w, fig_h))
-    top = fig_h - title_height
+    ax = plots.inch_axes(fig, fig_w, fig_h)
+    top = title_height
     for i, (fmap, name) in enumerate(zip(maps, names)):
         size = fmap.shape[0] * INCHES_PER_PIXEL
-        fig.text((label_width - 0.15) / fig_w, (top - heights[i] / 2) / fig_h,
-                 f"{name}\n{fmap.shape[0]}×{fmap.shape[1]} pixels" + (f", {fmap.shape[2]} maps" if i else ""),
-                 ha="right", va="center", fontsize=9.5)
+        ax.text(label_width - 0.15, top + heights[i] / 2,
+                f"{name}\n{fmap.shape[0]}×{fmap.shape[1]} pixels" + (f", {fmap.shape[2]} maps" if i else ""),
+                ha="right", va="center", fontsize=9.5)
         for c in range(1 if i == 0 else FEATURE_MAPS):
             row, col = divmod(c, columns)
-            ax = fig.add_axes([(label_width + col * (size + gap)) / fig_w,
-                               (top - 0.14 - (row + 1) * (size + gap)) / fig_h, size / fig_w, size / fig_h])
-            ax.imshow(fmap[:, :, c], cmap="gray_r" if i == 0 else "viridis", vmin=0 if i == 0 else None)
-            ax.set(xticks=[], yticks=[])
-        top -= heights[i]
+            plots.draw_image(ax, fmap[:, :, c], label_width + col * (size + gap), top + 0.14 + row * (size + gap), size,
+                             framed=True, cmap="gray_r" if i == 0 else "viridis", vmin=0 if i == 0 else None)
+        top += heights[i]
     fig.suptitle(f"{title}: one digit's first {FEATURE_MAPS} feature maps after each stage, all drawn to one "
                  "pixel scale (brighter = stronger)\neach 2×2 max pooling halves the maps' size and keeps "
                  "every detector's strongest response", fontsize=11, y=1 - 0.1 / fig_h, va="top")
@@ -242,7 +247,7 @@ def plot_feature_maps(model, image, label, path, title):
 def main(argv=None):
     args = flags.parse("cnn_mnist", argv, __doc__)
     train, test = load_data(args.data, args.quick)
-    with compare.start("cnn_mnist", args) as run:
+    with Run("cnn_mnist", args) as run:
         run.part("lab CNN" if args.model == "lab" else "improved CNN", train_and_plot, run, args, train, test)
     return 0
 

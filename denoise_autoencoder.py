@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import mlp_mnist  # the lab MLP of question 2, trained here when no saved one scores 4C
-from mnistlab import classifiers, compare, data, exits, files, flags, lab, noise_study, parallel, plots, training
+from mnistlab import classifiers, data, exits, files, flags, lab, noise_study, parallel, plots, training
+from mnistlab.run import Run
 
 NAME = "denoise_autoencoder"  # its record, figures and saved model
 
@@ -106,7 +107,7 @@ def train_autoencoder(run, args, images):
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
     plots.print_summary(autoencoder)
     x_test_noisy = data.noisy_copy(x_test, args.noise, args.seed + 1)
-    checkpoint = run.checkpoint(NAME, args)
+    checkpoint = training.checkpoint(run, NAME, args)
     history = training.fit(autoencoder, training_inputs(x_train, args.noise, args.fixed_noise, args.seed), x_train,
                            epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_test_noisy, x_test),
                            checkpoint=checkpoint)
@@ -154,19 +155,17 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
             reconstruction_scores(x_test, noisy), reconstruction_scores(x_test, denoised))
         scores.append({"noise_level": level, "bce_noisy": bce_noisy, "bce_denoised": bce_denoised,
                        "psnr_noisy_db": psnr_noisy, "psnr_denoised_db": psnr_denoised})
-    height = 1.08 * len(rows) + 0.8
-    fig, axes = plt.subplots(len(rows), len(picks), figsize=(1.05 * len(picks), height), squeeze=False)
-    # Fixed margins (room for the row names on the left) instead of tight_layout, which costs
-    # more than drawing the grid.
-    fig.subplots_adjust(left=0.14, right=0.99, bottom=0.01, top=1 - 0.6 / height, wspace=0.05, hspace=0.08)
+    size, gap, names = 1.0, 0.06, 1.25  # a digit, the space between digits, the row names' band (inches)
+    width, height = names + len(picks) * (size + gap), len(rows) * (size + gap)
+    fig = plt.figure(figsize=(width, height + 0.7))
+    ax = plots.inch_axes(fig, width, height)
     for r, (name, images) in enumerate(rows):
+        y = r * (size + gap)
+        ax.text(names - 0.08, y + size / 2, name, ha="right", va="center", fontsize=10,
+                color="#b2182b" if name.startswith("noisy") else "black")
         for c, image in enumerate(images):
-            ax = axes[r, c]
-            ax.imshow(image.reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
-            ax.set(xticks=[], yticks=[])
-            if c == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10,
-                              color="#b2182b" if name.startswith("noisy") else "black")
+            plots.draw_image(ax, image.reshape(28, 28), names + c * (size + gap), y, size, framed=True,
+                             cmap="gray_r", vmin=0, vmax=1)
     count = "ten" if len(picks) == 10 else len(picks)
     fig.suptitle(f"{title}: the same {count} test digits, noisy and denoised, at each noise level",
                  fontsize=12)
@@ -333,7 +332,7 @@ def main(argv=None):
     # workers that load their own, while this process holds no images.
     load = functools.partial(load_data, quick=args.quick)
     images = functools.cache(functools.partial(load, args.data))
-    with compare.start(NAME, args) as run:
+    with Run(NAME, args) as run:
         if args.per_level:
             # At the training level, retraining would rebuild the main autoencoder exactly.
             others = [level for level in args.levels if level != args.noise]

@@ -21,7 +21,8 @@ from mnistlab import launch
 
 keras = launch.keras(__name__, "mlp_mnist", __doc__)  # --help and bad input answer before Keras loads
 
-from mnistlab import compare, data, exits, files, flags, l2_study, lab, parallel, plots, training
+from mnistlab import data, exits, files, flags, l2_study, lab, parallel, plots, training
+from mnistlab.run import Run
 
 NAME = "mlp_mnist"  # the lab MLP's record, figures and saved model
 
@@ -77,7 +78,7 @@ def train_lab_mlp(run, args, train, test):
     training.set_seed(args.seed)
     model = compile_mlp(build_mlp(args.hidden), args.lr)
     plots.print_summary(model)
-    checkpoint = run.checkpoint(NAME, args)
+    checkpoint = training.checkpoint(run, NAME, args)
     history = training.fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                            validation_data=(x_test, y_test), checkpoint=checkpoint)
     scores = training.evaluate(model, x_test, y_test, args.batch_size)
@@ -120,7 +121,7 @@ def main(argv=None):
     args = flags.parse(NAME, argv, __doc__)
     load = functools.partial(load_data, quick=args.quick)
     splits = [load(args.data)]  # a bad data file fails here, before the run's folder is made
-    with compare.start(NAME, args) as run:
+    with Run(NAME, args) as run:
         # The lab MLP takes the data and drops it: the study's workers load their own.
         run.part("lab MLP", train_lab_mlp, run, args, *splits.pop())
         if args.study:

@@ -11,6 +11,7 @@ MNISTLAB_LOGS=1 to see them again when debugging.
 import contextlib
 import functools
 import importlib.abc
+import importlib.metadata
 import importlib.machinery
 import importlib.util
 import logging
@@ -278,3 +279,30 @@ def quiet_imports():
     """Install the hook that makes the first import of each noisy package quiet (once)."""
     if not any(isinstance(finder, _QuietImports) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietImports())
+
+
+def environment():
+    """Machine and versions, for the record of each run."""
+    import keras
+    import numpy
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": _version("tensorflow-cpu") or _version("tensorflow"),
+        "keras": keras.__version__,
+        "jax": _version("jax"),
+        "numpy": numpy.__version__,
+        "backend": keras.backend.backend(),
+        "onednn": (onednn() or "TensorFlow's default for this CPU")
+                  if keras.backend.backend() == "tensorflow" else None,
+        "cpu": cpu_name(),
+        "device": device(),
+        "cores": os.cpu_count(),
+    }
+
+
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None

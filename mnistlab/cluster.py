@@ -14,7 +14,6 @@ task run again elsewhere by Dask; what reaches the driver is recorded once.
 """
 
 import contextlib
-import functools
 import logging
 import hashlib
 import importlib
@@ -66,7 +65,6 @@ def scheduler_address(address):
                        "pass the one `dask scheduler --scheduler-file` wrote, or tcp://HOST:PORT")
 
 
-@functools.cache  # a cluster found usable once in a process (the flags' check, then the run's)
 def check(address):
     """Refuse at once, before Keras loads, a cluster that cannot be used: Dask not installed, an
     address that is not one, nothing listening there."""

@@ -1,9 +1,11 @@
-"""Files written in one step and read strictly: an interrupted run never leaves a half-written
-file, and a damaged one is refused by name, never silently replaced."""
+"""Files written in one step and read strictly, into output folders checked writable first: an
+interrupted run never leaves a half-written file, and a damaged one is refused by name, never
+silently replaced."""
 
 import json
 import math
 import os
+import tempfile
 
 from mnistlab.errors import LabError
 from mnistlab.exits import cannot_write
@@ -91,3 +93,25 @@ def _not_json(token):
 def save_model(model, path):
     """``model.save`` in one step, as every other result."""
     write_atomic(path, model.save)
+
+
+class Outputs:
+    """A folder's plots/ and results/, checked writable before any training starts."""
+
+    def __init__(self, root):
+        self.root = root
+        self.plots = os.path.join(root, "plots")
+        self.results = os.path.join(root, "results")
+        for folder in (self.plots, self.results):
+            try:
+                os.makedirs(folder, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                raise LabError(f"cannot write to {folder} ({exc.strerror}); pass --out to a writable folder")
+
+    def plot(self, name):
+        return os.path.join(self.plots, name)
+
+    def result(self, name):
+        return os.path.join(self.results, name)

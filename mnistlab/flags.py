@@ -6,7 +6,9 @@ bad input ends with one line and exit 2 before Keras loads.
 
 import argparse
 import math
-import os
+import sys
+
+import psutil
 
 from mnistlab import cluster, data, lab, parallel
 from mnistlab.errors import LabError
@@ -228,9 +230,25 @@ SCRIPT_FLAGS = {
 }
 
 
+_AHEAD = {}  # the flags a lab command's start parsed and checked, which its script's main then takes
+
+
+def parse_ahead(script, argv, doc):
+    """``parse``, at a lab command's start: the script's ``main`` then gets these same flags,
+    without parsing and checking them again."""
+    args = _AHEAD[script, _given(argv)] = parse(script, argv, doc)
+    return args
+
+
+def _given(argv):
+    return tuple(sys.argv[1:] if argv is None else argv)
+
+
 def parse(script, argv=None, doc=""):
     """The flags of ``script`` (its docstring ``doc`` opens --help), with ``args.changed`` the flags given another value than the
     lab's default, as ``"lr 0.05"`` (what run folders and comparisons are labelled by)."""
+    if (script, _given(argv)) in _AHEAD:
+        return _AHEAD.pop((script, _given(argv)))
     make, defaults, quick, checks = SCRIPT_FLAGS[script]
     parser = make()
     parser.description = doc.split("\n\n")[0]
@@ -256,22 +274,11 @@ def describe_flag(dest, value):
     return name + " " + " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-# Checks of the machine
-
-
-def physical_memory():
-    """This machine's memory in bytes, or None where the OS does not say (Windows)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def check_fits(parameters, what, flag):
     """Refuse at once a model whose weights, gradients and optimizer state (about four float32
     copies) cannot fit in this machine's memory, rather than after the backend tried."""
-    need, have = 16 * parameters, physical_memory()
-    if have and need > have:
+    need, have = 16 * parameters, psutil.virtual_memory().total
+    if need > have:
         raise LabError(f"{what} would have {parameters:,} parameters, about {need / 2**30:,.0f} GiB with its "
                        f"gradients and optimizer state, more than this machine's {have / 2**30:,.0f} GiB "
                        f"of memory; pass smaller {flag}")

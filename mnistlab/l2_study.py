@@ -1,6 +1,6 @@
 """Question 2D's L2 study, as numbers and figures: its store of finished trials, each factor's
-replicates summarised, the table and the figure of one run, and the studies of several runs
-compared (a table in Markdown for people and in JSON for the report).
+replicates summarised, the table and the figure of one run, and the figure of several runs'
+studies (``compare.studies`` compares them).
 
 The training of the trials is ``mlp_mnist.py``'s; this module only reads and draws what they
 recorded (the record ``NAME`` in a run), so that the runs command can compare studies without
@@ -8,10 +8,10 @@ Keras.
 """
 
 import functools
-import os
 
-from mnistlab import files, lab, plots, records, run  # plots first: it picks the file-only backend
-from mnistlab.stats import Stopwatch, mean_std, percent
+from mnistlab import files, lab, plots, records  # plots first: it picks the file-only backend
+from mnistlab.schema import check_kinds, read_checked
+from mnistlab.stats import Stopwatch, diverged_at, mean_std, percent
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,19 +19,14 @@ import numpy as np
 NAME = "mlp_l2_study"  # the study's record in a run
 TRIALS = f"{NAME}_trials.json"  # its store of finished trials, the study's resume state
 REFERENCES = {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP}
-# What compare_runs's JSON holds: each run's study, per factor and over all its trials.
-RUNS_SUMMARY = {"workers": int, "machine": str, "runs": records.ListOf(records.every({
-    "run": str, "changed": records.ListOf(str), "status": str, "wall_seconds": records.OPTIONAL_NUMBER,
-    "factors": records.ListOf(records.every({"l2": records.NUMBER, "mean": records.OPTIONAL_NUMBER,
-                                             "std": records.OPTIONAL_NUMBER})),
-    "all_trials": records.every({"mean": records.OPTIONAL_NUMBER, "std": records.OPTIONAL_NUMBER, "trials": int})}))}
+
 
 
 def read_trials(path):
     """The trial store at ``path``, checked trial by trial ({"trials": []} if there is none)."""
-    store = records.read_checked(path, {"trials": list}, required=("trials",)) or {"trials": []}
+    store = read_checked(path, {"trials": list}, required=("trials",)) or {"trials": []}
     for trial in store["trials"]:
-        records.check_kinds(trial, records.TRIAL_FIELDS, path, what="trials", required=records.TRIAL_FIELDS)
+        check_kinds(trial, records.TRIAL_FIELDS, path, what="trials", required=records.TRIAL_FIELDS)
     return store
 
 
@@ -50,7 +45,7 @@ def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
     clock = Stopwatch()
     task = functools.partial(_timed, functools.partial(trial, settings))
     for count, ((l2, replicate), (history, seconds)) in enumerate(trainings.run(task, todo, load), 1):
-        diverged = records.diverged_at(history)
+        diverged = diverged_at(history)
         # A diverged trial stops before its one validation: it has no accuracy to average.
         final = history.get("val_accuracy", [None])[-1] if not diverged else None
         store["trials"].append({"settings": settings, "l2": l2, "replicate": replicate,
@@ -205,63 +200,3 @@ def plot_study_runs(series, path, title, legend_title):
     pooled.grid(alpha=0.3, axis="x")
     fig.suptitle(title, fontsize=12)
     return plots.save_figure(fig, path)
-
-
-# Runs compared
-
-
-def compare_runs(metas, out, stem, current=None):
-    """The studies of those of ``metas`` that made one: mean +- std per factor and over all
-    trials, in OUT/results/STEM.json and .md, and the figure in OUT/plots/STEM.png; returns the
-    Markdown ("" when none of the runs made a study)."""
-    studies = [(meta, study) for meta in metas if (study := run.record_of(meta, NAME))]
-    if not studies:
-        return ""
-    labels, legend_title = run.legend_labels([meta for meta, _ in studies])
-    environment = run.record_of(studies[-1][0]).get("environment", {})
-    summary = {"runs": [summarise_run(meta, study) for meta, study in studies],
-               "workers": studies[-1][1].get("workers", 1),
-               "machine": f"{environment.get('cpu', 'this machine')}, {environment.get('cores', '?')} cores"}
-    plot_study_runs([(text, study["rows"], meta["name"] == current) for (meta, study), text in zip(studies, labels)],
-                    os.path.join(out, "plots", f"{stem}.png"),
-                    f"Question 2D across {plots.plural(len(studies), 'run')}: final validation accuracy",
-                    legend_title)
-    table = format_runs_table(summary)
-    files.write_json(os.path.join(out, "results", f"{stem}.json"), summary)
-    files.write_text(os.path.join(out, "results", f"{stem}.md"), table)
-    return table
-
-
-def read_runs_summary(path):
-    """The JSON summary ``compare_runs`` wrote at ``path``, checked; {} if there is none."""
-    return records.read_checked(path, RUNS_SUMMARY, required=("runs",))
-
-
-def summarise_run(meta, study):
-    """One run's study as a comparison keeps it: each factor's mean and std, all its trials'."""
-    trials = all_trials(study["rows"])
-    pooled = mean_std(trials) if len(trials) > 1 else (None, None)
-    return {"run": meta["name"], "changed": meta["changed"], "status": meta["status"],
-            "wall_seconds": study.get("wall_seconds"),
-            "factors": [{"l2": row["l2"], "mean": row["mean"], "std": row["std"]} for row in study["rows"]],
-            "all_trials": {"mean": pooled[0], "std": pooled[1], "trials": len(trials)}}
-
-
-def format_runs_table(summary):
-    """The Markdown table of ``compare_runs``'s summary."""
-    factors = sorted({row["l2"] for entry in summary["runs"] for row in entry["factors"]})
-    lines = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
-             + " | all trials | study's wall time | run status |",
-             "|---|---|" + "---:|" * (len(factors) + 1) + "---:|---|"]
-    for entry in summary["runs"]:
-        by_factor = {row["l2"]: row for row in entry["factors"]}
-        cells = [mean_std_text(by_factor.get(f, {}).get("mean"), by_factor.get(f, {}).get("std")) for f in factors]
-        pooled = entry["all_trials"]
-        cells.append(f"{mean_std_text(pooled['mean'], pooled['std'])} ({pooled['trials']})"
-                     if pooled["mean"] is not None else "–")
-        lines.append(f"| {entry['run']} | {run.label(entry['changed'])} | " + " | ".join(cells)
-                     + f" | {run.fmt_seconds(entry['wall_seconds'])} | {entry['status']} |")
-    return "\n".join(lines) + ("\n\nMean ± standard deviation of the final validation accuracy over "
-                               "each factor's replicates, and over all the run's trials together "
-                               "(their number in brackets). Wall time: the study's trials, "
-                               f"{summary['workers']} at a time, on {summary['machine']}.\n")

@@ -41,15 +41,15 @@ def keras(module_name, script, doc):
 def preflight(script, doc, argv=None):
     """Read the flags, then check the backend, the data file and the output folder. Exits with
     code 2 on an error; returns nothing otherwise."""
-    from mnistlab import backend, data, exits, flags, lab, run
+    from mnistlab import backend, data, exits, files, flags, lab, records
 
     def check(argv):
-        args = flags.parse(script, argv, doc)
+        args = flags.parse_ahead(script, argv, doc)
         backend.choose(lab.SCRIPTS[script]["backend"])
         if data.resolve_source(args.data):  # a local file: check it now (the download needs Keras)
             data.load_mnist(args.data)
-        run.Outputs(args.out)
-        run.all_runs(args.out)  # the earlier runs' records, which this run may go on from
+        files.Outputs(args.out)
+        records.all_runs(args.out)  # the earlier runs' records, which this run may go on from
         return 0
 
     code = exits.run(check, argv, prog=f"{script}.py")

@@ -7,9 +7,9 @@ matplotlib.use("Agg")  # files only: works without a display, in CI and over ssh
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from mnistlab import files, records
+from mnistlab import files, stats
 from mnistlab.lab import CLASSES
 
 DPI = 130
@@ -56,7 +56,7 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     if f"val_{metric}" in history:
         val = np.asarray(history[f"val_{metric}"], dtype=float) * scale
         ax.plot(epochs, val, "s-", color=VAL_COLOR, label=f"validation = test set ({final(val)})")
-    diverged = records.diverged_at(history)
+    diverged = stats.diverged_at(history)
     if diverged:
         ax.text(0.5, 0.5, f"the training loss stopped being a number in epoch {diverged}:\n"
                           "the training diverged (try a smaller --lr)", transform=ax.transAxes,
@@ -68,10 +68,15 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     return save_figure(fig, path)
 
 
+def loss_name(model):
+    """The Keras name of a compiled model's loss, as the record keeps it."""
+    return model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+
+
 def plot_training(history, model, plot, name, title):
     """A fit's figures: accuracy and loss per epoch (where recorded) and the model's diagram,
     as ``plot(NAME_accuracy.png)``, ..."""
-    loss = records.loss_name(model)
+    loss = loss_name(model)
     for metric, words in (("accuracy", "accuracy"), ("loss", LOSS_NAMES.get(loss, "loss"))):
         if metric in history:
             plot_curves(history, metric, plot(f"{name}_{metric}.png"), f"{title}: {words} per epoch", loss)
@@ -179,21 +184,40 @@ def plot_confusion_matrix(true, predicted, path, title):
     return counts
 
 
+def inch_axes(fig, width, height, left=0.0, bottom=0.0):
+    """A frameless axes over ``width`` x ``height`` inches of ``fig`` from (``left``, ``bottom``),
+    whose data units are inches from its top left corner, downwards. A figure of many small
+    images draws them all here (``draw_image``): an axes for each would cost most of its time."""
+    fig_w, fig_h = fig.get_size_inches()
+    ax = fig.add_axes((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
+    ax.set_axis_off()
+    ax.set(xlim=(0, width), ylim=(height, 0))
+    return ax
+
+
+def draw_image(ax, image, x, y, size, *, framed=False, caption=None, fontsize=8.5, **imshow):
+    """A 2-D ``image`` as a ``size``-inch square with its top left corner at (``x``, ``y``) on an
+    ``inch_axes``, framed or not, its caption above it; returns what ``imshow`` returns."""
+    shown = ax.imshow(image, extent=(x, x + size, y + size, y), **imshow)
+    if framed:
+        ax.add_patch(Rectangle((x, y), size, size, fill=False, linewidth=0.8, edgecolor="black"))
+    if caption is not None:
+        ax.text(x + size / 2, y - 0.06, caption, ha="center", va="bottom", fontsize=fontsize)
+    return shown
+
+
 def plot_digit_grid(images, captions, path, title, columns=10):
-    """Digits in a grid, each with a short caption under it; ``images`` in [0, 1]."""
+    """Digits in a grid, each under its short caption; ``images`` in [0, 1]."""
     rows = max(1, -(-len(images) // columns))
     lines = max(str(caption).count("\n") + 1 for caption in captions) if captions else 1
-    height = 1.2 + 0.17 * lines  # a digit and its caption, in inches
-    fig, axes = plt.subplots(rows, columns, figsize=(1.25 * columns, height * rows + 0.7), squeeze=False)
-    # Fixed margins instead of tight_layout: the grid is regular, and laying it out is most of
-    # the cost of drawing it.
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.7 / (height * rows + 0.7),
-                        wspace=0.08, hspace=0.17 * lines / 1.2 + 0.1)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, caption in zip(axes.flat, images, captions):
-        ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(caption, fontsize=8.5)
+    size, gap, band = 1.1, 0.15, 0.17 * lines + 0.12  # a digit, the space beside it, its caption's band (inches)
+    width, height = columns * (size + gap), rows * (size + band)
+    fig = plt.figure(figsize=(width, height + 0.5))
+    ax = inch_axes(fig, width, height)
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        row, col = divmod(i, columns)
+        draw_image(ax, np.asarray(image).reshape(28, 28), col * (size + gap) + gap / 2, row * (size + band) + band,
+                   size, caption=caption, cmap="gray_r", vmin=0, vmax=1)
     fig.suptitle(title, fontsize=12)
     return save_figure(fig, path)
 

@@ -1,5 +1,5 @@
-"""The records a run keeps: every field any of them holds and its kind, their layout, and how
-they are written, read and checked.
+"""The records runs keep: every field any of them holds and its kind (``schema``), their
+layout, how they are written and read back checked, and the runs found under OUT/runs.
 
 A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
 
@@ -11,7 +11,7 @@ A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
   fingerprint, ``code.fingerprint``: an edited script does not resume it), ``records`` (its JSON
   records, the main one first) and ``parts``: for each part in order, ``PART_FIELDS``. A completed run's
   run.json is also published as ``OUT/results/<main record>_run.json``.
-- ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes (``fit_record``),
+- ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes (``training.fit_record``),
   and what each script adds: the CNN's ``per_class_accuracy``; the L2 study's ``settings``,
   ``rows``, ``trials_run``, ``workers``; the autoencoder's ``reconstruction`` (4B) and the
   accuracy study's ``noise_levels``, ``draws``, ``classifiers``, ``study_mode`` (4C) and
@@ -26,56 +26,15 @@ Every JSON is strict (null, never NaN). Every record is read through ``read_reco
 refuses by name one whose fields hold something unexpected or that a newer format wrote.
 """
 
-import importlib.metadata
-import math
 import os
-import platform
-from typing import NamedTuple
 
-from mnistlab import backend, files
+import psutil
+
+from mnistlab import files
 from mnistlab.errors import LabError
+from mnistlab.schema import NUMBER, OPTIONAL_INT, OPTIONAL_NUMBER, Fields, ListOf, MapOf, every, read_checked
 
 FORMAT = 1  # of run.json and the records; a later layout raises it, and reads this one
-
-NUMBER = (int, float)
-OPTIONAL_NUMBER = (int, float, type(None))  # None: a number a diverged run has not got
-OPTIONAL_INT = (int, type(None))
-
-
-class ListOf(NamedTuple):
-    """A list whose items are each of kind ``item``; ``nonempty``: with at least one."""
-    item: object
-    nonempty: bool = False
-
-
-class MapOf(NamedTuple):
-    """A dict whose values, under any key, are each of kind ``value``."""
-    value: object
-
-
-class Fields(NamedTuple):
-    """A dict whose ``fields`` hold their kinds where present, and which has ``required``."""
-    fields: dict
-    required: tuple = ()
-
-
-def every(fields):
-    """``Fields`` that must all be there."""
-    return Fields(fields, tuple(fields))
-
-
-def fits(value, kind):
-    """Whether ``value`` is of ``kind``: a type or tuple of types, or a ``ListOf``, ``MapOf`` or
-    ``Fields``, checked all the way down."""
-    if isinstance(kind, ListOf):
-        return isinstance(value, list) and bool(value or not kind.nonempty) and all(fits(v, kind.item) for v in value)
-    if isinstance(kind, MapOf):
-        return isinstance(value, dict) and all(fits(v, kind.value) for v in value.values())
-    if isinstance(kind, Fields):
-        return (isinstance(value, dict) and all(key in value for key in kind.required)
-                and all(fits(value[key], sub) for key, sub in kind.fields.items() if key in value))
-    return isinstance(value, kind)
-
 
 NUMBERS = ListOf(OPTIONAL_NUMBER)
 HISTORY = MapOf(ListOf(OPTIONAL_NUMBER, nonempty=True))  # per metric, one number an epoch
@@ -116,30 +75,6 @@ TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_acc
 BACKUP_FIELDS = {"epoch": int, "batch": int, "weights": str, "shuffle": dict}
 
 
-def check_kinds(data, fields, path, what="something", required=()):
-    """Refuse by name the file ``path`` whose ``data`` (a dict) holds, in a field of ``fields``
-    (present, or ``required``), a value of another kind than the field's, at any depth."""
-    if not isinstance(data, dict):
-        wrong = ["its form"]
-    else:
-        wrong = [key for key, kind in fields.items()
-                 if (key in data or key in required) and not fits(data.get(key), kind)]
-    if wrong:
-        raise LabError(f"{path} holds {what} of an unexpected form ({', '.join(wrong)}; edited by hand?); "
-                       "move it aside or delete it, then rerun")
-
-
-def read_checked(path, fields, required=()):
-    """A JSON dict whose fields hold what ``fields`` says; {} if there is no file."""
-    data = files.read_json(path)
-    if data is None:
-        return {}
-    if required and not (isinstance(data, dict) and all(key in data for key in required)):
-        raise LabError(f"{path} lacks {', '.join(required)} (edited by hand?); move it aside or delete it, then rerun")
-    check_kinds(data, fields, path)
-    return data
-
-
 def read_record(path, fields=RECORD_FIELDS, required=()):
     """The record (or run.json) at ``path``, checked against ``fields``; {} if there is none.
     One of another form, or of a newer format, is refused by name."""
@@ -163,52 +98,49 @@ def read_backup(folder):
     return read_checked(os.path.join(folder, "training_metadata.json"), BACKUP_FIELDS, required=("epoch",)) or None
 
 
-def diverged_at(history):
-    """The first epoch (from 1) whose training loss is not a finite number, or None."""
-    return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
-                 if loss is None or not math.isfinite(loss)), None)
+# Finding runs
 
 
-def loss_name(model):
-    """The Keras name of a compiled model's loss, as the record keeps it."""
-    return model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+def runs_folder(out):
+    return os.path.join(out, "runs")
 
 
-def fit_record(first, model, history, scores, *, examples, layers, wall_seconds):
-    """A finished fit's record: ``first_fields``, then its history, loss, data sizes, layers (as
-    ``plots.layer_table`` gives them), parameters, test scores, wall time and divergence."""
-    return {**first, "status": "complete", "history": history, "loss": loss_name(model), "examples": examples, "layers": layers,
-            "parameters": model.count_params(), "wall_seconds": wall_seconds,
-            "diverged_at_epoch": diverged_at(history), **{f"test_{k}": v for k, v in scores.items()}}
+def read_meta(path):
+    """A run folder's run.json; a hand-edited or truncated one is refused by name."""
+    meta = read_record(os.path.join(path, "run.json"), RUN_FIELDS,
+                               required=("script", "status", "started"))
+    if meta:
+        meta.setdefault("changed", [])
+        meta.setdefault("parts", {})
+        meta["path"] = path
+        meta["name"] = os.path.basename(path)
+        if meta["status"] == "running" and not alive(meta.get("pid")):  # killed before it could say so
+            meta["status"] = KILLED
+            for part in meta["parts"].values():
+                if part["status"] == "running":
+                    part["status"] = "killed"
+    return meta or None
 
 
-def first_fields(name, args):
-    """What a record says from its first epoch on: its name, the flags, and the environment."""
-    return {"name": name, "config": vars(args), "environment": environment()}
+KILLED = "killed (its process is gone; rerun its command to go on)"
 
 
-def environment():
-    """Machine and versions, for the record of each run."""
-    import keras
-    import numpy
-
-    return {
-        "python": platform.python_version(),
-        "tensorflow": _version("tensorflow-cpu") or _version("tensorflow"),
-        "keras": keras.__version__,
-        "jax": _version("jax"),
-        "numpy": numpy.__version__,
-        "backend": keras.backend.backend(),
-        "onednn": (backend.onednn() or "TensorFlow's default for this CPU")
-                  if keras.backend.backend() == "tensorflow" else None,
-        "cpu": backend.cpu_name(),
-        "device": backend.device(),
-        "cores": os.cpu_count(),
-    }
+def all_runs(out):
+    """Every run under OUT/runs, oldest first."""
+    folder = runs_folder(out)
+    if not os.path.isdir(folder):
+        return []
+    found = [read_meta(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
+             if os.path.isdir(os.path.join(folder, name))]
+    return sorted((meta for meta in found if meta), key=lambda meta: (meta["started"], meta["name"]))
 
 
-def _version(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def record_of(meta, name=None):
+    """A run's main record (or record ``name``), or {} when it has not written one yet."""
+    name = name or (meta.get("records") or [meta["script"]])[0]
+    return read_record(os.path.join(meta["path"], "results", f"{name}.json"))
+
+
+def alive(pid):
+    """Whether process ``pid`` still runs (a run marked running may have been killed)."""
+    return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)

@@ -10,11 +10,13 @@ PROG = "python -m mnistlab.runs"
 if __name__ == "__main__":
     stops.from_now(PROG)  # before the comparison's libraries load
 
-from mnistlab import exits  # noqa: E402
+from mnistlab import exits, files  # noqa: E402
 from mnistlab import compare  # noqa: E402
 from mnistlab.errors import LabError  # noqa: E402
 from mnistlab.exits import LabParser  # noqa: E402
-from mnistlab.run import Outputs, all_runs, fmt_seconds, label, record_of, runs_folder, with_edits  # noqa: E402
+from mnistlab.compare import label, with_edits  # noqa: E402
+from mnistlab.records import all_runs, record_of, runs_folder  # noqa: E402
+from mnistlab.stats import fmt_seconds  # noqa: E402
 
 
 def find(metas, prefix, out):
@@ -66,7 +68,7 @@ def main(argv=None):
         return 0
     chosen = [find(metas, prefix, args.out) for prefix in args.run]
     chosen = sorted({meta["name"]: meta for meta in chosen}.values(), key=lambda m: (m["started"], m["name"]))
-    Outputs(args.out)
+    files.Outputs(args.out)
     table, study = compare.runs_and_studies(chosen, args.out, "runs_compare", "runs_compare_l2_study")
     print(table)
     print(study)

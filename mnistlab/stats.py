@@ -1,5 +1,6 @@
-"""The few numbers every part reports the same way: percentages, mean and spread, wall time."""
+"""The few numbers every part reports the same way: percentages, mean and spread, divergence, wall time."""
 
+import math
 import time
 
 import numpy as np
@@ -14,6 +15,16 @@ def mean_std(values):
     """The mean and the sample standard deviation (0 for a single value) of ``values``."""
     values = np.asarray(values, dtype=float)
     return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else 0.0)
+
+
+def diverged_at(history):
+    """The first epoch (from 1) whose training loss is not a finite number, or None."""
+    return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
+                 if loss is None or not math.isfinite(loss)), None)
+
+
+def fmt_seconds(seconds):
+    return "–" if seconds is None else f"{seconds:,.0f} s"
 
 
 class Stopwatch:

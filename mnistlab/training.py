@@ -1,13 +1,15 @@
 """Seeding, compiling and fitting, shared so that every script trains the same fast way, and a
 stopped fit goes on from its last finished epoch."""
 
+import dataclasses
 import math
 import os
+import shutil
 import sys
 
 import numpy as np
 
-from mnistlab import backend, files, records, stops
+from mnistlab import backend, files, plots, records, stats, stops
 from mnistlab.errors import LabError
 
 keras = backend.imported_keras()
@@ -148,9 +150,9 @@ class StopOnDivergence(keras.callbacks.Callback):
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
         checkpoint=None):
     """``model.fit`` on arrays; returns the per-epoch history as a dict of lists. A fit whose
-    loss stops being finite ends after that epoch (``records.diverged_at`` finds it in the history).
+    loss stops being finite ends after that epoch (``stats.diverged_at`` finds it in the history).
 
-    With a ``run.Checkpoint``, the fit goes on after the epochs it has done (their history
+    With a ``Checkpoint``, the fit goes on after the epochs it has done (their history
     comes first in the one returned), keeps a backup of each epoch, and records its progress.
 
     ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
@@ -176,7 +178,7 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
                             callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
-        if records.diverged_at(merged):
+        if stats.diverged_at(merged):
             break
     return merged
 
@@ -187,3 +189,54 @@ def evaluate(model, x, y, batch_size):
     scores = {key: float(value) for key, value in scores.items()}
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return scores
+
+
+def fit_record(first, model, history, scores, *, examples, layers, wall_seconds):
+    """A finished fit's record: ``first_fields``, then its history, loss, data sizes, layers (as
+    ``plots.layer_table`` gives them), parameters, test scores, wall time and divergence."""
+    return {**first, "status": "complete", "history": history, "loss": plots.loss_name(model), "examples": examples, "layers": layers,
+            "parameters": model.count_params(), "wall_seconds": wall_seconds,
+            "diverged_at_epoch": stats.diverged_at(history), **{f"test_{k}": v for k, v in scores.items()}}
+
+
+def first_fields(name, args):
+    """What a record says from its first epoch on: its name, the flags, and the environment."""
+    return {"name": name, "config": vars(args), "environment": backend.environment()}
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """Where the fit of one record stands: the epochs done and their history (a stopped fit goes
+    on from them), the folder of its Keras backup, ``save(history)``, which records the history
+    so far after each epoch, and what the record says from the start (``first_fields``)."""
+    done: int
+    history: dict
+    folder: str
+    save: object
+    first: dict
+    clock: stats.Stopwatch = dataclasses.field(default_factory=stats.Stopwatch)
+
+    def record(self, model, history, scores, *, examples, layers):
+        """The finished fit's record (``fit_record``), timed from this checkpoint."""
+        return fit_record(self.first, model, history, scores, examples=examples, layers=layers,
+                                  wall_seconds=self.clock.seconds())
+
+
+def checkpoint(run, name, args):
+    """The ``Checkpoint`` of record ``name``'s fit of ``args.epochs`` in ``run`` (a ``run.Run``),
+    whose progress is recorded with the flags ``args`` and its history so far. A backup without
+    the history of its epochs is dropped, and the fit starts afresh."""
+    epochs, first = args.epochs, first_fields(name, args)
+    metadata = records.read_backup(run.backup(name))
+    done = metadata["epoch"] if metadata else 0
+    history = run.read_record(name).get("history", {}) if done else {}
+    if done and history and all(len(values) >= done for values in history.values()):
+        print(f"Resuming {name} in run {run.name} after epoch {done} of {epochs}", flush=True)
+        history = {key: values[:done] for key, values in history.items()}
+    else:
+        shutil.rmtree(run.backup(name), ignore_errors=True)
+        done, history = 0, {}
+
+    def save(history):
+        run.write_record(name, {**first, "status": f"running: {len(history)} epochs done", "history": history})
+    return Checkpoint(done, history, run.backup(name), save, first)

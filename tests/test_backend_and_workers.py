@@ -147,10 +147,8 @@ def test_on_a_gpu_trainings_run_one_at_a_time_and_take_only_the_memory_they_use(
 
 @pytest.mark.skipif(backend.gpu_reported(), reason="this machine has a GPU")
 def test_each_record_names_the_device_it_trained_on():
-    from mnistlab import records
-
     assert backend.device() == f"CPU: {backend.cpu_name()}"  # no GPU on the machines the tests run on
-    assert records.environment()["device"] == backend.device()
+    assert backend.environment()["device"] == backend.device()
 
 
 def test_the_cuda_probe_of_a_machine_without_a_gpu_is_start_up_chatter():

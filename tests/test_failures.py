@@ -120,14 +120,20 @@ def interrupted_study(tiny_npz, out):
 
 
 def test_a_corrupt_trial_store_is_refused_by_name_and_kept(tiny_npz, tmp_path):
+    from mnistlab import l2_study
+    from mnistlab.errors import LabError
+
     store = interrupted_study(tiny_npz, tmp_path)
-    for content, problem in (('{"trials": [{"l2": 0.0001', "is not valid JSON"), ('{"trial": []}', "lacks trials"),
-                             ('{"trials": [{"l2": "big"}]}', "trials of an unexpected form")):
-        store.write_text(content)
-        result = run_script("mlp_mnist.py", "--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
-                            "--study-hidden", "8", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", "1",
-                            "--out", str(tmp_path))
-        one_line_error(result, str(store), problem)
+    store.write_text('{"trials": [{"l2": 0.0001')
+    result = run_script("mlp_mnist.py", "--data", tiny_npz, "--study", "--epochs", "1", "--study-epochs", "1",
+                        "--study-hidden", "8", "--l2", "1e-4", "1e-3", "--replicates", "1", "--workers", "1",
+                        "--out", str(tmp_path))
+    one_line_error(result, str(store), "is not valid JSON")
+    assert store.read_text() == '{"trials": [{"l2": 0.0001'
+    for content, problem in (('{"trial": []}', "lacks trials"), ('{"trials": [{"l2": "big"}]}', "trials of an unexpected form")):
+        store.write_text(content)  # the same check, read as the rerun reads it
+        with pytest.raises(LabError, match=problem):
+            l2_study.read_trials(str(store))
         assert store.read_text() == content
 
 

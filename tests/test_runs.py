@@ -9,7 +9,7 @@ import pytest
 
 import mlp_mnist
 from conftest import ROOT, assert_png, made_once, run_main, user_env
-from mnistlab import run, training
+from mnistlab import compare, run, training
 
 FAST = ["--hidden", "8", "--batch-size", "64"]
 
@@ -83,7 +83,7 @@ def test_run_folder_names_and_labels():
     assert run.folder_name("mlp_mnist", ["lr 0.01"], when) == "mlp_mnist-20261125-171502-lr0.01"
     assert run.folder_name("cnn_mnist", ["model improved", "l2 1e-06 0.001"], when) == \
         "cnn_mnist-20261125-171502-model-improved-l2_1e-06,0.001"
-    assert run.label([]) == "lab defaults" and run.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
+    assert compare.label([]) == "lab defaults" and compare.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
 
 
 class StopAfter(training.BackupAndRestore):

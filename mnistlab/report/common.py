@@ -4,8 +4,8 @@
 import os
 from typing import Callable, NamedTuple, Optional, Union
 
-from mnistlab import data, l2_study, lab, records
-from mnistlab.records import diverged_at
+from mnistlab import compare, data, l2_study, lab, records
+from mnistlab.stats import diverged_at
 
 
 def read_records(out):
@@ -16,7 +16,7 @@ def read_records(out):
     found["runs"] = {name: read(f"{name}_run", records.RUN_FIELDS) for facts in lab.SCRIPTS.values()
                      for name in facts["records"]}
     hinton = os.path.join(out, HINTON_EXPERIMENT, "results", f"{l2_study.NAME}_runs.json")
-    found["hinton"] = l2_study.read_runs_summary(hinton)
+    found["hinton"] = compare.read_runs_summary(hinton)
     return found
 
 
