@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # session) compile each tiny model once.
 backend.keep_compiled_programs()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CNN_FIGURES = ("accuracy", "loss", "model", "confusion", "misclassified", "filters", "feature_maps")  # each CNN's
 
 
 def make_digits(n, seed=0):

@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 import cnn_mnist
-from conftest import assert_png, histories_of_two_runs, prepared_digits, run_script
+from conftest import CNN_FIGURES, assert_png, histories_of_two_runs, prepared_digits, run_script
 from mnistlab import flags, training
-
-FIGURES = ("accuracy", "loss", "model", "confusion", "misclassified", "filters", "feature_maps")
-
 
 def test_lab_cnn_structure_and_parameter_count():
     model = cnn_mnist.build_lab_cnn()
@@ -61,23 +58,22 @@ def test_cosine_schedule_decays_to_zero():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, name", [("lab", "cnn_mnist"), ("improved", "cnn_improved")])
-def test_quick_run_writes_every_figure_and_the_results(model, name, tiny_npz, tmp_path):
+def test_a_quick_run_of_the_improved_cnn_writes_every_figure_and_the_results(tiny_npz, tmp_path):
     """As a user runs it, on the CNN's own backend (the improved CNN's augmentation compiles
     slowly on JAX, where the other tests in this process run): nothing on stderr, even with
-    TensorFlow's C++ start-up lines let through (TF_CPP_MIN_LOG_LEVEL=0, as some users have it)."""
-    result = run_script("cnn_mnist.py", "--data", tiny_npz, "--quick", "--model", model, "--out", str(tmp_path),
+    TensorFlow's C++ start-up lines let through (TF_CPP_MIN_LOG_LEVEL=0, as some users have it).
+    The lab CNN's quick run is the Colab test's (tests/test_colab.py)."""
+    result = run_script("cnn_mnist.py", "--data", tiny_npz, "--quick", "--model", "improved", "--out", str(tmp_path),
                         env={"TF_CPP_MIN_LOG_LEVEL": "0"})
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    out = result.stdout
-    for figure in FIGURES:
-        assert_png(tmp_path / "plots" / f"{name}_{figure}.png")
-    record = json.loads((tmp_path / "results" / f"{name}.json").read_text())
-    assert record["status"] == "complete" and record["config"]["model"] == model
+    for figure in CNN_FIGURES:
+        assert_png(tmp_path / "plots" / f"cnn_improved_{figure}.png")
+    record = json.loads((tmp_path / "results" / "cnn_improved.json").read_text())
+    assert record["status"] == "complete" and record["config"]["model"] == "improved"
     assert len(record["per_class_accuracy"]) == 10
     assert all(0 <= a <= 1 for a in record["per_class_accuracy"])
     assert len(record["history"]["loss"]) == 2 and record["wall_seconds"] > 0
-    assert "test accuracy" in out
+    assert "test accuracy" in result.stdout
 
 
 def test_default_epochs_depend_on_the_model():
