@@ -57,6 +57,12 @@ def write_npz(path, **overrides):
     return str(path)
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, the fast ones after them: the test processes, handed tests in this
+    order, then end at nearly the same time instead of one waiting for the other's last long test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_npz(tmp_path_factory):
     """One tiny data set for the whole session (the tests only read it)."""
