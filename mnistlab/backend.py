@@ -31,8 +31,10 @@ INFERENCE_ONLY = ("numpy", "openvino")
 # The packages whose first import starts the C++ libraries.
 NOISY_PACKAGES = ("keras", "tensorflow", "jax", "jaxlib")
 # Start-up lines of TensorFlow, absl and XLA: glog-style "I0000 00:00:..." lines and their kin,
-# and the full TensorFlow package's probe for CUDA on a machine without a GPU.
+# TensorFlow's own "2026-12-03 18:22:52.058269: I ..." lines (as 2.20 writes them), and the full
+# TensorFlow package's probe for CUDA on a machine without a GPU.
 CHATTER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:\d\d:"
+                     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] "
                      r"|To enable the following instructions:|oneDNN custom operations are on"
                      r"|.*failed call to cuInit)")
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")

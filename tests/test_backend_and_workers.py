@@ -157,6 +157,16 @@ def test_the_cuda_probe_of_a_machine_without_a_gpu_is_start_up_chatter():
     assert backend.CHATTER.match(line) and not backend.CHATTER.match("ValueError: a real error")
 
 
+def test_tensorflow_2_20s_own_start_up_lines_are_chatter():
+    """Colab's TensorFlow 2.20 writes its INFO lines in its own format where TF_CPP_MIN_LOG_LEVEL=0
+    lets them through (the Colab test met them)."""
+    for line in ("2026-12-03 18:22:52.058269: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:31] Could not "
+                 "find cuda drivers on your machine, GPU will not be used.",
+                 "2026-12-03 18:22:52.059243: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on."):
+        assert backend.CHATTER.match(line)
+    assert not backend.CHATTER.match("2026-12-03 18:22:52: a line of the user's own program")
+
+
 KEEPS_A_PROGRAM = """
 import jax, jax.numpy as jnp
 jax.jit(lambda x: x * 2 + 1)(jnp.arange(3.0)).block_until_ready()
