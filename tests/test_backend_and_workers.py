@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from conftest import ROOT, run_script, user_env
+from conftest import ROOT, user_env
 from mnistlab import backend, data, parallel
 from mnistlab.errors import LabError
 
@@ -113,22 +113,6 @@ def test_without_cpu_affinity_workers_are_counted_and_not_pinned(monkeypatch):
     assert parallel.usable_cores() == cores
     assert parallel.default_workers() == min(cores, parallel.MAX_DEFAULT_WORKERS)
     assert parallel.core_ids(2) == [None, None]
-
-
-# The per-level autoencoders with two workers run as on macOS or Windows: without CPU affinity
-# (workers are not pinned) and without SIGHUP; the test above shows pinning on Linux. (The
-# study's pool runs so in test_failures.py, after a stop while it starts.)
-@pytest.mark.slow
-@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
-def test_per_level_autoencoders_on_jax_with_two_workers(tiny_npz, other_platform, tmp_path):
-    result = run_script("denoise_autoencoder.py", "--data", tiny_npz, "--quick", "--per-level",
-                        "--levels", "0", "0.4", "0.8", "--workers", "2", "--out", str(tmp_path),
-                        env={"KERAS_BACKEND": "jax", **other_platform})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training 2 autoencoders for the noise levels of the accuracy study, 2 at a time" in result.stdout
-    assert result.stderr == ""
-    record = json.loads((tmp_path / "results" / "denoise_autoencoder.json").read_text())
-    assert record["noise_levels"] == [0, 0.4, 0.8] and len(record["classifiers"][0]["accuracy_denoised"]) == 3
 
 
 def test_on_a_gpu_trainings_run_one_at_a_time_and_take_only_the_memory_they_use(monkeypatch):
