@@ -107,8 +107,7 @@ def runs_folder(out):
 
 def read_meta(path):
     """A run folder's run.json; a hand-edited or truncated one is refused by name."""
-    meta = read_record(os.path.join(path, "run.json"), RUN_FIELDS,
-                               required=("script", "status", "started"))
+    meta = read_record(os.path.join(path, "run.json"), RUN_FIELDS, required=("script", "status", "started"))
     if meta:
         meta.setdefault("changed", [])
         meta.setdefault("parts", {})

@@ -194,8 +194,8 @@ def evaluate(model, x, y, batch_size):
 def fit_record(first, model, history, scores, *, examples, layers, wall_seconds):
     """A finished fit's record: ``first_fields``, then its history, loss, data sizes, layers (as
     ``plots.layer_table`` gives them), parameters, test scores, wall time and divergence."""
-    return {**first, "status": "complete", "history": history, "loss": plots.loss_name(model), "examples": examples, "layers": layers,
-            "parameters": model.count_params(), "wall_seconds": wall_seconds,
+    return {**first, "status": "complete", "history": history, "loss": plots.loss_name(model), "examples": examples,
+            "layers": layers, "parameters": model.count_params(), "wall_seconds": wall_seconds,
             "diverged_at_epoch": stats.diverged_at(history), **{f"test_{k}": v for k, v in scores.items()}}
 
 
@@ -219,7 +219,7 @@ class Checkpoint:
     def record(self, model, history, scores, *, examples, layers):
         """The finished fit's record (``fit_record``), timed from this checkpoint."""
         return fit_record(self.first, model, history, scores, examples=examples, layers=layers,
-                                  wall_seconds=self.clock.seconds())
+                          wall_seconds=self.clock.seconds())
 
 
 def checkpoint(run, name, args):
