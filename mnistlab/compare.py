@@ -7,7 +7,6 @@ import os
 from mnistlab import code, files, l2_study, plots, records, stats
 from mnistlab.errors import LabError
 from mnistlab.schema import NUMBER, OPTIONAL_NUMBER, ListOf, every, read_checked
-from mnistlab.stats import fmt_seconds
 
 LATEST = 8  # runs in each automatic comparison
 CURVES = ("val_accuracy", "val_loss")  # what a comparison draws, the first that every run has
@@ -54,7 +53,8 @@ def with_edits(metas):
 
 def latest(run):
     """Compare the latest runs of ``run``'s script in OUT/plots and OUT/results."""
-    metas = [meta for meta in records.all_runs(run.out) if meta["script"] == run.script and records.record_of(meta)][-LATEST:]
+    metas = [meta for meta in records.all_runs(run.out)
+             if meta["script"] == run.script and records.record_of(meta)][-LATEST:]
     runs_and_studies(metas, run.out, f"{run.script}_runs", f"{l2_study.NAME}_runs", run.name)
     print(f"Compared with earlier runs: {run.out}/plots/{run.script}_runs.png, "
           f"{run.out}/results/{run.script}_runs.md")
@@ -87,8 +87,8 @@ def fmt_metric(metric, value):
 
 def fmt_parts(meta):
     """Each part's status and wall time: ``lab MLP 12 s, L2 study interrupted (80 s)``."""
-    return ", ".join(f"{name} {fmt_seconds(part['wall_seconds'])}" if part["status"] == "complete"
-                     else f"{name} {part['status']} ({fmt_seconds(part['wall_seconds'])})"
+    return ", ".join(f"{name} {stats.fmt_seconds(part['wall_seconds'])}" if part["status"] == "complete"
+                     else f"{name} {part['status']} ({stats.fmt_seconds(part['wall_seconds'])})"
                      for name, part in meta.get("parts", {}).items()) or meta["status"]
 
 
@@ -172,7 +172,7 @@ def format_runs_table(summary):
         cells.append(f"{l2_study.mean_std_text(pooled['mean'], pooled['std'])} ({pooled['trials']})"
                      if pooled["mean"] is not None else "–")
         lines.append(f"| {entry['run']} | {label(entry['changed'])} | " + " | ".join(cells)
-                     + f" | {fmt_seconds(entry['wall_seconds'])} | {entry['status']} |")
+                     + f" | {stats.fmt_seconds(entry['wall_seconds'])} | {entry['status']} |")
     return "\n".join(lines) + ("\n\nMean ± standard deviation of the final validation accuracy over "
                                "each factor's replicates, and over all the run's trials together "
                                "(their number in brackets). Wall time: the study's trials, "
