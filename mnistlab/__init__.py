@@ -1,5 +1,5 @@
 """Shared code for the Keras MNIST lab scripts: data, noise, training, plots, results, CLI.
 
-Importing it changes nothing global: a lab command's entry calls ``launch.command`` (a script,
-through ``launch.keras``) or ``stops.from_now`` at its first line.
+Importing it changes nothing global: a lab command's entry calls ``launch.keras`` (a script)
+or ``stops.from_now`` at its first line.
 """

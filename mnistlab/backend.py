@@ -1,11 +1,7 @@
-"""The Keras backend a script runs on: chosen and checked before Keras is imported, and every
-import of Keras, TensorFlow or JAX made quiet, whoever imports them first.
-
-TensorFlow, absl and XLA write start-up lines straight to the process's stderr when their C++
-libraries load (which lines depends on the CPU: oneDNN's banner only where TensorFlow turns it
-on by default). ``quiet_imports``, called by a lab command's start and by ``load``, installs
-an import hook that holds those lines back, so no order of imports can let them through. Set
-MNISTLAB_LOGS=1 to see them again when debugging.
+"""The Keras backend a script runs on, chosen and checked before Keras is imported, and the
+machine it runs on. TensorFlow, absl and XLA write start-up lines straight to stderr as their
+C++ libraries load (which ones depends on the CPU); ``quiet_imports`` installs an import hook
+that holds them back, whoever imports them first. MNISTLAB_LOGS=1 shows them, for debugging.
 """
 
 import contextlib
@@ -41,11 +37,8 @@ X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
 def choose(default):
-    """Use the ``KERAS_BACKEND`` environment variable if set, else ``default``; return its name.
-
-    Raises LabError, naming the fix, for a backend that does not exist, cannot train, or is not
-    installed.
-    """
+    """``KERAS_BACKEND`` if set, else ``default``; a LabError for one that does not exist,
+    cannot train, or is not installed."""
     name = os.environ.setdefault("KERAS_BACKEND", default)
     usable = ", ".join(sorted(TRAINING_BACKENDS))
     if name in INFERENCE_ONLY:
@@ -64,9 +57,8 @@ def choose(default):
 
 
 def share_gpu():
-    """On a GPU, each process takes the memory it uses, not the whole GPU as JAX (most of it) and
-    TensorFlow (all of it) do by default, so that a run's workers and other programs fit beside
-    it (the variables both document; unless the user set them; nothing changes on a CPU)."""
+    """On a GPU, each process takes the memory it uses, not most (JAX) or all (TensorFlow) of
+    it, so that a run's workers and other programs fit beside it (unless the user chose)."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
@@ -77,12 +69,10 @@ JAX_CACHE = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_
 
 
 def keep_compiled_programs():
-    """JAX keeps what it compiles in this user's cache folder (JAX's persistent compilation
-    cache): a rerun, a quick run and every pool worker load the training steps instead of
-    compiling them again (a quick run spends most of its time compiling; bench/README.md). The
-    same programs, so the same numbers. Unless the user chose a folder (JAX_COMPILATION_CACHE_DIR),
-    or there is none that can be written; a cache entry that cannot be read or written only
-    means compiling again, said nowhere."""
+    """JAX's persistent compilation cache in this user's cache folder (unless the user chose
+    JAX_COMPILATION_CACHE_DIR, or none can be written): reruns and pool workers load the same
+    training steps instead of compiling them again. An entry that cannot be read or written
+    only means compiling again, said nowhere."""
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         folder = os.path.join(user_cache_folder(), "mnistlab", "jax")
         try:
@@ -132,11 +122,8 @@ def onednn():
 
 
 def load(default):
-    """Choose the backend, then import and return Keras on it.
-
-    Keras reads its backend once, at its first import: one made before this call (by a module
-    that imports Keras itself) must have chosen the same backend.
-    """
+    """Choose the backend, then import and return Keras on it (an earlier import of Keras must
+    have chosen the same one: Keras reads it once)."""
     name = choose(default)
     keras = imported_keras()
     if keras.backend.backend() != name:
@@ -148,11 +135,9 @@ def load(default):
 
 
 def without_tensorflow():
-    """Off TensorFlow, Keras serialises layers (a model diagram, a saved model) as on a machine
-    without TensorFlow: the first time, it would import all of TensorFlow into the process only
-    to ask whether an object is a tf.TensorShape. Keras's lazy handle on TensorFlow is told that
-    it is not there; the augmentation layers, which ask whether TensorFlow is loaded at all, still
-    work. (A Keras without that handle imports TensorFlow: slower, nothing else.)"""
+    """Off TensorFlow, Keras's lazy handle on TensorFlow is told it is not there: serialising a
+    layer would otherwise import all of TensorFlow only to ask whether an object is a
+    tf.TensorShape. (A Keras without that handle imports it: slower, nothing else.)"""
     from keras.src.utils import module_utils
 
     handle = getattr(module_utils, "tensorflow", None)
@@ -217,27 +202,23 @@ def quiet_start():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # e.g. tf.function retracing notes
-    _quiet_depth[0] += 1
-    try:
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no stderr, or a closed one
         sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):  # no stderr, or a closed one
-        pass
     try:
         saved = os.dup(2)
     except OSError:  # no file descriptor 2 to redirect: nothing can be printed anyway
-        try:
-            yield
-        finally:
-            _quiet_depth[0] -= 1
-        return
+        saved = None
+    _quiet_depth[0] += 1
     with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
+        if saved is not None:
+            os.dup2(held.fileno(), 2)
         try:
             yield
         finally:
             _quiet_depth[0] -= 1
-            os.dup2(saved, 2)
-            os.close(saved)
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
             held.seek(0)
             for line in held.read().decode(errors="replace").splitlines():
                 if line.strip() and not CHATTER.match(line):
@@ -290,9 +271,9 @@ def environment():
 
     return {
         "python": platform.python_version(),
-        "tensorflow": _version("tensorflow-cpu") or _version("tensorflow"),
+        "tensorflow": version("tensorflow-cpu") or version("tensorflow"),
         "keras": keras.__version__,
-        "jax": _version("jax"),
+        "jax": version("jax"),
         "numpy": numpy.__version__,
         "backend": keras.backend.backend(),
         "onednn": (onednn() or "TensorFlow's default for this CPU")
@@ -303,7 +284,8 @@ def environment():
     }
 
 
-def _version(package):
+def version(package):
+    """The installed version of ``package``, or None."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

@@ -19,9 +19,8 @@ def name_of(path):
 
 
 def chosen(paths, results_dir):
-    """{name: path} of the classifiers to score with: ``paths`` (--classifier) if given, else
-    the best model of questions 2-3 saved in ``results_dir`` (by the test accuracy in its
-    record) and the lab MLP, whose path is None when it was not saved (it is then trained)."""
+    """{name: path} to score with: ``paths`` (--classifier), else the best model of questions
+    2-3 saved in ``results_dir`` and the lab MLP (None if not saved: it is then trained)."""
     if paths:
         return {name_of(path): path for path in paths}
     saved = {}

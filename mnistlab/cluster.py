@@ -17,7 +17,6 @@ import contextlib
 import logging
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import io
 import json
@@ -32,7 +31,7 @@ import threading
 import urllib.parse
 from concurrent.futures import CancelledError
 
-from mnistlab import data, lab
+from mnistlab import backend, data, lab
 from mnistlab.errors import LabError
 
 CONNECT_SECONDS = 30  # to reach the scheduler, and to get it back after a lost connection
@@ -108,8 +107,7 @@ class Cluster:
         return max(1, min(self.workers or 1, jobs))
 
     def run(self, task, jobs, load):
-        """Yield ``(job, task(load(data file), job))`` for every job as each finishes on the
-        cluster. A stop, or leaving the loop, cancels this run's tasks there."""
+        """``Trainings.run`` as tasks of the cluster; a stop, or leaving the loop, cancels them."""
         jobs = list(jobs)
         if not jobs:
             return
@@ -192,13 +190,7 @@ class Cluster:
 
 def package_versions():
     """The installed versions of the packages that make a trial's numbers (None if absent)."""
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {name: backend.version(name) for name in VERSIONED}
 
 
 def _differences(theirs, ours):
@@ -261,9 +253,8 @@ def work(script, backend, payload, shipped, job):
 
 
 def _single_threaded():
-    """Train on one thread, as each worker of the local pool does on its own core: a matrix
-    product split over other threads sums in another order, and 40 epochs later the numbers
-    differ from a local run's. One worker per core (``--nthreads 1``) uses the machine."""
+    """Train on one thread, as a local pool's worker does: a product split over threads sums in
+    another order, and 40 epochs later the numbers differ from a local run's."""
     if SINGLE_THREADED_XLA not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREADED_XLA}".strip()
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
@@ -272,10 +263,9 @@ def _single_threaded():
 
 @contextlib.contextmanager
 def _own_python_random():
-    """Python's ``random.seed`` and ``random.randint``, which Keras seeds and draws initial
-    weights' seeds from, on a generator of this task's own: the worker's event loop draws from
-    the shared one meanwhile (its timers' jitter), which would make a trial's initial weights
-    depend on timing and differ from a local run's."""
+    """``random.seed`` and ``random.randint`` (Keras's seeds for initial weights) on this task's
+    own generator: the worker's event loop draws from the shared one meanwhile (its timers'
+    jitter), which would make the initial weights depend on timing."""
     own, shared = random.Random(), {name: getattr(random, name) for name in ("seed", "randint")}
     for name in shared:
         setattr(random, name, getattr(own, name))

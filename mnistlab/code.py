@@ -13,8 +13,7 @@ MODULE_LEVEL = "module-level statements"
 
 
 def script_file(script):
-    """The file of ``script`` as this process loaded it: run (``__main__``), in a pool worker
-    (``__mp_main__``) or imported (a test); None where it cannot be found."""
+    """The file of ``script`` as this process loaded it (run, in a pool worker, or imported)."""
     for name in ("__main__", "__mp_main__", script):
         path = getattr(sys.modules.get(name), "__file__", None) or ""
         if os.path.basename(path) == f"{script}.py":
@@ -27,9 +26,8 @@ def _digest(text):
 
 
 def fingerprint(script):
-    """``{"file", "fingerprint", "definitions"}`` of ``script``: a digest of its whole code and
-    of each top-level function and class (by name; the rest together as MODULE_LEVEL); None
-    where the file cannot be read."""
+    """``{"file", "fingerprint", "definitions"}``: digests of ``script`` and of each top-level
+    function and class (the rest as MODULE_LEVEL); None where it cannot be read."""
     path = script_file(script)
     try:
         with open(path, encoding="utf-8") as f:
@@ -48,8 +46,7 @@ def fingerprint(script):
 
 
 def edited(before, now):
-    """The definitions that differ between two fingerprints, in ``now``'s order (added, removed
-    or changed); [] where either is unknown (a run made before runs recorded their code)."""
+    """The definitions added, removed or changed between two fingerprints; [] if one is unknown."""
     if not before or not now:
         return []
     old, new = before["definitions"], now["definitions"]

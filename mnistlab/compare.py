@@ -23,8 +23,7 @@ def label(changed):
 
 
 def legend_labels(metas):
-    """Each run's flags less those every compared run shares, and the shared ones, for a
-    legend that shows at a glance what tells the runs apart."""
+    """Each run's flags less those all share, and a title naming the shared ones."""
     shared = [flag for flag in metas[0]["changed"] if all(flag in m["changed"] for m in metas)] \
         if len(metas) > 1 else []
     labels = [label([flag for flag in m["changed"] if flag not in shared]) if shared else label(m["changed"])
@@ -40,9 +39,8 @@ EDITED = "edited "  # how a run's label names the definitions of its script edit
 
 
 def with_edits(metas):
-    """``metas`` (oldest first), each run's ``changed`` also naming the definitions of its script
-    edited since the first of them of that script: runs with the same flags but another model
-    are told apart."""
+    """``metas`` (oldest first), each ``changed`` also naming the definitions of its script edited
+    since the first run of that script: the same flags with another model are told apart."""
     first = {}
     for meta in metas:
         first.setdefault(meta["script"], meta)
@@ -61,8 +59,7 @@ def latest(run):
 
 
 def runs_and_studies(metas, out, stem, study_stem, current=None):
-    """``compare`` the runs in STEM, and their L2 studies, where they made them, in STUDY_STEM;
-    returns both tables (the second "" without a study)."""
+    """``compare`` the runs in STEM and their L2 studies in STUDY_STEM; returns both tables."""
     metas = with_edits(metas)
     return compare(metas, out, stem, current), studies(metas, out, study_stem, current)
 
@@ -123,9 +120,8 @@ def compare(metas, out, stem, current=None):
 
 
 def studies(metas, out, stem, current=None):
-    """The studies of those of ``metas`` that made one: mean +- std per factor and over all
-    trials, in OUT/results/STEM.json and .md, and the figure in OUT/plots/STEM.png; returns the
-    Markdown ("" when none of the runs made a study)."""
+    """The studies of ``metas``, per factor and pooled, in OUT/results/STEM.json and .md and
+    OUT/plots/STEM.png; returns the Markdown ("" when no run made one)."""
     made = [(meta, study) for meta in metas if (study := records.record_of(meta, l2_study.NAME))]
     if not made:
         return ""

@@ -43,8 +43,7 @@ def load_mnist(path=None, quick=False):
 
 
 def downloaded_file():
-    """Keras's cached copy of its download (``keras.datasets.mnist.load_data``), or None: in
-    KERAS_HOME (default ~/.keras), or in the temporary folder where that is not writable."""
+    """Keras's cached download, in KERAS_HOME (~/.keras) or the temporary folder; or None."""
     homes = (os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
              os.path.join(tempfile.gettempdir(), ".keras"))
     paths = [os.path.join(home, "datasets", "mnist.npz") for home in homes]
@@ -72,8 +71,8 @@ def _stamp(path):
 
 @functools.lru_cache(maxsize=1)
 def _read_checked(path, stamp):
-    """The checked arrays of the file at ``path``, read once per process while it stays the same
-    file: the flags' check, the run and its parts each ask for them. Read-only, as shared."""
+    """The checked arrays of ``path``, read once a process while the file stays the same;
+    read-only, as shared."""
     arrays = _read_npz(path)
     check_arrays(arrays, path)
     for array in arrays.values():
@@ -156,13 +155,9 @@ def scale(x):
 
 
 def salt_and_pepper(x, noise_level, rng):
-    """Return a copy of ``x`` where each pixel is, with probability ``noise_level``, set to 0 or 1.
-
-    The lab's definition: a corrupted pixel becomes 0 (pepper) or 1 (salt) with equal chance,
-    so at level 1 no original pixel is left (though some happen to equal their new value).
-    ``noise_level`` is a number, or an array that broadcasts against ``x`` (one level per image
-    with shape (N, 1) or (N, 1, 1)).
-    """
+    """A copy of ``x`` where each pixel is, with probability ``noise_level``, set to 0 (pepper)
+    or 1 (salt) with equal chance, as the lab defines it. ``noise_level`` is a number, or one
+    level per image (shape (N, 1) or (N, 1, 1))."""
     noise_level = check_noise_level(noise_level)
     noisy = np.array(x)
     per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images

@@ -59,8 +59,7 @@ def _pipe_closed():
 
 
 def _usable_streams():
-    """stdout closed (``>&-``) means nothing to show, not a crash; a path that is not valid in
-    the terminal's encoding is printed escaped."""
+    """A closed stdout (``>&-``) shows nothing; a path the terminal cannot encode is escaped."""
     if sys.stdout is None:
         sys.stdout = open(os.devnull, "w")
     for stream in (sys.stdout, sys.stderr):
@@ -110,11 +109,9 @@ def _ending(prog, exc):
 
 
 def exit_script(main, prog=None):
-    """``sys.exit(run(main))`` for a lab command run from the terminal, but the process ends at
-    once, its records already saved: tearing the interpreter down while the backend's own
-    threads may still be computing can crash it (a segfault instead of the stop's exit code),
-    and a stop while it tears down would meet the default handlers again (exit 143, no line).
-    The exit functions a normal exit runs run here, where a stop still says its line."""
+    """``sys.exit(run(main))``, but the process ends at once, its records saved: tearing the
+    interpreter down while the backend's threads compute can crash it, and a stop then would
+    meet the default handlers (no line). The exit functions run here, where a stop says its line."""
     prog = prog or os.path.basename(sys.argv[0])
     code = run(main, prog=prog)
     if code <= 128:

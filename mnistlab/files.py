@@ -12,12 +12,9 @@ from mnistlab.exits import cannot_write
 
 
 def write_atomic(path, write, what=None):
-    """Call ``write(tmp_path)``, then move the finished file into place in one step.
-
-    A failed write (a full disk, a folder that went read-only) leaves the earlier file as it was
-    and no temporary file behind, and ends the run with one line naming the file (or ``what``)
-    and the fix.
-    """
+    """Call ``write(tmp_path)``, then move the finished file into place in one step. A failed
+    write leaves the earlier file and no temporary one, and raises a LabError naming the file
+    (or ``what``) and the fix."""
     folder, name = os.path.split(path)
     stem, dot, extensions = name.partition(".")
     tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
@@ -51,8 +48,7 @@ def write_text(path, text):
 
 
 def write_json(path, data):
-    """``data`` as strict JSON: a number that is not finite (a diverged loss) is written as null,
-    which every JSON reader accepts (NaN and Infinity are not JSON)."""
+    """``data`` as strict JSON: a number that is not finite (a diverged loss) as null."""
     write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
 
 
@@ -85,8 +81,7 @@ def read_json(path, default=None):
 
 
 def _not_json(token):
-    """NaN and Infinity, which Python's json would read, are not JSON: a record holding one was
-    not written by this project."""
+    """NaN and Infinity are not JSON (though Python reads them): this project wrote no such record."""
     raise ValueError(f"{token} is not a JSON number")
 
 

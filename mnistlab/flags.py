@@ -53,8 +53,7 @@ seed = _checked(int, "a whole number", lambda v: 0 <= v <= MAX_SEED, f"a whole n
 
 
 def make_parser(script, *, epochs, batch_size, lr, quick_note, lab_note="", epochs_help="training epochs"):
-    """A parser with the flags every script shares; the defaults passed in are the lab's values,
-    and ``quick_note`` says what --quick trains."""
+    """A parser with the flags every script shares, at the lab's values given."""
     parser = LabParser(prog=f"{script}.py", epilog=lab_note,
                        formatter_class=HelpFormatter)
     common = parser.add_argument_group("common flags (every lab script)")
@@ -83,9 +82,7 @@ def quick_data_note():
 
 
 def add_workers_flag(group, what):
-    """``--workers``: how many of ``what`` train side by side, each on its own core. A worker's
-    start (a process and its backend) takes longer than a --quick training, so --quick trains
-    them one after the other unless asked."""
+    """``--workers`` and ``--cluster``: where ``what`` train side by side."""
     group.add_argument("--workers", type=positive_int, default=None,
                        help=f"{what} trained side by side, each single-threaded on its own CPU core "
                             "(each worker holds its own data and backend); 1 trains them one after "
@@ -234,8 +231,7 @@ _AHEAD = {}  # the flags a lab command's start parsed and checked, which its scr
 
 
 def parse_ahead(script, argv, doc):
-    """``parse``, at a lab command's start: the script's ``main`` then gets these same flags,
-    without parsing and checking them again."""
+    """``parse`` at a lab command's start; the script's ``main`` then gets these same flags."""
     args = _AHEAD[script, _given(argv)] = parse(script, argv, doc)
     return args
 
@@ -245,8 +241,8 @@ def _given(argv):
 
 
 def parse(script, argv=None, doc=""):
-    """The flags of ``script`` (its docstring ``doc`` opens --help), with ``args.changed`` the flags given another value than the
-    lab's default, as ``"lr 0.05"`` (what run folders and comparisons are labelled by)."""
+    """The flags of ``script`` (``doc`` opens --help), with ``args.changed`` those given another
+    value than the lab's, as ``"lr 0.05"`` (what runs are labelled by)."""
     if (script, _given(argv)) in _AHEAD:
         return _AHEAD.pop((script, _given(argv)))
     make, defaults, quick, checks = SCRIPT_FLAGS[script]
@@ -276,7 +272,7 @@ def describe_flag(dest, value):
 
 def check_fits(parameters, what, flag):
     """Refuse at once a model whose weights, gradients and optimizer state (about four float32
-    copies) cannot fit in this machine's memory, rather than after the backend tried."""
+    copies) exceed this machine's memory."""
     need, have = 16 * parameters, psutil.virtual_memory().total
     if need > have:
         raise LabError(f"{what} would have {parameters:,} parameters, about {need / 2**30:,.0f} GiB with its "

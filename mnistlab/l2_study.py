@@ -1,10 +1,6 @@
 """Question 2D's L2 study, as numbers and figures: its store of finished trials, each factor's
-replicates summarised, the table and the figure of one run, and the figure of several runs'
-studies (``compare.studies`` compares them).
-
-The training of the trials is ``mlp_mnist.py``'s; this module only reads and draws what they
-recorded (the record ``NAME`` in a run), so that the runs command can compare studies without
-Keras.
+replicates summarised, the table and figure of one run, and the figure of several runs'. The
+trials train in ``mlp_mnist.py``; this module needs no Keras (the runs command compares studies).
 """
 
 import functools
@@ -21,7 +17,6 @@ TRIALS = f"{NAME}_trials.json"  # its store of finished trials, the study's resu
 REFERENCES = {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP}
 
 
-
 def read_trials(path):
     """The trial store at ``path``, checked trial by trial ({"trials": []} if there is none)."""
     store = read_checked(path, {"trials": list}, required=("trials",)) or {"trials": []}
@@ -31,10 +26,10 @@ def read_trials(path):
 
 
 def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
-    """Question 2D: train every (factor, replicate) trial not already in the run's trial store,
-    on ``trainings`` (``parallel.trainings``), each as ``trial(settings, load(data file), (l2,
-    replicate))`` (module-level functions; the trial returns its history), saving each as it
-    finishes; then write the study's record, table and figure. Returns the study's rows."""
+    """Question 2D: train each (factor, replicate) not yet in the run's trial store on
+    ``trainings``, as ``trial(settings, load(data file), (l2, replicate))`` (module-level
+    functions; it returns the history), saving each as it finishes; then write the study's
+    record, table and figure. Returns its rows."""
     path = a_run.result(TRIALS)
     store = read_trials(path)
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
@@ -79,9 +74,8 @@ def _timed(trial, data, job):
 
 
 def summarise(trials, factors):
-    """Mean, standard deviation and best final validation accuracy for each factor over the
-    replicates that did not diverge (None if all did), and the replicates' own accuracies (in
-    replicate order, None for a diverged one)."""
+    """For each factor, the mean, std and best final validation accuracy of the replicates that
+    did not diverge (None if all did), and each replicate's (None for a diverged one)."""
     rows = []
     for l2 in factors:
         ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
@@ -131,8 +125,7 @@ def describe_settings(settings):
 
 def _draw_factors(ax, series, factors):
     """Mean +- std per factor, one line per (label, rows, is_current, show_trials) of
-    ``series``; the factors evenly spaced (they span three orders of magnitude, bunched at one
-    end), labelled with their values; references as horizontal lines."""
+    ``series``, the factors evenly spaced (they span three orders of magnitude)."""
     position = {f: i for i, f in enumerate(factors)}
     for i, ((label, rows, current, show_trials), color) in enumerate(zip(series, plots.RUN_COLORS)):
         dodge = 0.08 * (i - (len(series) - 1) / 2)  # side by side: error bars do not hide each other
@@ -172,9 +165,8 @@ def plot_study(rows, settings, path):
 
 
 def plot_study_runs(series, path, title, legend_title):
-    """Studies of several runs. ``series`` is [(label, study rows, is_current)]. Left: mean +-
-    std per L2 factor; right: each run's trials all together, each a dot, so the runs can be
-    ranked at a glance."""
+    """Studies of several runs, ``series`` [(label, study rows, is_current)]: mean +- std per
+    factor, and beside it each run's trials pooled, to rank the runs at a glance."""
     fig, (ax, pooled) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.45, 1], "wspace": 0.45})
     factors = sorted({r["l2"] for _, rows, _ in series for r in rows})
     _draw_factors(ax, [(label, rows, current, False) for label, rows, current in series], factors)

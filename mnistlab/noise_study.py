@@ -23,9 +23,8 @@ def level_weights_path(run, level):
 
 
 def train_levels(run, levels, train, load, trainings):
-    """An autoencoder for each of ``levels``, on ``trainings`` (``parallel.trainings``), each as
-    ``train(load(data file), level)`` (module-level functions; ``train`` returns the weights),
-    each kept in the run's state as it finishes, so that a stopped run trains only the rest."""
+    """An autoencoder for each of ``levels`` on ``trainings``, as ``train(load(data file),
+    level)`` (module-level functions; it returns the weights), each kept as it finishes."""
     todo = [level for level in levels if not os.path.isfile(level_weights_path(run, level))]
     print(f"Training {plots.plural(len(todo), 'autoencoder')} for the noise levels of the accuracy study"
           + (f" ({len(levels) - len(todo)} already saved)" if len(todo) < len(levels) else "")
@@ -70,8 +69,7 @@ def helps(noisy, noisy_std, denoised, denoised_std):
 
 
 def hard_to_read(scores):
-    """The first (level, accuracy) of ``scores`` whose accuracy falls below READABLE, or
-    (None, None)."""
+    """The first (level, accuracy) of ``scores`` below READABLE, or (None, None)."""
     return next(((level, a) for level, a in scores if a < READABLE), (None, None))
 
 

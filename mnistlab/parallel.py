@@ -1,10 +1,7 @@
-"""Independent trainings side by side, one per CPU core.
-
-The lab's models are small, so two threads splitting each matrix product spend much of their
-time waiting on each other; two single-threaded trainings, each on its own core, finish sooner
-than the same two one after the other on both cores (bench/README.md). Each worker
-is a fresh process, pinned to one core before its backend starts any threads where the OS can
-pin (Linux); it loads its own copy of the data once, then trains job after job.
+"""Independent trainings side by side, one single-threaded worker process per CPU core: the
+lab's models are small, and two threads splitting each product wait on each other
+(bench/README.md). Each worker is pinned to its core where the OS can (Linux), loads its own
+copy of the data once, then trains job after job.
 """
 
 import contextlib
@@ -22,8 +19,7 @@ _worker = {}  # in a worker process: its data, once loaded
 
 
 def usable_cores():
-    """The cores this process may run on: its affinity where the OS has one (Linux), else the
-    cores Python can see (macOS, Windows)."""
+    """The cores this process may run on: its affinity (Linux), else those Python sees."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     count = getattr(os, "process_cpu_count", os.cpu_count)()  # Python 3.13 honours Windows' affinity
@@ -38,8 +34,7 @@ def core_ids(count):
 
 
 def default_workers():
-    """One per usable core, at most MAX_DEFAULT_WORKERS; one on a GPU, where trainings side by
-    side would share its memory and compute rather than add cores."""
+    """One per usable core, at most MAX_DEFAULT_WORKERS; one on a GPU, which adds no cores."""
     return 1 if backend.gpu_reported() else min(usable_cores(), MAX_DEFAULT_WORKERS)
 
 
@@ -99,8 +94,7 @@ class Local:
 
 
 def trainings(script, args) -> Trainings:
-    """Where ``script``'s independent trainings run: on the Dask cluster of ``--cluster``, else
-    in this machine's pool of ``--workers``."""
+    """``script``'s trainings on the Dask cluster of ``--cluster``, else on ``--workers`` here."""
     if args.cluster:
         from mnistlab import cluster
 
@@ -109,11 +103,8 @@ def trainings(script, args) -> Trainings:
 
 
 def run(task, jobs, setup, workers):
-    """Yield ``(job, task(setup(), job))`` for every job, each as soon as it is done.
-
-    ``task`` and ``setup`` must be module-level functions (or partials of them) so that worker
-    processes can import them. With one worker, or one job, all runs here on every core.
-    """
+    """Yield ``(job, task(setup(), job))`` for every job as each is done (module-level functions,
+    or partials of them, that workers can import); one worker runs here, on every core."""
     jobs = list(jobs)
     workers = worker_count(workers, len(jobs))
     if workers == 1:

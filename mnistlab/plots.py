@@ -74,8 +74,7 @@ def loss_name(model):
 
 
 def plot_training(history, model, plot, name, title):
-    """A fit's figures: accuracy and loss per epoch (where recorded) and the model's diagram,
-    as ``plot(NAME_accuracy.png)``, ..."""
+    """A fit's curves (where recorded) and diagram, as ``plot(NAME_accuracy.png)``, ..."""
     loss = loss_name(model)
     for metric, words in (("accuracy", "accuracy"), ("loss", LOSS_NAMES.get(loss, "loss"))):
         if metric in history:
@@ -84,8 +83,7 @@ def plot_training(history, model, plot, name, title):
 
 
 def print_summary(model):
-    """Keras's layer table. Keras refuses to draw it in a terminal narrower than it: then it is
-    drawn at a fixed width and the terminal wraps it."""
+    """Keras's layer table, at a fixed width in a terminal too narrow for Keras to draw it."""
     import shutil
 
     model.summary(line_length=None if shutil.get_terminal_size().columns >= 60 else 88)
@@ -123,8 +121,7 @@ def _flat_layers(model, prefix=""):
 
 
 def layer_table(model):
-    """The model's layers from input to output, as a record keeps them: for each, its readable
-    name, kind, activation, output shape (None for the batch) and parameter count."""
+    """The model's layers from input to output, as a record keeps them."""
     rows = [{"layer": "Input", "kind": "InputLayer", "activation": None,
              "output_shape": list(model.inputs[0].shape), "parameters": 0}]
     for prefix, layer in _flat_layers(model):
@@ -185,9 +182,8 @@ def plot_confusion_matrix(true, predicted, path, title):
 
 
 def inch_axes(fig, width, height, left=0.0, bottom=0.0):
-    """A frameless axes over ``width`` x ``height`` inches of ``fig`` from (``left``, ``bottom``),
-    whose data units are inches from its top left corner, downwards. A figure of many small
-    images draws them all here (``draw_image``): an axes for each would cost most of its time."""
+    """A frameless axes over ``width`` x ``height`` inches of ``fig``, its units inches from its
+    top left corner, downwards: many small images on one axes (an axes each is slow)."""
     fig_w, fig_h = fig.get_size_inches()
     ax = fig.add_axes((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
     ax.set_axis_off()
@@ -196,8 +192,7 @@ def inch_axes(fig, width, height, left=0.0, bottom=0.0):
 
 
 def draw_image(ax, image, x, y, size, *, framed=False, caption=None, fontsize=8.5, **imshow):
-    """A 2-D ``image`` as a ``size``-inch square with its top left corner at (``x``, ``y``) on an
-    ``inch_axes``, framed or not, its caption above it; returns what ``imshow`` returns."""
+    """``image`` as a ``size``-inch square at (``x``, ``y``) of an ``inch_axes``, captioned above."""
     shown = ax.imshow(image, extent=(x, x + size, y + size, y), **imshow)
     if framed:
         ax.add_patch(Rectangle((x, y), size, size, fill=False, linewidth=0.8, edgecolor="black"))
@@ -231,9 +226,8 @@ def run_style(current):
 
 
 def plot_runs(curves, metric, path, title, legend_title):
-    """Runs compared: ``curves`` is [(label, per-epoch values, is_current)], one line each; runs
-    whose curves are identical (a rerun with the same seed) share one line, labelled with how
-    many they are."""
+    """Runs compared, ``curves`` [(label, per-epoch values, is_current)]: one line each, identical
+    curves (a rerun with the same seed) sharing one."""
     accuracy = "accuracy" in metric
     groups = {}  # identical curves together, in the order of their first run
     for label, values, current in curves:

@@ -76,8 +76,7 @@ BACKUP_FIELDS = {"epoch": int, "batch": int, "weights": str, "shuffle": dict}
 
 
 def read_record(path, fields=RECORD_FIELDS, required=()):
-    """The record (or run.json) at ``path``, checked against ``fields``; {} if there is none.
-    One of another form, or of a newer format, is refused by name."""
+    """The record (or run.json) at ``path``, checked against ``fields``; {} if there is none."""
     record = read_checked(path, fields, required)
     if record.get("format", FORMAT) > FORMAT:
         raise LabError(f"{path} was written by a newer version of this project (format "
@@ -93,8 +92,7 @@ def write_record(path, record):
 
 
 def read_backup(folder):
-    """The metadata of the Keras backup in ``folder`` (the epochs it holds and its weights
-    file), or None if there is none."""
+    """The metadata of the Keras backup in ``folder``, or None if there is none."""
     return read_checked(os.path.join(folder, "training_metadata.json"), BACKUP_FIELDS, required=("epoch",)) or None
 
 

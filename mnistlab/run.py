@@ -1,15 +1,9 @@
-"""One run of a lab script: its folder, its named parts, going on after a stop, and, once
-complete, its results published and compared (what it writes, and how runs are found: ``records``).
-
-A run writes everything into ``OUT/runs/<script>-<date>-<time>-<flags that differ from the lab's
-defaults>/``; when it completes, its figures and numbers are copied to ``OUT/plots`` and
-``OUT/results`` (the latest completed run of each script, as REPORT.md reads them), and compared
-with the script's latest runs (``compare``).
-
-A run is made of named parts (the lab MLP, then the L2 study; the autoencoder, ...), each a
-function the script hands to ``Run.part``. Rerunning the command of a stopped run goes on in its
-folder: every finished part is skipped, and the unfinished one goes on from its last finished
-epoch (its Keras backup, ``training.checkpoint``) or trial (its own store of finished work).
+"""One run of a lab script: its folder ``OUT/runs/<script>-<date>-<time>-<flags>/``, its named
+parts (each a function handed to ``Run.part``), going on after a stop, and, once complete, its
+figures and numbers copied to ``OUT/plots`` and ``OUT/results`` (what REPORT.md reads) and
+compared with the script's latest runs. Rerun, a stopped run skips its finished parts and goes
+on from the last finished epoch (``training.checkpoint``) or trial (its store). Its files and
+how runs are found: ``records``.
 """
 
 import datetime
@@ -41,7 +35,7 @@ def settings(values):
     return {key: value for key, value in values.items() if key not in (*flags.NOT_SETTINGS, "changed")}
 
 
-# One run
+# The run a command goes on with, or a new one
 
 
 def stopped_run(out, script, values, fingerprint):
@@ -71,17 +65,10 @@ def new_run(out, script, changed, values, fingerprint):
                   "started": now.isoformat(timespec="seconds"), "wall_seconds": 0.0, "parts": {}}
 
 
-# One run
-
-
 class Run(files.Outputs):
     """The folder of one run of ``script`` with the flags ``args``, made or (a stopped run's)
-    found again; ``with`` it around the run's parts.
-
-    On success the run's files are published to OUT/plots and OUT/results and compared with the
-    script's latest runs; on a stop or an error the run is marked interrupted, so that the same
-    command goes on in this folder.
-    """
+    found again; ``with`` it around the run's parts. Complete, it is published and compared;
+    stopped or failed, it is marked interrupted, and the same command goes on in it."""
 
     def __init__(self, script, args):
         self.script, self.out = script, args.out
@@ -103,8 +90,8 @@ class Run(files.Outputs):
     # The parts
 
     def part(self, name, work, *args):
-        """Run ``work(*args)`` as the part ``name`` and return what it returns; a part that
-        finished in an earlier session of this run is skipped (returning None), and says so."""
+        """``work(*args)`` as the part ``name``; a part finished in an earlier session of this run
+        is skipped (returning None), and says so."""
         stops.raise_pending()
         parts = self.meta["parts"]
         earlier = parts.get(name, {})
@@ -196,8 +183,7 @@ class Run(files.Outputs):
         return False
 
     def _publish(self):
-        """Copy the run's figures and numbers, and its run.json, to OUT/plots and OUT/results,
-        each file in one step."""
+        """Copy the run's figures, numbers and run.json to OUT/plots and OUT/results."""
         copies = [(os.path.join(self.root, "run.json"),
                    os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"))]
         for kind in ("plots", "results"):

@@ -10,11 +10,9 @@ PROG = "python -m mnistlab.runs"
 if __name__ == "__main__":
     stops.from_now(PROG)  # before the comparison's libraries load
 
-from mnistlab import exits, files  # noqa: E402
-from mnistlab import compare  # noqa: E402
-from mnistlab.errors import LabError  # noqa: E402
-from mnistlab.exits import LabParser  # noqa: E402
+from mnistlab import compare, exits, files  # noqa: E402
 from mnistlab.compare import label, with_edits  # noqa: E402
+from mnistlab.errors import LabError  # noqa: E402
 from mnistlab.records import all_runs, record_of, runs_folder  # noqa: E402
 from mnistlab.stats import fmt_seconds  # noqa: E402
 
@@ -42,7 +40,7 @@ def describe(meta):
 
 
 def parse_args(argv):
-    parser = LabParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = exits.LabParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", metavar="DIR", default=".", help="the folder whose runs/ to read "
                         "(default: this folder, as the scripts; ./quick for --quick runs)")
     parser.add_argument("command", nargs="?", choices=["list", "compare"], default="list",

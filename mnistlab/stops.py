@@ -57,11 +57,6 @@ def ended(signum):
     return signum
 
 
-def passed_on(stop):
-    """``stop`` was handed to a child process, which says its line: it ends here. Returns its signal."""
-    return ended(stop.signum)
-
-
 def _raise_again_later(signum):
     _pending[:] = [(signum, -SAME_STOP)]  # not the same stop delivered twice: the one that was dropped
     import threading  # here: loading it at the first line would widen the moment before stops are caught
@@ -105,16 +100,14 @@ def deferred():
 
 
 def main_thread_ident():
-    """The main thread's id, without loading ``threading`` where it is not loaded yet (then this
-    is the main thread: nothing else has started one)."""
+    """The main thread's id, without loading ``threading`` (not loaded: this is the main thread)."""
     threading = sys.modules.get("threading")
     return threading.main_thread().ident if threading else _thread.get_ident()
 
 
 def catch_stops():
-    """Stop signals raise Stopped from now on, but a signal already ignored stays ignored:
-    `nohup python mlp_mnist.py --study &` must survive its terminal closing; a stop that Python
-    would drop is raised again. Returns the handlers replaced."""
+    """Stop signals raise Stopped from now on (but one ignored, under `nohup`, stays ignored),
+    and a stop Python would drop is raised again. Returns the handlers replaced."""
     if getattr(sys.unraisablehook, "func", None) is not _stop_dropped:
         sys.unraisablehook = functools.partial(_stop_dropped, sys.unraisablehook)
     return {signum: signal.signal(signum, _stop) for signum in acted_on()}
@@ -164,8 +157,8 @@ def stopped(prog, signum):
 
 
 def exit_now(code):
-    """End the process at once with ``code``, what it printed flushed, and a stopped worker
-    pool's semaphores released (as a normal exit would, lest the resource tracker warn)."""
+    """End the process at once with ``code``, its output flushed and a stopped worker pool's
+    semaphores released (lest the resource tracker warn)."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -177,8 +170,7 @@ def exit_now(code):
 
 
 def from_now(prog):
-    """From here on a stop is one line and its exit code, even while the libraries load, before
-    ``run`` takes over."""
+    """From here on a stop is one line and its exit code, even while the libraries load."""
     catch_stops()
     sys.excepthook = functools.partial(stopped_at_start, prog, sys.excepthook)
 

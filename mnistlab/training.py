@@ -43,11 +43,8 @@ def verbosity():
 
 
 class SaveProgress(keras.callbacks.Callback):
-    """Hand ``save`` the history so far after every epoch, so that a stopped fit keeps it.
-
-    ``history`` holds the epochs before this fit (a fit that goes on after a stop); epoch ``k``'s
-    numbers go to place ``k`` of each list, so an epoch trained again replaces its earlier entry.
-    """
+    """Hand ``save`` the history so far (after ``history``, the epochs before this fit) after
+    every epoch; an epoch trained again replaces its earlier entry."""
 
     def __init__(self, save, history):
         super().__init__()
@@ -60,18 +57,13 @@ class SaveProgress(keras.callbacks.Callback):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, made safe to kill at any instant and kept until the caller
-    deletes it (a fit that trains one epoch per call, on fresh noise, must not lose it between
-    calls).
+    """Keras's BackupAndRestore, safe to kill at any instant and kept until the caller deletes
+    it (a fit of one epoch per call, on fresh noise, must keep it between calls).
 
-    Keras rewrites one weights file in place, so a process killed during that write leaves a
-    backup that can never be loaded. Here each epoch's weights go to a file of their own, and
-    only once it is whole does the metadata (written in one step) name it; the older file is
-    then removed. A stop at any moment leaves the metadata naming a whole file: the last epoch
-    whose write finished.
-
-    The metadata also keeps NumPy's global random state, from which Keras on JAX shuffles each
-    epoch: a fit resumed in a new process shuffles its next epochs as the unstopped fit would.
+    Keras rewrites one weights file in place: a kill during that write leaves a backup that
+    never loads. Here each epoch's weights go to a file of their own, which the metadata (one
+    step) names only once it is whole. The metadata also keeps NumPy's global random state,
+    from which Keras on JAX shuffles: a resumed fit shuffles as the unstopped one would.
     """
 
     def __init__(self, folder):
@@ -123,8 +115,7 @@ def set_shuffle_state(saved):
 
 
 def restore(model, folder):
-    """Load the backup in ``folder`` into ``model`` (compiled) before it trains, or when a
-    stopped fit had finished every epoch and will not train again."""
+    """Load the backup in ``folder`` into ``model`` (compiled): a stopped fit with no epoch left."""
     callback = BackupAndRestore(folder)
     callback.set_model(model)
     callback._load_model()
@@ -149,14 +140,10 @@ class StopOnDivergence(keras.callbacks.Callback):
 
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
         checkpoint=None):
-    """``model.fit`` on arrays; returns the per-epoch history as a dict of lists. A fit whose
-    loss stops being finite ends after that epoch (``stats.diverged_at`` finds it in the history).
-
-    With a ``Checkpoint``, the fit goes on after the epochs it has done (their history
-    comes first in the one returned), keeps a backup of each epoch, and records its progress.
-
-    ``x`` may also be a function of the epoch number that returns that epoch's inputs, for
-    training on freshly drawn noise every epoch; each epoch is then one ``fit`` call.
+    """``model.fit``; returns the per-epoch history as a dict of lists, ending after the first
+    epoch whose loss is not finite. With a ``Checkpoint`` it goes on after the epochs done
+    (their history first), backs up each epoch and records its progress. ``x`` may be a
+    function of the epoch that gives its inputs (fresh noise every epoch: one ``fit`` call each).
     """
     verbose = verbosity() if verbose is None else verbose
     initial_epoch, before, callbacks = 0, {}, []
@@ -192,8 +179,7 @@ def evaluate(model, x, y, batch_size):
 
 
 def fit_record(first, model, history, scores, *, examples, layers, wall_seconds):
-    """A finished fit's record: ``first_fields``, then its history, loss, data sizes, layers (as
-    ``plots.layer_table`` gives them), parameters, test scores, wall time and divergence."""
+    """A finished fit's record (``layers`` as ``plots.layer_table`` gives them)."""
     return {**first, "status": "complete", "history": history, "loss": plots.loss_name(model), "examples": examples,
             "layers": layers, "parameters": model.count_params(), "wall_seconds": wall_seconds,
             "diverged_at_epoch": stats.diverged_at(history), **{f"test_{k}": v for k, v in scores.items()}}
@@ -206,9 +192,8 @@ def first_fields(name, args):
 
 @dataclasses.dataclass
 class Checkpoint:
-    """Where the fit of one record stands: the epochs done and their history (a stopped fit goes
-    on from them), the folder of its Keras backup, ``save(history)``, which records the history
-    so far after each epoch, and what the record says from the start (``first_fields``)."""
+    """Where the fit of one record stands: the epochs done and their history, its Keras backup's
+    folder, ``save(history)`` after each epoch, and the record's ``first_fields``."""
     done: int
     history: dict
     folder: str
@@ -223,9 +208,8 @@ class Checkpoint:
 
 
 def checkpoint(run, name, args):
-    """The ``Checkpoint`` of record ``name``'s fit of ``args.epochs`` in ``run`` (a ``run.Run``),
-    whose progress is recorded with the flags ``args`` and its history so far. A backup without
-    the history of its epochs is dropped, and the fit starts afresh."""
+    """The ``Checkpoint`` of record ``name``'s fit of ``args.epochs`` in ``run`` (a ``run.Run``);
+    a backup without the history of its epochs is dropped, and the fit starts afresh."""
     epochs, first = args.epochs, first_fields(name, args)
     metadata = records.read_backup(run.backup(name))
     done = metadata["epoch"] if metadata else 0

@@ -1,11 +1,7 @@
 """The whole lab as one command, ``python -m mnistlab.lab``: the three scripts with the flags
-the lab gives them (``lab.LAB_FLAGS``, handed in by ``lab``), one after the other, then the
-report. Each script runs in its own process (each loads its own Keras backend).
-
-A failing part ends the lab with that part's line and exit code. A stop is passed on to the
-part running, which says its line; rerunning the command goes on: the scripts that finished in
-the stopped lab are not run again (the lab's progress file, ``OUT/runs/lab.json``, names them
-until the whole lab is done), and the stopped one goes on from where it stopped.
+the lab gives them (``lab.LAB_FLAGS``), each in its own process, then the report. A failing
+part ends the lab with its line and exit code; a stop is passed on to the part running, which
+says its line. Rerun, the lab skips the parts its progress file (``OUT/runs/lab.json``) names.
 """
 
 import os
@@ -13,17 +9,17 @@ import signal
 import subprocess
 import sys
 
-from mnistlab import exits, files, stops
+from mnistlab import exits, files, lab, stops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
 
-def commands(lab_flags, quick, out):
-    """Each part of the lab, by name, and the command that runs it: each script of
-    ``lab_flags`` with its flags, in order, then the report of ``out`` (the run's folder)."""
+def commands(quick, out):
+    """Each part of the lab, by name, and the command that runs it: each script with its flags,
+    in order, then the report of ``out`` (the run's folder)."""
     common = [*(["--quick"] if quick else []), "--out", out]
     parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *flags])
-             for script, flags in lab_flags.items()]
+             for script, flags in lab.LAB_FLAGS.items()]
     return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
 
 
@@ -37,13 +33,13 @@ def run_part(command):
     except stops.Stopped as stop:
         if os.name != "nt" or stop.signum != signal.SIGINT:  # Windows' Ctrl-C reaches the part by itself
             part.send_signal(stop.signum)
-        return part.wait(), stops.passed_on(stop)
+        return part.wait(), stops.ended(stop.signum)  # the part says its line
 
 
-def main(prog, lab_flags, quick, out):
+def main(prog, quick, out):
     path = os.path.join(out, "runs", "lab.json")
     done = files.read_json(path, default={}).get("done", [])
-    for name, command in commands(lab_flags, quick, out):
+    for name, command in commands(quick, out):
         if name in done:
             print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
             continue
@@ -61,12 +57,12 @@ def main(prog, lab_flags, quick, out):
     return 0
 
 
-def command(prog, argv, lab_flags, default_out):
+def command(prog, argv):
     """``python -m mnistlab.lab`` (``prog``), its stops caught: print one script's flags, or run
-    the whole lab; ``lab_flags`` and ``default_out`` are the lab's (``mnistlab.lab``)."""
+    the whole lab."""
     parser = exits.LabParser(prog=prog, description="The whole lab: the three scripts at the lab's settings, one "
                              "after the other, then REPORT.md. Stopped, the same command goes on.")
-    parser.add_argument("script", nargs="?", choices=list(lab_flags),
+    parser.add_argument("script", nargs="?", choices=list(lab.LAB_FLAGS),
                         help="print only the flags the whole lab gives SCRIPT (the Makefile reads them)")
     parser.add_argument("--quick", action="store_true",
                         help="every part on a small subset with 1-2 epochs, in a minute (written under quick/)")
@@ -74,7 +70,7 @@ def command(prog, argv, lab_flags, default_out):
                         "(default: this folder; quick/ with --quick)")
     args = parser.parse_args(argv)
     if args.script:
-        print(" ".join(lab_flags[args.script]))
+        print(" ".join(lab.LAB_FLAGS[args.script]))
         return
-    out = args.out or default_out(args.quick)
-    exits.exit_script(lambda argv: main(prog, lab_flags, args.quick, out), prog)
+    out = args.out or lab.default_out(args.quick)
+    exits.exit_script(lambda argv: main(prog, args.quick, out), prog)

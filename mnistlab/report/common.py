@@ -9,8 +9,8 @@ from mnistlab.stats import diverged_at
 
 
 def read_records(out):
-    """Each record in OUT/results as a dict ({} where the run did not make it), each script's
-    published run.json under "runs", and the Hinton experiment's comparison under "hinton"."""
+    """Each record in OUT/results ({} where missing), the published run.json files under
+    "runs", and the Hinton experiment's comparison under "hinton"."""
     read = lambda name, fields=records.RECORD_FIELDS: records.read_record(os.path.join(out, "results", f"{name}.json"), fields)
     found = {name: read(name) for facts in lab.SCRIPTS.values() for name in facts["records"]}
     found["runs"] = {name: read(f"{name}_run", records.RUN_FIELDS) for facts in lab.SCRIPTS.values()
@@ -66,8 +66,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def figure(out, name, caption):
-    """A figure of plots/ with its caption; nothing if the run did not draw it; a note naming
-    it if what stands there is not a PNG (a folder, an unfinished copy, another file)."""
+    """A figure of plots/ with its caption; nothing if not drawn; a note if it is not a PNG."""
     path = os.path.join(out, "plots", name)
     if not os.path.lexists(path):
         return []
@@ -109,11 +108,9 @@ def heading(number, words, quote):
 
 
 class Section(NamedTuple):
-    """A section of the report: its number, its heading in our words (or a function of its
-    record that gives it), the handout's question, and ``body(records, record, out)``, the lines
-    that answer it from ``record`` (records[``name``]), written once it holds each field of
-    ``field`` (paths such as "history/loss", separated by spaces; any record, for ""); until
-    then a line names the ``command`` that makes it."""
+    """A section: its number, heading (or a function of its record), the handout's question, and
+    ``body(records, record, out)``, its answer from records[``name``] once that holds each path
+    of ``field`` ("history/loss test_loss"); until then a line names the ``command`` to run."""
     number: str
     words: Union[str, Callable]
     quote: str
@@ -182,8 +179,7 @@ def machines(records):
 
 
 def wall_times(records):
-    """Each part of the lab with its wall time and backend, from the published run.json, their
-    total, then the improved CNN's (beyond the lab)."""
+    """Each part's wall time and backend, their total, then the improved CNN's."""
     def rows(mains):
         found = []
         for main in mains:
