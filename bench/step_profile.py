@@ -1,0 +1,194 @@
+"""Where a dense model's training step spends its time, on one core as a pool worker trains:
+the step's matrix products alone, Keras's step, the same step in plain JAX, and Keras's step
+scanned over 32 batches in one compiled call (bench/README.md, "Where the dense models lose
+their time").
+
+    python bench/step_profile.py --data ../shared/data/mnist.npz
+
+Each measurement runs in its own process, pinned to core 0 with XLA single-threaded.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+SINGLE = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "KERAS_BACKEND": "jax"}
+PRODUCTS = [(2048, 2048, 2048), (64, 784, 128), (784, 64, 128), (64, 128, 784), (64, 128, 96),
+            (128, 784, 500), (784, 128, 500), (128, 500, 300)]
+
+
+def autoencoder_size():
+    """The lab autoencoder's ``--hidden`` and ``--latent``, from its flags' defaults."""
+    from mnistlab import flags
+
+    parser = flags.autoencoder_parser()
+    return parser.get_default("hidden"), parser.get_default("latent")
+
+
+def products():
+    """GFLOP/s of each product of PRODUCTS, in a compiled loop."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    found = {}
+    for m, k, n in PRODUCTS:
+        reps = 3 if m == 2048 else 300
+        a, b = (jnp.asarray(np.random.rand(*shape).astype("float32")) for shape in ((m, k), (k, n)))
+
+        @jax.jit
+        def loop(a, b):
+            return jax.lax.fori_loop(0, reps, lambda i, acc: acc + (a + acc[0, 0] * 0) @ b, jnp.zeros((m, n)))
+        loop(a, b).block_until_ready()
+        start = time.perf_counter()
+        loop(a, b).block_until_ready()
+        found[f"{m}x{k} by {k}x{n}"] = 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9
+    return found
+
+
+def plain_jax(optimizer, steps=937):
+    """Seconds a step of the lab autoencoder written in plain JAX, scanned over an epoch."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mnistlab import lab
+
+    sizes, rng = lab.autoencoder_sizes(*autoencoder_size()), np.random.default_rng(0)
+    params = [(jnp.asarray(rng.normal(0, 0.05, (a, b)).astype("float32")), jnp.zeros(b)) for a, b in zip(sizes, sizes[1:])]
+
+    def step(carry, x):
+        params, m, v, t = carry
+        value, grads = jax.value_and_grad(lambda p: bce(p, x))(params)
+        if optimizer == "sgd":
+            return (jax.tree.map(lambda p, g: p - 0.01 * g, params, grads), m, v, t), value
+        t = t + 1
+        m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
+        v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
+        lr = 1e-3 * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        return (jax.tree.map(lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-7), params, m, v), m, v, t), value
+
+    def bce(params, x):
+        logits = x
+        for i, (w, b) in enumerate(params):
+            logits = logits @ w + b
+            logits = jax.nn.relu(logits) if i < len(params) - 1 else logits
+        return jnp.mean(jnp.maximum(logits, 0) - logits * x + jnp.log1p(jnp.exp(-jnp.abs(logits))))
+
+    epoch = jax.jit(lambda carry, xs: jax.lax.scan(step, carry, xs))
+    xs = jnp.asarray(rng.random((steps, 64, 784), dtype=np.float32))
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    carry = (params, zeros, zeros, jnp.float32(0))
+    carry, values = epoch(carry, xs)
+    jax.block_until_ready(values)
+    start = time.perf_counter()
+    carry, values = epoch(carry, xs)
+    jax.block_until_ready(values)
+    return (time.perf_counter() - start) / steps
+
+
+def scanned(model, k):
+    """A train function for ``model`` (Keras on JAX) that runs ``k`` batches as one scanned call."""
+    import jax
+    import numpy as np
+    from keras.src import tree
+
+    def body(state, batch):
+        logs, state = model.train_step(state, batch)
+        return state, logs
+    many = jax.jit(lambda state, stacked: jax.lax.scan(body, state, stacked), donate_argnums=0)
+    one = jax.jit(model.train_step, donate_argnums=0)
+
+    def function(state, iterator):
+        batches = list(itertools.islice(iterator, k))
+        if len(batches) == k and len({tuple(np.shape(x) for x in tree.flatten(b)) for b in batches}) == 1:
+            state, logs = many(state, tree.map_structure(lambda *xs: np.stack(xs), *batches))
+            return jax.tree.map(lambda values: values[-1], logs), state
+        for batch in batches:
+            logs, state = one(state, batch)
+        return logs, state
+    return function
+
+
+def keras_step(data, optimizer, scan):
+    """Seconds a step of the lab autoencoder in Keras (its ``model.fit``), and a digest of its
+    weights after three epochs (the scanned step must not change them)."""
+    import hashlib
+
+    import keras
+    import numpy as np
+
+    import denoise_autoencoder as dae
+    from mnistlab import data as lab_data, training
+
+    (x_train, _), _ = dae.load_data(data)
+    noisy = lab_data.noisy_copy(x_train, 0.4, 1)
+    training.set_seed(0)
+    model = dae.build_autoencoder(*autoencoder_size())[0]
+    chosen = keras.optimizers.SGD(0.01) if optimizer == "sgd" else keras.optimizers.Adam(1e-3)
+    training.compile_model(model, chosen, "binary_crossentropy", metrics=())
+    if scan:
+        model.make_train_function()
+        model.train_function = scanned(model, training.STEPS_PER_EXECUTION)
+    times = []
+    for epoch in range(3):
+        start = time.perf_counter()
+        model.fit(noisy, x_train, initial_epoch=epoch, epochs=epoch + 1, batch_size=64, verbose=0)
+        times.append(time.perf_counter() - start)
+    weights = np.concatenate([w.ravel() for w in model.get_weights()])
+    return min(times[1:]) / (len(x_train) // 64), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
+
+
+def child(args):
+    kind = args.measure
+    if kind == "products":
+        return products()
+    if kind.startswith("plain"):
+        return plain_jax(kind.split("-")[1])
+    _, optimizer, scan = kind.split("-")
+    return keras_step(args.data, optimizer, scan == "scan")
+
+
+def measure(kind, data):
+    """``kind`` measured in a fresh process pinned to core 0."""
+    command = [sys.executable, __file__, "--measure", kind, "--data", data]
+    if hasattr(os, "sched_setaffinity"):
+        command = ["taskset", "-c", "0", *command]
+    out = subprocess.run(command, env={**os.environ, **SINGLE}, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    import floor  # bench/floor.py: the training FLOP per image, counted from the layers
+    from mnistlab import lab
+
+    flop = floor.training_flop(floor.dense_layers(lab.autoencoder_sizes(*autoencoder_size())))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.environ.get("MNIST_NPZ"), help="Keras's mnist.npz")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(child(args)))
+        return
+    for name, rate in measure("products", args.data).items():
+        print(f"product {name:>22}: {rate:6.1f} GFLOP/s")
+    peak = None
+    for optimizer in ("sgd", "adam"):
+        plain = measure(f"plain-{optimizer}", args.data)
+        (fit, fit_digest), (scan, scan_digest) = (measure(f"keras-{optimizer}-{way}", args.data) for way in ("fit", "scan"))
+        for name, seconds in ((f"plain JAX, {optimizer}", plain), (f"Keras fit, {optimizer}", fit),
+                              (f"Keras scanned, {optimizer}", scan)):
+            print(f"autoencoder step, {name:>20}: {1e3 * seconds:.2f} ms, "
+                  f"{flop * 64 / seconds / 1e9:5.1f} GFLOP/s")
+        print(f"  Keras / plain JAX {fit / plain:.2f}x; scanned speed-up {fit / scan:.2f}x; "
+              f"weights {'identical' if fit_digest == scan_digest else 'DIFFER'} after 3 epochs")
+
+
+if __name__ == "__main__":
+    main()
