@@ -1,7 +1,7 @@
 """Where a dense model's training step spends its time, on one core as a pool worker trains:
-the step's matrix products alone, Keras's step, the same step in plain JAX, and Keras's step
-scanned over 32 batches in one compiled call (bench/README.md, "Where the dense models lose
-their time").
+the step's matrix products alone, the same step in plain JAX, Keras's own train function (one
+compiled call a batch) and the project's (``training.scanned_steps``: 32 batches a call)
+(bench/README.md, "Where the dense models lose their time").
 
     python bench/step_profile.py --data ../shared/data/mnist.npz
 
@@ -9,7 +9,6 @@ Each measurement runs in its own process, pinned to core 0 with XLA single-threa
 """
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -93,29 +92,6 @@ def plain_jax(optimizer, steps=937):
     return (time.perf_counter() - start) / steps
 
 
-def scanned(model, k):
-    """A train function for ``model`` (Keras on JAX) that runs ``k`` batches as one scanned call."""
-    import jax
-    import numpy as np
-    from keras.src import tree
-
-    def body(state, batch):
-        logs, state = model.train_step(state, batch)
-        return state, logs
-    many = jax.jit(lambda state, stacked: jax.lax.scan(body, state, stacked), donate_argnums=0)
-    one = jax.jit(model.train_step, donate_argnums=0)
-
-    def function(state, iterator):
-        batches = list(itertools.islice(iterator, k))
-        if len(batches) == k and len({tuple(np.shape(x) for x in tree.flatten(b)) for b in batches}) == 1:
-            state, logs = many(state, tree.map_structure(lambda *xs: np.stack(xs), *batches))
-            return jax.tree.map(lambda values: values[-1], logs), state
-        for batch in batches:
-            logs, state = one(state, batch)
-        return logs, state
-    return function
-
-
 def keras_step(data, optimizer, scan):
     """Seconds a step of the lab autoencoder in Keras (its ``model.fit``), and a digest of its
     weights after three epochs (the scanned step must not change them)."""
@@ -133,9 +109,8 @@ def keras_step(data, optimizer, scan):
     model = dae.build_autoencoder(*autoencoder_size())[0]
     chosen = keras.optimizers.SGD(0.01) if optimizer == "sgd" else keras.optimizers.Adam(1e-3)
     training.compile_model(model, chosen, "binary_crossentropy", metrics=())
-    if scan:
-        model.make_train_function()
-        model.train_function = scanned(model, training.STEPS_PER_EXECUTION)
+    if not scan:  # Keras's own train function, one compiled call a batch
+        model.train_function = None
     times = []
     for epoch in range(3):
         start = time.perf_counter()

@@ -179,6 +179,14 @@ def device():
     return f"GPU: {gpus[0]}" if gpus else f"CPU: {cpu_name()}"
 
 
+@functools.cache
+def jax_on_cpu():
+    """Whether JAX computes on this machine's CPU (no GPU or TPU it would use)."""
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:

@@ -2,6 +2,7 @@
 stopped fit goes on from its last finished epoch."""
 
 import dataclasses
+import itertools
 import math
 import os
 import shutil
@@ -34,7 +35,35 @@ def learning_rate(lr, schedule, total_steps):
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics),
                   steps_per_execution=STEPS_PER_EXECUTION)
+    if keras.backend.backend() == "jax" and backend.jax_on_cpu():
+        model.train_function = scanned_steps(model, STEPS_PER_EXECUTION)
     return model
+
+
+def scanned_steps(model, count):
+    """A train function for ``model`` on JAX that runs ``count`` batches as one compiled call
+    (``lax.scan`` of Keras's own step), where Keras's calls the compiled step once a batch:
+    the same steps in the same order, the same weights, less time between them
+    (bench/README.md). A group of batches of unequal shapes (an epoch's last) goes step by step.
+    On a CPU only: stacking the batches would pull a GPU's back to the host."""
+    import jax
+    from keras.src import tree
+
+    def scan(state, stacked):
+        state, logs = jax.lax.scan(lambda state, batch: model.train_step(state, batch)[::-1], state, stacked)
+        return jax.tree.map(lambda values: values[-1], logs), state
+    many, one = jax.jit(scan, donate_argnums=0), jax.jit(model.train_step, donate_argnums=0)
+
+    def function(state, iterator):
+        batches = list(itertools.islice(iterator, count))
+        if not batches:
+            raise StopIteration
+        if len(batches) == count and len({tuple(np.shape(x) for x in tree.flatten(b)) for b in batches}) == 1:
+            return many(state, tree.map_structure(lambda *parts: np.stack(parts), *batches))
+        for batch in batches:
+            logs, state = one(state, batch)
+        return logs, state
+    return function
 
 
 def verbosity():

@@ -2,6 +2,8 @@
 
 import json
 
+import keras
+import numpy as np
 import pytest
 
 import mlp_mnist
@@ -92,6 +94,27 @@ def test_training_lowers_the_loss():
     history = training.fit(model, x, y, epochs=4, batch_size=32, verbose=0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] > 0.9
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
+def test_on_jax_the_scanned_steps_train_as_kerass_own_one_step_a_call():
+    """training.compile_model runs STEPS_PER_EXECUTION batches as one scanned call on JAX: the
+    same weights and history, to the bit, as Keras's own train function, an epoch's shorter
+    last batches (a group of unequal shapes) included."""
+    x, y = prepared_digits(training.STEPS_PER_EXECUTION * 8 + 5)  # 32 batches of 8, then one of 5
+
+    def trained(scanned):
+        training.set_seed(0)
+        model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
+        assert model.train_function is not None  # compile_model's: Keras's own comes at fit
+        if not scanned:
+            model.train_function = None
+        history = training.fit(model, x, y, epochs=2, batch_size=8, verbose=0)
+        return history, model.get_weights()
+
+    (history, weights), (own_history, own_weights) = trained(True), trained(False)
+    assert history == own_history
+    assert all(np.array_equal(a, b) for a, b in zip(weights, own_weights))
 
 
 @pytest.mark.slow
