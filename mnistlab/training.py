@@ -42,14 +42,15 @@ def compile_model(model, optimizer, loss, metrics=("accuracy",)):
 
 def scanned_steps(model, count):
     """A train function for ``model`` on JAX that runs ``count`` batches as one compiled call
-    (``lax.scan`` of Keras's own step), where Keras's calls the compiled step once a batch:
-    the same steps in the same order, the same weights, less time between them
-    (bench/README.md). A group of batches of unequal shapes (an epoch's last) goes step by step.
-    On a CPU only: stacking the batches would pull a GPU's back to the host."""
+    (``lax.scan`` of Keras's own step over them, stacked in the call), where Keras's calls the
+    compiled step once a batch: the same steps in the same order, the same weights, less time
+    between them (bench/README.md). A group of batches of unequal shapes (an epoch's last) goes
+    step by step. On a CPU, where it was measured."""
     import jax
     from keras.src import tree
 
-    def scan(state, stacked):
+    def scan(state, batches):
+        stacked = jax.tree.map(lambda *parts: jax.numpy.stack(parts), *batches)
         state, logs = jax.lax.scan(lambda state, batch: model.train_step(state, batch)[::-1], state, stacked)
         return jax.tree.map(lambda values: values[-1], logs), state
     many, one = jax.jit(scan, donate_argnums=0), jax.jit(model.train_step, donate_argnums=0)
@@ -59,7 +60,7 @@ def scanned_steps(model, count):
         if not batches:
             raise StopIteration
         if len(batches) == count and len({tuple(np.shape(x) for x in tree.flatten(b)) for b in batches}) == 1:
-            return many(state, tree.map_structure(lambda *parts: np.stack(parts), *batches))
+            return many(state, batches)
         for batch in batches:
             logs, state = one(state, batch)
         return logs, state
