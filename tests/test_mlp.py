@@ -117,6 +117,14 @@ def test_on_jax_the_scanned_steps_train_as_kerass_own_one_step_a_call():
     assert all(np.array_equal(a, b) for a, b in zip(weights, own_weights))
 
 
+def test_on_a_gpu_keras_keeps_its_own_train_function(monkeypatch):
+    """The scanned steps were measured on a CPU only: on a GPU, Keras's own function trains."""
+    from mnistlab import backend
+
+    monkeypatch.setattr(backend, "jax_on_cpu", lambda: False)
+    assert mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1).train_function is None
+
+
 @pytest.mark.slow
 def test_quick_run_writes_every_figure_and_the_results(tiny_npz, tmp_path, capsys):
     code, out, err = run_main(mlp_mnist.main, ["--data", tiny_npz, "--quick", "--out", str(tmp_path),
