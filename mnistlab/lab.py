@@ -72,4 +72,4 @@ if __name__ == "__main__":
     stops.from_now(f"python -m {__spec__.name}")  # first: from here on a stop is its one line
     from mnistlab import whole
 
-    whole.command(f"python -m {__spec__.name}", sys.argv[1:])
+    whole.command(f"python -m {__spec__.name}", sys.argv[1:], LAB_FLAGS, default_out)

@@ -1,7 +1,8 @@
 """The whole lab as one command, ``python -m mnistlab.lab``: the three scripts with the flags
-the lab gives them (``lab.LAB_FLAGS``), each in its own process, then the report. A failing
-part ends the lab with its line and exit code; a stop is passed on to the part running, which
-says its line. Rerun, the lab skips the parts its progress file (``OUT/runs/lab.json``) names.
+the lab gives them (``lab.LAB_FLAGS``, handed in by ``lab``, which imports this module), each in
+its own process, then the report. A failing part ends the lab with its line and exit code; a
+stop is passed on to the part running, which says its line. Rerun, the lab skips the parts its
+progress file (``OUT/runs/lab.json``) names.
 """
 
 import os
@@ -9,17 +10,17 @@ import signal
 import subprocess
 import sys
 
-from mnistlab import exits, files, lab, stops
+from mnistlab import exits, files, stops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
 
-def commands(quick, out):
-    """Each part of the lab, by name, and the command that runs it: each script with its flags,
-    in order, then the report of ``out`` (the run's folder)."""
+def commands(lab_flags, quick, out):
+    """Each part of the lab, by name, and the command that runs it: each script of
+    ``lab_flags`` with its flags, in order, then the report of ``out`` (the run's folder)."""
     common = [*(["--quick"] if quick else []), "--out", out]
     parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *flags])
-             for script, flags in lab.LAB_FLAGS.items()]
+             for script, flags in lab_flags.items()]
     return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
 
 
@@ -36,10 +37,10 @@ def run_part(command):
         return part.wait(), stops.ended(stop.signum)  # the part says its line
 
 
-def main(prog, quick, out):
+def main(prog, lab_flags, quick, out):
     path = os.path.join(out, "runs", "lab.json")
     done = files.read_json(path, default={}).get("done", [])
-    for name, command in commands(quick, out):
+    for name, command in commands(lab_flags, quick, out):
         if name in done:
             print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
             continue
@@ -57,12 +58,12 @@ def main(prog, quick, out):
     return 0
 
 
-def command(prog, argv):
+def command(prog, argv, lab_flags, default_out):
     """``python -m mnistlab.lab`` (``prog``), its stops caught: print one script's flags, or run
-    the whole lab."""
+    the whole lab; ``lab_flags`` and ``default_out`` are the lab's (``mnistlab.lab``)."""
     parser = exits.LabParser(prog=prog, description="The whole lab: the three scripts at the lab's settings, one "
                              "after the other, then REPORT.md. Stopped, the same command goes on.")
-    parser.add_argument("script", nargs="?", choices=list(lab.LAB_FLAGS),
+    parser.add_argument("script", nargs="?", choices=list(lab_flags),
                         help="print only the flags the whole lab gives SCRIPT (the Makefile reads them)")
     parser.add_argument("--quick", action="store_true",
                         help="every part on a small subset with 1-2 epochs, in a minute (written under quick/)")
@@ -70,7 +71,7 @@ def command(prog, argv):
                         "(default: this folder; quick/ with --quick)")
     args = parser.parse_args(argv)
     if args.script:
-        print(" ".join(lab.LAB_FLAGS[args.script]))
+        print(" ".join(lab_flags[args.script]))
         return
-    out = args.out or lab.default_out(args.quick)
-    exits.exit_script(lambda argv: main(prog, args.quick, out), prog)
+    out = args.out or default_out(args.quick)
+    exits.exit_script(lambda argv: main(prog, lab_flags, args.quick, out), prog)
