@@ -22,12 +22,16 @@ PRODUCTS = [(2048, 2048, 2048), (64, 784, 128), (784, 64, 128), (64, 128, 784), 
             (128, 784, 500), (784, 128, 500), (128, 500, 300)]
 
 
-def autoencoder_size():
-    """The lab autoencoder's ``--hidden`` and ``--latent``, from its flags' defaults."""
+def autoencoder_flag(name):
+    """A default of the lab autoencoder's flags (``hidden``, ``latent``, ``batch_size``)."""
     from mnistlab import flags
 
-    parser = flags.autoencoder_parser()
-    return parser.get_default("hidden"), parser.get_default("latent")
+    return flags.autoencoder_parser().get_default(name)
+
+
+def autoencoder_size():
+    """The lab autoencoder's ``--hidden`` and ``--latent``."""
+    return autoencoder_flag("hidden"), autoencoder_flag("latent")
 
 
 def products():
@@ -81,7 +85,7 @@ def plain_jax(optimizer, steps=937):
         return jnp.mean(jnp.maximum(logits, 0) - logits * x + jnp.log1p(jnp.exp(-jnp.abs(logits))))
 
     epoch = jax.jit(lambda carry, xs: jax.lax.scan(step, carry, xs))
-    xs = jnp.asarray(rng.random((steps, 64, 784), dtype=np.float32))
+    xs = jnp.asarray(rng.random((steps, autoencoder_flag("batch_size"), sizes[0]), dtype=np.float32))
     zeros = jax.tree.map(jnp.zeros_like, params)
     carry = (params, zeros, zeros, jnp.float32(0))
     carry, values = epoch(carry, xs)
@@ -114,10 +118,10 @@ def keras_step(data, optimizer, scan):
     times = []
     for epoch in range(3):
         start = time.perf_counter()
-        model.fit(noisy, x_train, initial_epoch=epoch, epochs=epoch + 1, batch_size=64, verbose=0)
+        model.fit(noisy, x_train, initial_epoch=epoch, epochs=epoch + 1, batch_size=autoencoder_flag("batch_size"), verbose=0)
         times.append(time.perf_counter() - start)
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
-    return min(times[1:]) / (len(x_train) // 64), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
+    return min(times[1:]) / (len(x_train) // autoencoder_flag("batch_size")), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
 
 
 def child(args):
@@ -160,7 +164,7 @@ def main():
         for name, seconds in ((f"plain JAX, {optimizer}", plain), (f"Keras fit, {optimizer}", fit),
                               (f"Keras scanned, {optimizer}", scan)):
             print(f"autoencoder step, {name:>20}: {1e3 * seconds:.2f} ms, "
-                  f"{flop * 64 / seconds / 1e9:5.1f} GFLOP/s")
+                  f"{flop * autoencoder_flag('batch_size') / seconds / 1e9:5.1f} GFLOP/s")
         print(f"  Keras / plain JAX {fit / plain:.2f}x; scanned speed-up {fit / scan:.2f}x; "
               f"weights {'identical' if fit_digest == scan_digest else 'DIFFER'} after 3 epochs")
 
