@@ -161,14 +161,18 @@ def salt_and_pepper(x, noise_level, rng):
     noise_level = check_noise_level(noise_level)
     noisy = np.array(x)
     per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images
+    # Set as bits (a noised pixel's ANDed with 0, then salt's ORed with those of a 1): the same
+    # values as boolean-mask assignments, which branch on every pixel, in half the time.
+    bits = noisy.view(f"u{noisy.itemsize}")
+    one = np.ones((), noisy.dtype).view(bits.dtype)
     # A block of images at a time keeps the temporaries small whatever the data set's size.
     for start in range(0, len(noisy), NOISE_BLOCK):
-        block = noisy[start:start + NOISE_BLOCK]
+        block = bits[start:start + NOISE_BLOCK]
         level = noise_level[start:start + NOISE_BLOCK] if per_image else noise_level
         # One uniform draw per pixel decides both: below level/2 salt, up to level pepper.
         u = rng.random(block.shape, dtype=np.float32)
-        block[u < level] = 0
-        block[u < level / 2] = 1
+        block *= u >= level
+        block |= (u < level / 2) * one
     return noisy
 
 

@@ -1,6 +1,7 @@
 """Seeding, compiling and fitting, shared so that every script trains the same fast way, and a
 stopped fit goes on from its last finished epoch."""
 
+import concurrent.futures
 import dataclasses
 import itertools
 import math
@@ -182,8 +183,8 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
         callbacks = [SaveProgress(checkpoint.save, before), BackupAndRestore(checkpoint.folder)]
         if initial_epoch >= epochs:  # no epoch left to train, so no fit whose callback restores it
             restore(model, checkpoint.folder)
-    if callable(x):  # lazily: only one epoch's inputs are in memory at a time
-        calls = ((epoch, epoch + 1, x(epoch)) for epoch in range(initial_epoch, epochs))
+    if callable(x):
+        calls = ((epoch, epoch + 1, inputs) for epoch, inputs in made_ahead(x, range(initial_epoch, epochs)))
     else:
         calls = [(initial_epoch, epochs, x)]
     callbacks += [StopOnDivergence(say=verbose != 0),
@@ -198,6 +199,18 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
         if stats.diverged_at(merged):
             break
     return merged
+
+
+def made_ahead(make, epochs):
+    """``(epoch, make(epoch))`` for each of ``epochs``, the next epoch's made in a thread while
+    the caller trains on this one's (NumPy's noise releases the GIL): two epochs' inputs in
+    memory at a time, not the whole run's."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        coming = None
+        for epoch, following in itertools.zip_longest(epochs, epochs[1:]):
+            inputs = coming.result() if coming else make(epoch)
+            coming = thread.submit(make, following) if following is not None else None
+            yield epoch, inputs
 
 
 def evaluate(model, x, y, batch_size):

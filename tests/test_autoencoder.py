@@ -254,3 +254,18 @@ def test_fit_with_inputs_per_epoch_calls_once_an_epoch_and_keeps_one_history():
                            batch_size=32, validation_data=(x, x), verbose=0)
     assert asked == [0, 1, 2]
     assert len(history["loss"]) == len(history["val_loss"]) == 3
+
+
+def test_the_next_epochs_inputs_are_made_while_this_epoch_trains():
+    import threading
+
+    made = {epoch: threading.Event() for epoch in range(3)}
+
+    def make(epoch):
+        made[epoch].set()
+        return f"inputs {epoch}"
+    epochs = training.made_ahead(make, range(3))
+    assert next(epochs) == (0, "inputs 0")
+    assert made[1].wait(timeout=10)  # made before the caller asks for it
+    assert not made[2].is_set()  # no further ahead: two epochs' inputs in memory at most
+    assert list(epochs) == [(1, "inputs 1"), (2, "inputs 2")]

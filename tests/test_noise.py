@@ -80,3 +80,15 @@ def test_per_image_levels_stay_with_their_images_across_blocks(monkeypatch):
     noisy = salt_and_pepper(grey_images(7), levels, np.random.default_rng(0))
     changed = (noisy != 0.5).reshape(7, -1).mean(axis=1)
     np.testing.assert_array_equal(changed, levels.ravel())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("level", [0.3, np.array([0.0, 0.2, 0.5, 0.7, 1.0])[:, None, None]])
+def test_each_pixels_draw_decides_it_as_the_lab_defines(dtype, level):
+    # The draw the noise makes from this seed: below level/2 salt, up to level pepper, else kept.
+    x = np.random.default_rng(1).random((5, 28, 28)).astype(dtype)
+    u = np.random.default_rng(3).random(x.shape, dtype=np.float32)
+    expected = np.where(u < level / 2, 1, np.where(u < level, 0, x)).astype(dtype)
+    noisy = salt_and_pepper(x, level, np.random.default_rng(3))
+    assert noisy.dtype == x.dtype
+    np.testing.assert_array_equal(noisy, expected)
