@@ -1,11 +1,13 @@
 """Where a dense model's training step spends its time, on one core as a pool worker trains:
-the step's matrix products alone, the same step in plain JAX, Keras's own train function (one
-compiled call a batch) and the project's (``training.scanned_steps``: 32 batches a call)
+the step's matrix products alone, the autoencoder's step in plain JAX, Keras's own train
+function (one compiled call a batch) and the project's (``training.scanned_steps``: 32 batches
+a call); and the study MLP's step in plain JAX, alone, two processes side by side (as the
+study's workers), and several models stacked in one program with ``jax.vmap``
 (bench/README.md, "Where the dense models lose their time").
 
     python bench/step_profile.py --data ../shared/data/mnist.npz
 
-Each measurement runs in its own process, pinned to core 0 with XLA single-threaded.
+Each measurement runs in its own process, pinned to a core with XLA single-threaded.
 """
 
 import argparse
@@ -96,6 +98,49 @@ def plain_jax(optimizer, steps=937):
     return (time.perf_counter() - start) / steps
 
 
+def plain_study(members, steps=64):
+    """GFLOP/s of the study MLP's step (SGD with L2 on every kernel) in plain JAX, ``members``
+    models stacked with ``jax.vmap`` in one compiled program, scanned over ``steps`` batches."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import floor
+    from mnistlab import flags, lab
+
+    sizes, batch, l2 = lab.mlp_sizes(lab.STUDY_HIDDEN), lab.MLP_BATCH_SIZE, flags.L2_FACTORS[0]
+
+    def init(key):
+        keys = jax.random.split(key, len(sizes) - 1)
+        return [(jax.random.normal(k, (a, b)) * 0.05, jnp.zeros(b)) for k, a, b in zip(keys, sizes, sizes[1:])]
+
+    def loss(params, x, y):
+        for i, (w, b) in enumerate(params):
+            x = x @ w + b
+            x = jax.nn.relu(x) if i < len(params) - 1 else x
+        penalty = sum(jnp.sum(w * w) for w, _ in params)
+        return -jnp.mean(jnp.sum(jax.nn.log_softmax(x) * y, axis=-1)) + l2 * penalty
+
+    def step(params, batch):
+        grads = jax.grad(loss)(params, *batch)
+        return jax.tree.map(lambda p, g: p - lab.MLP_LR * g, params, grads), None
+
+    rng = np.random.default_rng(0)
+    xs = jnp.asarray(rng.random((members, steps, batch, sizes[0]), dtype=np.float32))
+    ys = jax.nn.one_hot(rng.integers(0, lab.CLASSES, (members, steps, batch)), lab.CLASSES)
+    params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), members))
+    epoch = jax.jit(jax.vmap(lambda p, x, y: jax.lax.scan(step, p, (x, y))[0]))
+    jax.block_until_ready(epoch(params, xs, ys))
+    best = min(timed(lambda: jax.block_until_ready(epoch(params, xs, ys))) for _ in range(5))
+    return floor.training_flop(floor.dense_layers(sizes)) * batch * steps * members / best / 1e9
+
+
+def timed(work):
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
 def keras_step(data, optimizer, scan):
     """Seconds a step of the lab autoencoder in Keras (its ``model.fit``), and a digest of its
     weights after three epochs (the scanned step must not change them)."""
@@ -128,19 +173,24 @@ def child(args):
     kind = args.measure
     if kind == "products":
         return products()
+    if kind.startswith("study"):
+        return plain_study(int(kind.split("-")[1]))
     if kind.startswith("plain"):
         return plain_jax(kind.split("-")[1])
     _, optimizer, scan = kind.split("-")
     return keras_step(args.data, optimizer, scan == "scan")
 
 
-def measure(kind, data):
-    """``kind`` measured in a fresh process pinned to core 0."""
-    command = [sys.executable, __file__, "--measure", kind, "--data", data]
+def measure(kind, data, cores=(0,)):
+    """``kind`` measured in a fresh process pinned to each of ``cores``, all at once; the first's
+    result."""
+    commands = [[sys.executable, __file__, "--measure", kind, "--data", data] for _ in cores]
     if hasattr(os, "sched_setaffinity"):
-        command = ["taskset", "-c", "0", *command]
-    out = subprocess.run(command, env={**os.environ, **SINGLE}, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        commands = [["taskset", "-c", str(core), *command] for core, command in zip(cores, commands)]
+    started = [subprocess.Popen(command, env={**os.environ, **SINGLE}, stdout=subprocess.PIPE, text=True)
+               for command in commands]
+    outs = [process.communicate()[0] for process in started]
+    return json.loads(outs[0].strip().splitlines()[-1])
 
 
 def main():
@@ -157,7 +207,6 @@ def main():
         return
     for name, rate in measure("products", args.data).items():
         print(f"product {name:>22}: {rate:6.1f} GFLOP/s")
-    peak = None
     for optimizer in ("sgd", "adam"):
         plain = measure(f"plain-{optimizer}", args.data)
         (fit, fit_digest), (scan, scan_digest) = (measure(f"keras-{optimizer}-{way}", args.data) for way in ("fit", "scan"))
@@ -167,6 +216,14 @@ def main():
                   f"{flop * autoencoder_flag('batch_size') / seconds / 1e9:5.1f} GFLOP/s")
         print(f"  Keras / plain JAX {fit / plain:.2f}x; scanned speed-up {fit / scan:.2f}x; "
               f"weights {'identical' if fit_digest == scan_digest else 'DIFFER'} after 3 epochs")
+    peak = measure("products", args.data)["2048x2048 by 2048x2048"]
+    alone = measure("study-1", args.data)
+    print(f"study MLP step, plain JAX, alone: {alone:5.1f} GFLOP/s, {alone / peak:.0%} of the core's peak")
+    beside = measure("study-1", args.data, cores=(0, 1))
+    print(f"  two side by side (as the study's workers), each: {beside:5.1f} GFLOP/s, {beside / alone:.2f}x alone")
+    for members in (2, 3, 4):
+        stacked = measure(f"study-{members}", args.data)
+        print(f"  {members} models stacked with vmap: {stacked:5.1f} GFLOP/s, {stacked / alone:.2f}x one at a time")
 
 
 if __name__ == "__main__":
