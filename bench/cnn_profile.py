@@ -43,7 +43,7 @@ def layer_rates(model, batch):
     convolutions = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
     for index, layer in enumerate(convolutions):
         x = tf.random.uniform((batch, *layer.input.shape[1:]))
-        forward = 2 * (layer.kernel.shape.num_elements()) * layer.output.shape[1] * layer.output.shape[2] * batch
+        forward = 2 * layer.kernel.shape.num_elements() * layer.output.shape[1] * layer.output.shape[2] * batch
         needs_input = index > 0
 
         @tf.function
@@ -98,7 +98,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("MNIST_NPZ"), help="Keras's mnist.npz")
     args = parser.parse_args()
-    os.environ["BENCH_DATA"] = args.data or ""
+    if args.data:
+        os.environ["BENCH_DATA"] = args.data
     peak = floor.peak(os.cpu_count()) / 1e9
     os.environ["KERAS_BACKEND"] = "tensorflow"
     from mnistlab import backend, plots, training

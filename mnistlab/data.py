@@ -162,7 +162,7 @@ def salt_and_pepper(x, noise_level, rng):
     noisy = np.array(x)
     per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images
     # Set as bits (a noised pixel's ANDed with 0, then salt's ORed with those of a 1): the same
-    # values as boolean-mask assignments, which branch on every pixel, in half the time.
+    # values as boolean-mask assignments, without their branch on every pixel (bench/README.md).
     bits = noisy.view(f"u{noisy.itemsize}")
     one = np.ones((), noisy.dtype).view(bits.dtype)
     # A block of images at a time keeps the temporaries small whatever the data set's size.
