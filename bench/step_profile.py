@@ -51,10 +51,19 @@ def products():
         def loop(a, b):
             return jax.lax.fori_loop(0, reps, lambda i, acc: acc + (a + acc[0, 0] * 0) @ b, jnp.zeros((m, n)))
         loop(a, b).block_until_ready()
-        start = time.perf_counter()
-        loop(a, b).block_until_ready()
-        found[f"{m}x{k} by {k}x{n}"] = 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9
+        found[f"{m}x{k} by {k}x{n}"] = 2 * m * k * n * reps / timed(lambda: loop(a, b).block_until_ready()) / 1e9
     return found
+
+
+def dense_logits(params, x):
+    """The output of dense layers ``params`` ([(kernel, bias)]) on ``x``: ReLU between layers,
+    none after the last."""
+    import jax
+
+    for i, (w, b) in enumerate(params):
+        x = x @ w + b
+        x = jax.nn.relu(x) if i < len(params) - 1 else x
+    return x
 
 
 def plain_jax(optimizer, steps=937):
@@ -80,22 +89,15 @@ def plain_jax(optimizer, steps=937):
         return (jax.tree.map(lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-7), params, m, v), m, v, t), value
 
     def bce(params, x):
-        logits = x
-        for i, (w, b) in enumerate(params):
-            logits = logits @ w + b
-            logits = jax.nn.relu(logits) if i < len(params) - 1 else logits
+        logits = dense_logits(params, x)
         return jnp.mean(jnp.maximum(logits, 0) - logits * x + jnp.log1p(jnp.exp(-jnp.abs(logits))))
 
     epoch = jax.jit(lambda carry, xs: jax.lax.scan(step, carry, xs))
     xs = jnp.asarray(rng.random((steps, autoencoder_flag("batch_size"), sizes[0]), dtype=np.float32))
     zeros = jax.tree.map(jnp.zeros_like, params)
     carry = (params, zeros, zeros, jnp.float32(0))
-    carry, values = epoch(carry, xs)
-    jax.block_until_ready(values)
-    start = time.perf_counter()
-    carry, values = epoch(carry, xs)
-    jax.block_until_ready(values)
-    return (time.perf_counter() - start) / steps
+    jax.block_until_ready(epoch(carry, xs))
+    return timed(lambda: jax.block_until_ready(epoch(carry, xs))) / steps
 
 
 def plain_study(members, steps=64):
@@ -115,11 +117,8 @@ def plain_study(members, steps=64):
         return [(jax.random.normal(k, (a, b)) * 0.05, jnp.zeros(b)) for k, a, b in zip(keys, sizes, sizes[1:])]
 
     def loss(params, x, y):
-        for i, (w, b) in enumerate(params):
-            x = x @ w + b
-            x = jax.nn.relu(x) if i < len(params) - 1 else x
         penalty = sum(jnp.sum(w * w) for w, _ in params)
-        return -jnp.mean(jnp.sum(jax.nn.log_softmax(x) * y, axis=-1)) + l2 * penalty
+        return -jnp.mean(jnp.sum(jax.nn.log_softmax(dense_logits(params, x)) * y, axis=-1)) + l2 * penalty
 
     def step(params, batch):
         grads = jax.grad(loss)(params, *batch)
@@ -136,6 +135,7 @@ def plain_study(members, steps=64):
 
 
 def timed(work):
+    """Seconds ``work()`` takes."""
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
@@ -160,11 +160,9 @@ def keras_step(data, optimizer, scan):
     training.compile_model(model, chosen, "binary_crossentropy", metrics=())
     if not scan:  # Keras's own train function, one compiled call a batch
         model.train_function = None
-    times = []
-    for epoch in range(3):
-        start = time.perf_counter()
-        model.fit(noisy, x_train, initial_epoch=epoch, epochs=epoch + 1, batch_size=autoencoder_flag("batch_size"), verbose=0)
-        times.append(time.perf_counter() - start)
+    times = [timed(lambda epoch=epoch: model.fit(noisy, x_train, initial_epoch=epoch, epochs=epoch + 1,
+                                                  batch_size=autoencoder_flag("batch_size"), verbose=0))
+             for epoch in range(3)]
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
     return min(times[1:]) / (len(x_train) // autoencoder_flag("batch_size")), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
 
