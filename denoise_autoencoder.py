@@ -335,12 +335,14 @@ def main(argv=None):
     load = functools.partial(load_data, quick=args.quick)
     images = functools.cache(functools.partial(load, args.data))
     with Run(NAME, args) as run:
+        autoencoder = functools.cache(lambda: run.part("autoencoder", lambda: train_autoencoder(run, args, images())))
         if args.per_level:
-            # At the training level, retraining would rebuild the main autoencoder exactly.
+            # At the training level, retraining would rebuild the main autoencoder exactly. The main
+            # one trains here on the core the last of them leave idle.
             others = [level for level in args.levels if level != args.noise]
             run.part("per-level autoencoders", noise_study.train_levels, run, others,
-                     functools.partial(train_denoiser, args), load, parallel.trainings(NAME, args))
-        run.part("autoencoder", lambda: train_autoencoder(run, args, images()))
+                     functools.partial(train_denoiser, args), load, parallel.trainings(NAME, args), autoencoder)
+        autoencoder()  # unless it has trained beside them
         run.part("accuracy study", lambda: study_accuracy(run, args, models, images()))
     return 0
 

@@ -120,8 +120,8 @@ def lab_parts(folder):
 
     mlp, study, cnn, autoencoder = (read(folder, name) for name in
                                     ("mlp_mnist", "mlp_l2_study", "cnn_mnist", "denoise_autoencoder"))
-    walls = {script: {part: value["wall_seconds"] for part, value in read(folder, f"{script}_run")["parts"].items()}
-             for script in ("mlp_mnist", "cnn_mnist", "denoise_autoencoder")}
+    runs = {script: read(folder, f"{script}_run")["parts"] for script in ("mlp_mnist", "cnn_mnist", "denoise_autoencoder")}
+    walls = {script: {part: value["wall_seconds"] for part, value in parts.items()} for script, parts in runs.items()}
 
     def fit(layers, epochs, examples, validations):
         """A fit's FLOP: training on every training image each epoch, ``validations`` passes
@@ -141,7 +141,7 @@ def lab_parts(folder):
     classifiers = [mlp["layers"], cnn["layers"]]
     predictions = (forward_flop(autoencoder["layers"]) + forward_flop(lab_mlp)
                    + 2 * sum(forward_flop(layers) for layers in classifiers)) * len(levels) * draws * examples["test"]
-    return [("mlp_mnist", "lab MLP", fit(mlp["layers"], mlp_epochs, mlp["examples"], mlp_epochs),
+    parts = [("mlp_mnist", "lab MLP", fit(mlp["layers"], mlp_epochs, mlp["examples"], mlp_epochs),
              walls["mlp_mnist"]["lab MLP"]),
             ("mlp_mnist", "L2 study", trial * study["trials_run"], walls["mlp_mnist"]["L2 study"]),
             ("cnn_mnist", "lab CNN", fit(cnn["layers"], cnn_epochs, cnn["examples"], cnn_epochs),
@@ -154,6 +154,19 @@ def lab_parts(folder):
             ("denoise_autoencoder", "accuracy study",
              fit(lab_mlp, config["classifier_epochs"], examples, config["classifier_epochs"]) + predictions,
              walls["denoise_autoencoder"]["accuracy study"])]
+    return within_others(parts, runs)
+
+
+def within_others(parts, runs):
+    """``parts`` with each part that ran inside another (``within`` in its run's entry) joined
+    to that one: their FLOP together, in the outer part's wall time."""
+    joined = {(script, part): [script, part, flop, wall] for script, part, flop, wall in parts}
+    for script, part, flop, _ in parts:
+        outer = runs[script].get(part, {}).get("within")
+        if outer:
+            del joined[script, part]
+            joined[script, outer][1:3] = f"{outer}, the {part} beside them", joined[script, outer][2] + flop
+    return [tuple(row) for row in joined.values()]
 
 
 def main():

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from mnistlab import files, plots
+from mnistlab import files, parallel, plots
 from mnistlab.stats import mean_std
 
 READABLE = 0.90  # 4B: the accuracy below which we call noisy digits hard to read
@@ -22,14 +22,16 @@ def level_weights_path(run, level):
     return os.path.join(run.state("per-level"), f"level-{level:g}.npz")
 
 
-def train_levels(run, levels, train, load, trainings):
+def train_levels(run, levels, train, load, trainings, beside):
     """An autoencoder for each of ``levels`` on ``trainings``, as ``train(load(data file),
-    level)`` (module-level functions; it returns the weights), each kept as it finishes."""
+    level)`` (module-level functions; it returns the weights), each kept as it finishes;
+    ``beside()``, this process's own work, on the core the last of them leave idle, if any."""
     todo = [level for level in levels if not os.path.isfile(level_weights_path(run, level))]
     print(f"Training {plots.plural(len(todo), 'autoencoder')} for the noise levels of the accuracy study"
           + (f" ({len(levels) - len(todo)} already saved)" if len(todo) < len(levels) else "")
           + (f", {trainings.describe(len(todo))}" if todo else ""), flush=True)
-    for level, weights in trainings.run(train, todo, load):
+    results = trainings.run(train, todo, load)
+    for level, weights in parallel.with_work_beside(results, len(todo), trainings.slots(len(todo)), beside):
         files.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
         print(f"  autoencoder for noise {level:g} trained", flush=True)
 

@@ -102,6 +102,19 @@ def trainings(script, args) -> Trainings:
     return Local(args.workers, args.data)
 
 
+def with_work_beside(results, jobs, slots, work):
+    """Yield ``results`` (of ``jobs`` trainings, ``slots`` at a time); as soon as fewer of them
+    train than ``slots`` but some still do, call ``work()`` here: it takes the core the last
+    ones leave idle, and the results that come meanwhile wait for it (without such a moment, it
+    is not called). A stop in ``work`` ends the trainings too."""
+    free_after = max(0, jobs - slots + 1)  # results in by then
+    with contextlib.closing(results):
+        for done in range(jobs):
+            if done == free_after:
+                work()
+            yield next(results)
+
+
 def run(task, jobs, setup, workers):
     """Yield ``(job, task(setup(), job))`` for every job as each is done (module-level functions,
     or partials of them, that workers can import); one worker runs here, on every core."""

@@ -9,7 +9,7 @@ A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
   ``status`` (``running``, ``complete``, or ``interrupted in PART[ at epoch K]``), ``pid``
   (while running), ``wall_seconds`` (every session together), ``code`` (its script's
   fingerprint, ``code.fingerprint``: an edited script does not resume it), ``records`` (its JSON
-  records, the main one first) and ``parts``: for each part in order, ``PART_FIELDS``. A completed run's
+  records, the main one first) and ``parts``: for each part in order, ``PART``. A completed run's
   run.json is also published as ``OUT/results/<main record>_run.json``.
 - ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes (``training.fit_record``),
   and what each script adds: the CNN's ``per_class_accuracy``; the L2 study's ``settings``,
@@ -38,9 +38,11 @@ FORMAT = 1  # of run.json and the records; a later layout raises it, and reads t
 
 NUMBERS = ListOf(OPTIONAL_NUMBER)
 HISTORY = MapOf(ListOf(OPTIONAL_NUMBER, nonempty=True))  # per metric, one number an epoch
-PART_FIELDS = {"status": str, "wall_seconds": NUMBER, "records": ListOf(str)}
+# A part's entry in run.json; ``within``: the part whose work it ran inside, beside that one's.
+PART = Fields({"status": str, "wall_seconds": NUMBER, "records": ListOf(str), "within": str},
+              required=("status", "wall_seconds", "records"))
 RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "changed": ListOf(str),
-              "records": ListOf(str), "settings": dict, "wall_seconds": NUMBER, "parts": MapOf(every(PART_FIELDS)),
+              "records": ListOf(str), "settings": dict, "wall_seconds": NUMBER, "parts": MapOf(PART),
               "pid": OPTIONAL_INT, "code": every({"file": str, "fingerprint": str, "definitions": MapOf(str)})}
 STUDY_SETTINGS = Fields({"hidden": ListOf(int, nonempty=True), "l2_layers": str, "epochs": int, "lr": NUMBER,
                          "schedule": str, "batch_size": int, "seed": int, "quick": bool, "backend": str},

@@ -91,7 +91,8 @@ class Run(files.Outputs):
 
     def part(self, name, work, *args):
         """``work(*args)`` as the part ``name``; a part finished in an earlier session of this run
-        is skipped (returning None), and says so."""
+        is skipped (returning None), and says so. A part may run inside another's work (beside
+        it): its entry names that one (``within``), whose wall time holds its own."""
         stops.raise_pending()
         parts = self.meta["parts"]
         earlier = parts.get(name, {})
@@ -101,8 +102,9 @@ class Run(files.Outputs):
             return None
         if earlier:
             print(f"{name}: going on where it stopped", flush=True)
-        self.current, clock, spent = name, stats.Stopwatch(), earlier.get("wall_seconds", 0.0)
-        parts[name] = {"status": "running", "wall_seconds": spent, "records": earlier.get("records", [])}
+        outer, self.current, clock, spent = self.current, name, stats.Stopwatch(), earlier.get("wall_seconds", 0.0)
+        parts[name] = {"status": "running", "wall_seconds": spent, "records": earlier.get("records", []),
+                       **({"within": outer} if outer else {})}
         self._save()
         try:
             value = work(*args)
@@ -110,8 +112,9 @@ class Run(files.Outputs):
             parts[name].update(status=self._where_stopped(name), wall_seconds=round(spent + clock.seconds(), 1))
             raise
         parts[name].update(status="complete", wall_seconds=round(spent + clock.seconds(), 1))
-        self.current = None
-        shutil.rmtree(self.backup(""), ignore_errors=True)  # the part's fits are past resuming
+        self.current = outer
+        for record in parts[name]["records"]:  # its fits are past resuming
+            shutil.rmtree(self.backup(record), ignore_errors=True)
         self._save()
         return value
 
@@ -153,7 +156,7 @@ class Run(files.Outputs):
 
     def backup(self, name):
         """Where Keras's BackupAndRestore keeps the training state of record ``name``'s fit."""
-        return os.path.join(self.root, "state", "backup", name)  # "" for the folder of all of them
+        return os.path.join(self.root, "state", "backup", name)
 
     def _save(self, **changes):
         self.meta.update(changes)

@@ -96,6 +96,38 @@ def test_one_worker_runs_here_in_order():
     assert {pid for _, (_, pid, _) in done} == {os.getpid()}
 
 
+def trainings_watched(jobs, seen, ended):
+    """``jobs`` results, noting in ``seen`` each one asked for, and in ``ended`` that they stopped."""
+    try:
+        for job in range(jobs):
+            seen.append(f"result {job}")
+            yield job
+    finally:
+        ended.append(True)
+
+
+@pytest.mark.parametrize("jobs, slots, work_after", [(5, 2, 4), (2, 2, 1), (1, 2, 0), (2, 3, 0), (3, 1, None),
+                                                     (0, 2, None)])
+def test_work_beside_the_trainings_starts_once_a_slot_is_idle(jobs, slots, work_after):
+    seen, ended = [], []
+    results = parallel.with_work_beside(trainings_watched(jobs, seen, ended), jobs, slots,
+                                        lambda: seen.append("work"))
+    assert list(results) == list(range(jobs)) and ended == [True] * bool(jobs)  # none started: none to end
+    # the results asked for before it: then fewer than the slots still train, and at least one
+    assert (seen.index("work") if "work" in seen else None) == work_after
+
+
+def test_a_stop_in_the_work_beside_the_trainings_ends_them():
+    seen, ended = [], []
+
+    def stopped():
+        raise KeyboardInterrupt
+    results = parallel.with_work_beside(trainings_watched(3, seen, ended), 3, 2, stopped)
+    with pytest.raises(KeyboardInterrupt):
+        list(results)
+    assert seen == ["result 0", "result 1"] and ended == [True]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 def test_a_workers_failure_reaches_the_caller_as_a_clear_error(tmp_path):

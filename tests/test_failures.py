@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from conftest import ROOT, run_script, strict_json, user_env
+from mnistlab import parallel
 
 pytestmark = pytest.mark.slow  # users' failures, met in subprocesses as a user meets them
 
@@ -262,6 +263,32 @@ def test_kill_and_a_closed_terminal_stop_like_ctrl_c_and_the_run_goes_on(script,
     record = json.loads((folder / "run.json").read_text())
     main = json.loads((folder / "results" / f"{record['records'][0]}.json").read_text())
     assert all(len(values) == 3 for values in main["history"].values())
+
+
+@POSIX
+@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
+def test_a_stop_while_the_autoencoder_trains_beside_the_per_level_ones_ends_their_workers_too(tiny_npz, tmp_path):
+    argv = ["denoise_autoencoder.py", "--data", tiny_npz, *SMALL["denoise_autoencoder.py"], "--per-level",
+            "--levels", "0", "0.5", "--workers", "2", "--out", str(tmp_path)]
+    stopped = run_with_stop(argv, signal.SIGTERM)  # after the main autoencoder's epoch 2
+    # stderr is read to its end, the workers' too: none is left behind
+    assert stopped.returncode == 128 + signal.SIGTERM
+    assert stopped.stderr == ("denoise_autoencoder.py: stopped (SIGTERM); what had finished is saved, "
+                              "rerun the same command to go on\n")
+    assert "Training 2 autoencoders for the noise levels of the accuracy study, 2 at a time" in stopped.stdout
+    [folder] = (tmp_path / "runs").iterdir()
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["status"] == "interrupted in autoencoder at epoch 3"
+    assert meta["parts"]["autoencoder"]["within"] == "per-level autoencoders"
+
+    result = run_script(*argv)
+    assert result.returncode == 0 and result.stderr == ""
+    assert "after epoch 2 of 3" in result.stdout, result.stdout
+    meta = json.loads((folder / "run.json").read_text())
+    assert {name: part["status"] for name, part in meta["parts"].items()} == dict.fromkeys(
+        ("per-level autoencoders", "autoencoder", "accuracy study"), "complete")
+    record = json.loads((folder / "results" / "denoise_autoencoder.json").read_text())
+    assert len(record["history"]["loss"]) == 3 and "retrained around each noise level" in record["study_mode"]
 
 
 @POSIX

@@ -167,3 +167,19 @@ def test_the_hinton_experiment_is_summarised_from_its_records_when_present(tmp_p
 def test_a_folder_without_results_is_a_one_line_error(tmp_path, capsys):
     code, _, err = run_main(report.main, ["--out", str(tmp_path)], capsys)
     assert code == 2 and err.count("\n") == 1 and "run the lab first (make lab)" in err
+
+
+def test_a_part_run_beside_another_is_named_so_and_counted_once_in_the_total():
+    from mnistlab.report.common import wall_times
+
+    def part(seconds, **within):
+        return {"status": "complete", "wall_seconds": seconds, "records": [], **within}
+    runs = {"mlp_mnist": {"script": "mlp_mnist", "parts": {"lab MLP": part(6.0)}},
+            "denoise_autoencoder": {"script": "denoise_autoencoder", "parts": {
+                "per-level autoencoders": part(120.0), "autoencoder": part(45.0, within="per-level autoencoders"),
+                "accuracy study": part(20.0)}}}
+    records = {"runs": {name: runs.get(name, {}) for name in (*lab.SCRIPTS, "cnn_improved")},
+               **{name: {"environment": {"backend": "jax"}} for name in (*lab.SCRIPTS, "cnn_improved")}}
+    text = "\n".join(wall_times(records))
+    assert "| `denoise_autoencoder.py`: autoencoder (beside the per-level autoencoders, within their time) | jax | 45 |" in text
+    assert "| **the lab's parts** |  | **146** |" in text  # 6 + 120 + 20
