@@ -165,7 +165,8 @@ def within_others(parts, runs):
         outer = runs[script].get(part, {}).get("within")
         if outer:
             del joined[script, part]
-            joined[script, outer][1:3] = f"{outer}, the {part} beside them", joined[script, outer][2] + flop
+            row = joined[script, outer]
+            row[1], row[2] = f"{outer}, the {part} beside them", row[2] + flop
     return [tuple(row) for row in joined.values()]
 
 
