@@ -1,13 +1,16 @@
 """The CNN (question 3): both models' structure, training, every figure, the CLI."""
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 import cnn_mnist
-from conftest import CNN_FIGURES, assert_png, histories_of_two_runs, prepared_digits, run_script
+from conftest import CNN_FIGURES, ROOT, assert_png, histories_of_two_runs, prepared_digits, run_script
 from mnistlab import flags, training
 
 def test_lab_cnn_structure_and_parameter_count():
@@ -48,6 +51,44 @@ def test_lab_cnn_training_lowers_the_loss():
                                    "categorical_crossentropy")
     history = training.fit(model, x, y, epochs=3, batch_size=32, verbose=0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
+
+
+# On TensorFlow: the batches Keras's array pipeline gives over two epochs, and whether tf.data
+# tunes it, before and after training.compile_model (a subprocess: the tests' own is on JAX).
+UNTUNED_PROBE = """
+import json
+from mnistlab import backend, training
+keras = backend.load("tensorflow")
+import numpy as np
+from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+x, y = np.arange(50, dtype="float32").reshape(25, 2), np.arange(25, dtype="float32")
+
+def epochs():
+    keras.utils.set_random_seed(0)
+    dataset = ArrayDataAdapter(x, y, batch_size=4, shuffle=True).get_tf_dataset()
+    return dataset.options().autotune.enabled, [[b[1].numpy().tolist() for b in dataset] for _ in range(2)]
+
+tuned = epochs()
+training.compile_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), "sgd", "mse", metrics=())
+print(json.dumps({"tuned": tuned, "untuned": epochs()}))
+"""
+
+
+@pytest.mark.slow
+def test_on_tensorflow_the_array_feed_is_untuned_and_gives_the_same_batches():
+    """training.compile_model turns tf.data's autotuning off in Keras's array pipelines on
+    TensorFlow (its tuning thread held each epoch's end for seconds): the same batches, in the
+    same order, epoch after epoch."""
+    result = subprocess.run([sys.executable, "-c", UNTUNED_PROBE], capture_output=True, text=True, cwd=ROOT,
+                            timeout=300, env={"PATH": os.environ["PATH"], "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    (tuned, tuned_epochs), (untuned, untuned_epochs) = found["tuned"], found["untuned"]
+    assert (tuned, untuned) == (None, False)  # None: unset, tf.data's default (tuning on)
+    assert untuned_epochs == tuned_epochs
+    assert [len(batch) for batch in untuned_epochs[0]] == [4] * 6 + [1]
+    assert sorted(sum(untuned_epochs[0], [])) == list(range(25)) and untuned_epochs[0] != sorted(untuned_epochs[0])
 
 
 def test_cosine_schedule_decays_to_zero():
