@@ -78,8 +78,8 @@ print(json.dumps({"tuned": tuned, "untuned": epochs()}))
 @pytest.mark.slow
 def test_on_tensorflow_the_array_feed_is_untuned_and_gives_the_same_batches():
     """training.compile_model turns tf.data's autotuning off in Keras's array pipelines on
-    TensorFlow (its tuning thread held each epoch's end for seconds): the same batches, in the
-    same order, epoch after epoch."""
+    TensorFlow (tuned, most epochs began with seconds of idle waiting): the same batches, in the
+    same order, in each of two epochs."""
     result = subprocess.run([sys.executable, "-c", UNTUNED_PROBE], capture_output=True, text=True, cwd=ROOT,
                             timeout=300, env={"PATH": os.environ["PATH"], "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0 and result.stderr == "", result.stderr
