@@ -38,7 +38,7 @@ def compile_model(model, optimizer, loss, metrics=("accuracy",)):
                   steps_per_execution=STEPS_PER_EXECUTION)
     if keras.backend.backend() == "jax" and backend.jax_on_cpu():
         model.train_function = scanned_steps(model, STEPS_PER_EXECUTION)
-    if keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow" and backend.device().startswith("CPU"):
         feed_untuned()
     return model
 
@@ -47,7 +47,8 @@ def feed_untuned():
     """On TensorFlow, tf.data's autotuning off in the pipelines Keras makes from arrays: with it
     on, most epochs' first call waited seconds, the CPU idle, as the last epoch's pipeline ended
     (bench/README.md). A gather of rows needs no tuning: the same batches in the same order.
-    Once a process: every fit, evaluation and prediction after it is fed so."""
+    Once a process: every fit, evaluation and prediction after it is fed so. On a CPU, where it
+    was measured."""
     import tensorflow as tf
 
     try:  # Keras's own class (tests/test_cnn.py checks it is there); another Keras only feeds slower
