@@ -179,6 +179,14 @@ def device():
     return f"GPU: {gpus[0]}" if gpus else f"CPU: {cpu_name()}"
 
 
+def on_cpu():
+    """Whether this process's backend computes on the CPU, where the project's faster ways of
+    training were measured (``training.compile_model``)."""
+    import keras
+
+    return jax_on_cpu() if keras.backend.backend() == "jax" else device().startswith("CPU")
+
+
 @functools.cache
 def jax_on_cpu():
     """Whether JAX computes on this machine's CPU (no GPU or TPU it would use)."""

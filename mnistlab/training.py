@@ -3,6 +3,7 @@ stopped fit goes on from its last finished epoch."""
 
 import concurrent.futures
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -36,19 +37,20 @@ def learning_rate(lr, schedule, total_steps):
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics),
                   steps_per_execution=STEPS_PER_EXECUTION)
-    if keras.backend.backend() == "jax" and backend.jax_on_cpu():
-        model.train_function = scanned_steps(model, STEPS_PER_EXECUTION)
-    if keras.backend.backend() == "tensorflow" and backend.device().startswith("CPU"):
-        feed_untuned()
+    if backend.on_cpu():  # where these were measured; on a GPU Keras's own ways stay
+        if keras.backend.backend() == "jax":
+            model.train_function = scanned_steps(model, STEPS_PER_EXECUTION)
+        if keras.backend.backend() == "tensorflow":
+            feed_untuned()
     return model
 
 
+@functools.cache  # once a process
 def feed_untuned():
     """On TensorFlow, tf.data's autotuning off in the pipelines Keras makes from arrays: with it
     on, most epochs' first call waited seconds, the CPU idle, as the last epoch's pipeline ended
     (bench/README.md). A gather of rows needs no tuning: the same batches in the same order.
-    Once a process: every fit, evaluation and prediction after it is fed so. On a CPU, where it
-    was measured."""
+    Every fit, evaluation and prediction after it is fed so."""
     import tensorflow as tf
 
     try:  # Keras's own class (tests/test_cnn.py checks it is there); another Keras only feeds slower
@@ -56,14 +58,11 @@ def feed_untuned():
     except ImportError:
         return
     tuned = ArrayDataAdapter.get_tf_dataset
-    if getattr(tuned, "untuned", False):
-        return
 
     def get_tf_dataset(self):
         options = tf.data.Options()
         options.autotune.enabled = False
         return tuned(self).with_options(options)
-    get_tf_dataset.untuned = True
     ArrayDataAdapter.get_tf_dataset = get_tf_dataset
 
 
