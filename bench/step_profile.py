@@ -1,7 +1,7 @@
 """Where a dense model's training step spends its time, on one core as a pool worker trains:
 the step's matrix products alone, the autoencoder's step in plain JAX, Keras's own train
 function (one compiled call a batch) and the project's (``training.scanned_steps``: 32 batches
-a call); and the study MLP's step in plain JAX, alone, two processes side by side (as the
+a call, handed the batches or, as ``training.fit`` does, their rows' numbers); and the study MLP's step in plain JAX, alone, two processes side by side (as the
 study's workers), and several models stacked in one program with ``jax.vmap``
 (bench/README.md, "Where the dense models lose their time").
 
@@ -141,9 +141,11 @@ def timed(work):
     return time.perf_counter() - start
 
 
-def keras_step(data, optimizer, scan):
-    """Seconds a step of the lab autoencoder in Keras (its ``model.fit``), and a digest of its
-    weights after three epochs (the scanned step must not change them)."""
+def keras_step(data, optimizer, way):
+    """Seconds a step of the lab autoencoder in Keras, and a digest of its weights after three
+    epochs (neither project way may change them): ``way`` is ``fit`` (Keras's own train
+    function, one compiled call a batch), ``scan`` (``model.fit`` with the project's scanned
+    steps on the rows) or ``rows`` (``training.fit``: the scanned steps fed the rows' numbers)."""
     import hashlib
 
     import keras
@@ -158,11 +160,11 @@ def keras_step(data, optimizer, scan):
     model = dae.build_autoencoder(*autoencoder_size())[0]
     chosen = keras.optimizers.SGD(0.01) if optimizer == "sgd" else keras.optimizers.Adam(1e-3)
     training.compile_model(model, chosen, "binary_crossentropy", metrics=())
-    if not scan:  # Keras's own train function, one compiled call a batch
+    if way == "fit":
         model.train_function = None
-    times = [timed(lambda epoch=epoch: model.fit(noisy, x_train, initial_epoch=epoch, epochs=epoch + 1,
-                                                  batch_size=autoencoder_flag("batch_size"), verbose=0))
-             for epoch in range(3)]
+    fit = training.fit if way == "rows" else lambda model, x, y, **options: model.fit(x, y, **options)
+    times = [timed(lambda: fit(model, noisy, x_train, epochs=1, batch_size=autoencoder_flag("batch_size"), verbose=0))
+             for _ in range(3)]
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
     return min(times[1:]) / (len(x_train) // autoencoder_flag("batch_size")), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
 
@@ -175,8 +177,8 @@ def child(args):
         return plain_study(int(kind.split("-")[1]))
     if kind.startswith("plain"):
         return plain_jax(kind.split("-")[1])
-    _, optimizer, scan = kind.split("-")
-    return keras_step(args.data, optimizer, scan == "scan")
+    _, optimizer, way = kind.split("-")
+    return keras_step(args.data, optimizer, way)
 
 
 def measure(kind, data, cores=(0,)):
@@ -207,13 +209,15 @@ def main():
         print(f"product {name:>22}: {rate:6.1f} GFLOP/s")
     for optimizer in ("sgd", "adam"):
         plain = measure(f"plain-{optimizer}", args.data)
-        (fit, fit_digest), (scan, scan_digest) = (measure(f"keras-{optimizer}-{way}", args.data) for way in ("fit", "scan"))
+        (fit, fit_digest), (scan, scan_digest), (rows, rows_digest) = (
+            measure(f"keras-{optimizer}-{way}", args.data) for way in ("fit", "scan", "rows"))
         for name, seconds in ((f"plain JAX, {optimizer}", plain), (f"Keras fit, {optimizer}", fit),
-                              (f"Keras scanned, {optimizer}", scan)):
-            print(f"autoencoder step, {name:>20}: {1e3 * seconds:.2f} ms, "
+                              (f"Keras scanned, {optimizer}", scan), (f"scanned on rows, {optimizer}", rows)):
+            print(f"autoencoder step, {name:>24}: {1e3 * seconds:.2f} ms, "
                   f"{flop * autoencoder_flag('batch_size') / seconds / 1e9:5.1f} GFLOP/s")
-        print(f"  Keras / plain JAX {fit / plain:.2f}x; scanned speed-up {fit / scan:.2f}x; "
-              f"weights {'identical' if fit_digest == scan_digest else 'DIFFER'} after 3 epochs")
+        same = fit_digest == scan_digest == rows_digest
+        print(f"  Keras / plain JAX {fit / plain:.2f}x; scanned speed-up {fit / scan:.2f}x, fed rows {scan / rows:.2f}x "
+              f"more; weights {'identical' if same else 'DIFFER'} after 3 epochs")
     peak = measure("products", args.data)["2048x2048 by 2048x2048"]
     alone = measure("study-1", args.data)
     print(f"study MLP step, plain JAX, alone: {alone:5.1f} GFLOP/s, {alone / peak:.0%} of the core's peak")

@@ -18,6 +18,9 @@ from mnistlab.lab import CLASSES
 # so each training and each evaluation compiles one step, not a second for a last short batch.
 QUICK_SIZES = (3072, 1024)
 NOISE_BLOCK = 4096  # images salted at a time
+# JAX's CPU backend takes an array that starts on such a boundary as it is, without a copy
+# (training.rows_fed hands it the training images).
+ALIGNMENT = 64
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 OFFLINE_HINT = (
     "pass --data /path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz"
@@ -147,9 +150,20 @@ def check_arrays(arrays, source):
             raise LabError(f"y_{split} in {source} has labels outside 0-9; use Keras's mnist.npz")
 
 
+def aligned(x, dtype=None):
+    """A copy of ``x`` (as ``dtype``) whose memory starts on a multiple of ALIGNMENT bytes."""
+    dtype = np.dtype(dtype or x.dtype)
+    size = x.size * dtype.itemsize
+    memory = np.empty(size + ALIGNMENT, np.uint8)
+    start = -memory.ctypes.data % ALIGNMENT
+    copy = memory[start:start + size].view(dtype).reshape(x.shape)
+    copy[...] = x
+    return copy
+
+
 def scale(x):
     """uint8 pixels 0-255 as float32 in [0, 1] (divided in place: no second copy of the images)."""
-    x = x.astype("float32")
+    x = aligned(x, "float32")
     x /= 255.0
     return x
 
@@ -159,7 +173,7 @@ def salt_and_pepper(x, noise_level, rng):
     or 1 (salt) with equal chance, as the lab defines it. ``noise_level`` is a number, or one
     level per image (shape (N, 1) or (N, 1, 1))."""
     noise_level = check_noise_level(noise_level)
-    noisy = np.array(x)
+    noisy = aligned(np.asarray(x))
     per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images
     # Set as bits (a noised pixel's ANDed with 0, then salt's ORed with those of a 1): the same
     # values as boolean-mask assignments, without their branch on every pixel (bench/README.md).

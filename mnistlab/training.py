@@ -2,6 +2,7 @@
 stopped fit goes on from its last finished epoch."""
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -71,26 +72,60 @@ def scanned_steps(model, count):
     (``lax.scan`` of Keras's own step over them, stacked in the call), where Keras's calls the
     compiled step once a batch: the same steps in the same order, the same weights, less time
     between them (bench/README.md). A group of batches of unequal shapes (an epoch's last) goes
-    step by step. On a CPU, where it was measured."""
+    step by step. On a CPU, where it was measured. While ``rows_fed`` has handed it its arrays,
+    each batch is the numbers of its rows, gathered from them inside the call."""
     import jax
     from keras.src import tree
 
-    def scan(state, batches):
+    def step(state, rows, batch):
+        return model.train_step(state, batch if rows is None else tuple(part[batch] for part in rows))
+
+    def scan(state, rows, batches):
         stacked = jax.tree.map(lambda *parts: jax.numpy.stack(parts), *batches)
-        state, logs = jax.lax.scan(lambda state, batch: model.train_step(state, batch)[::-1], state, stacked)
+        state, logs = jax.lax.scan(lambda state, batch: step(state, rows, batch)[::-1], state, stacked)
         return jax.tree.map(lambda values: values[-1], logs), state
-    many, one = jax.jit(scan, donate_argnums=0), jax.jit(model.train_step, donate_argnums=0)
+    many, one = jax.jit(scan, donate_argnums=0), jax.jit(step, donate_argnums=0)
 
     def function(state, iterator):
         batches = list(itertools.islice(iterator, count))
         if not batches:
             raise StopIteration
         if len(batches) == count and len({tuple(np.shape(x) for x in tree.flatten(b)) for b in batches}) == 1:
-            return many(state, batches)
+            return many(state, function.rows, batches)
         for batch in batches:
-            logs, state = one(state, batch)
+            logs, state = one(state, function.rows, batch)
         return logs, state
+    function.rows = None
     return function
+
+
+@contextlib.contextmanager
+def rows_fed(model, x, y, batch_size):
+    """What ``model.fit`` is handed for ``(x, y)``: with ``scanned_steps`` on NumPy arrays, the
+    numbers of their rows, which Keras shuffles and slices as it would the rows, while the train
+    function gathers the rows from ``x`` and ``y``, handed to the backend once for the fit
+    (without a copy where ``data.aligned``): the same batches for less work a batch
+    (bench/README.md). Otherwise ``(x, y)`` themselves."""
+    train = model.train_function
+    try:  # Keras's own (tests/test_mlp.py checks it is there); another Keras is fed the rows
+        from keras.src.backend.jax.trainer import JAXEpochIterator
+    except ImportError:
+        train = None
+    if not (hasattr(train, "rows") and hasattr(model, "_symbolic_build")
+            and isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+        yield x, y
+        return
+    import jax
+
+    # Keras's fit builds a new model's metrics from the first batch of an epoch it shuffles for
+    # that alone: built here from the rows themselves, by the same draw of NumPy's random state.
+    model._symbolic_build(iterator=JAXEpochIterator(x, y, batch_size=batch_size, shuffle=True,
+                                                     steps_per_execution=model.steps_per_execution))
+    train.rows = (jax.device_put(x), jax.device_put(y))
+    try:
+        yield np.arange(len(x), dtype=np.int32), None
+    finally:
+        train.rows = None
 
 
 def verbosity():
@@ -216,9 +251,10 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
                   keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stops.raise_pending())]
     merged = {key: list(values) for key, values in before.items()}
     for first, last, inputs in calls:
-        history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
-                            validation_data=validation_data, validation_freq=validation_freq,
-                            callbacks=callbacks, verbose=verbose)
+        with rows_fed(model, inputs, y, batch_size) as (fed, labels):
+            history = model.fit(fed, labels, initial_epoch=first, epochs=last, batch_size=batch_size,
+                                validation_data=validation_data, validation_freq=validation_freq,
+                                callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
         if stats.diverged_at(merged):
