@@ -141,32 +141,48 @@ def timed(work):
     return time.perf_counter() - start
 
 
-def keras_step(data, optimizer, way):
-    """Seconds a step of the lab autoencoder in Keras, and a digest of its weights after three
+def keras_model(data, model, optimizer):
+    """The lab ``model`` (``autoencoder`` or ``study``, the study MLP at its first L2 factor)
+    compiled the project's way with ``optimizer`` (``sgd`` or ``adam``), its training inputs and
+    targets, and its batch size."""
+    import keras
+
+    import denoise_autoencoder as dae
+    import mlp_mnist
+    from mnistlab import data as lab_data, flags, lab, training
+
+    training.set_seed(0)
+    if model == "study":
+        (x_train, y_train), _ = mlp_mnist.load_data(data)
+        built, loss, batch = mlp_mnist.build_mlp(lab.STUDY_HIDDEN, flags.L2_FACTORS[0]), "categorical_crossentropy", lab.MLP_BATCH_SIZE
+        inputs, targets = x_train, y_train
+    else:
+        (x_train, _), _ = dae.load_data(data)
+        built, loss, batch = dae.build_autoencoder(*autoencoder_size())[0], "binary_crossentropy", autoencoder_flag("batch_size")
+        inputs, targets = lab_data.noisy_copy(x_train, 0.4, 1), x_train
+    rate = lab.MLP_LR if model == "study" else 0.01
+    chosen = keras.optimizers.SGD(rate) if optimizer == "sgd" else keras.optimizers.Adam(1e-3)
+    return training.compile_model(built, chosen, loss, metrics=()), inputs, targets, batch
+
+
+def keras_step(data, model, optimizer, way):
+    """Seconds a step of the lab ``model`` in Keras, and a digest of its weights after three
     epochs (neither project way may change them): ``way`` is ``fit`` (Keras's own train
     function, one compiled call a batch), ``scan`` (``model.fit`` with the project's scanned
     steps on the rows) or ``rows`` (``training.fit``: the scanned steps fed the rows' numbers)."""
     import hashlib
 
-    import keras
     import numpy as np
 
-    import denoise_autoencoder as dae
-    from mnistlab import data as lab_data, training
+    from mnistlab import training
 
-    (x_train, _), _ = dae.load_data(data)
-    noisy = lab_data.noisy_copy(x_train, 0.4, 1)
-    training.set_seed(0)
-    model = dae.build_autoencoder(*autoencoder_size())[0]
-    chosen = keras.optimizers.SGD(0.01) if optimizer == "sgd" else keras.optimizers.Adam(1e-3)
-    training.compile_model(model, chosen, "binary_crossentropy", metrics=())
+    model, x, y, batch = keras_model(data, model, optimizer)
     if way == "fit":
         model.train_function = None
     fit = training.fit if way == "rows" else lambda model, x, y, **options: model.fit(x, y, **options)
-    times = [timed(lambda: fit(model, noisy, x_train, epochs=1, batch_size=autoencoder_flag("batch_size"), verbose=0))
-             for _ in range(3)]
+    times = [timed(lambda: fit(model, x, y, epochs=1, batch_size=batch, verbose=0)) for _ in range(3)]
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
-    return min(times[1:]) / (len(x_train) // autoencoder_flag("batch_size")), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
+    return min(times[1:]) / (len(x) // batch), hashlib.sha256(weights.tobytes()).hexdigest()[:12]
 
 
 def child(args):
@@ -177,8 +193,8 @@ def child(args):
         return plain_study(int(kind.split("-")[1]))
     if kind.startswith("plain"):
         return plain_jax(kind.split("-")[1])
-    _, optimizer, way = kind.split("-")
-    return keras_step(args.data, optimizer, way)
+    _, model, optimizer, way = kind.split("-")
+    return keras_step(args.data, model, optimizer, way)
 
 
 def measure(kind, data, cores=(0,)):
@@ -210,7 +226,7 @@ def main():
     for optimizer in ("sgd", "adam"):
         plain = measure(f"plain-{optimizer}", args.data)
         (fit, fit_digest), (scan, scan_digest), (rows, rows_digest) = (
-            measure(f"keras-{optimizer}-{way}", args.data) for way in ("fit", "scan", "rows"))
+            measure(f"keras-autoencoder-{optimizer}-{way}", args.data) for way in ("fit", "scan", "rows"))
         for name, seconds in ((f"plain JAX, {optimizer}", plain), (f"Keras fit, {optimizer}", fit),
                               (f"Keras scanned, {optimizer}", scan), (f"scanned on rows, {optimizer}", rows)):
             print(f"autoencoder step, {name:>24}: {1e3 * seconds:.2f} ms, "
@@ -221,6 +237,11 @@ def main():
     peak = measure("products", args.data)["2048x2048 by 2048x2048"]
     alone = measure("study-1", args.data)
     print(f"study MLP step, plain JAX, alone: {alone:5.1f} GFLOP/s, {alone / peak:.0%} of the core's peak")
+    study_flop = floor.training_flop(floor.dense_layers(lab.mlp_sizes(lab.STUDY_HIDDEN))) * lab.MLP_BATCH_SIZE
+    for way, name in (("fit", "Keras fit"), ("scan", "Keras scanned"), ("rows", "scanned on rows")):
+        seconds, _ = measure(f"keras-study-sgd-{way}", args.data)
+        rate = study_flop / seconds / 1e9
+        print(f"  {name:>15}: {1e3 * seconds:.2f} ms, {rate:5.1f} GFLOP/s, {rate / alone:.0%} of plain JAX's")
     beside = measure("study-1", args.data, cores=(0, 1))
     print(f"  two side by side (as the study's workers), each: {beside:5.1f} GFLOP/s, {beside / alone:.2f}x alone")
     for members in (2, 3, 4):
