@@ -1,8 +1,9 @@
 """Where a dense model's training step spends its time, on one core as a pool worker trains:
-the step's matrix products alone, the autoencoder's step in plain JAX, Keras's own train
-function (one compiled call a batch) and the project's (``training.scanned_steps``: 32 batches
-a call, handed the batches or, as ``training.fit`` does, their rows' numbers); and the study MLP's step in plain JAX, alone, two processes side by side (as the
-study's workers), and several models stacked in one program with ``jax.vmap``
+the step's matrix products alone; the autoencoder's step and the study MLP's in plain JAX, in
+Keras's own train function (one compiled call a batch) and in the project's
+(``training.scanned_steps``: 32 batches a call, handed the batches, or their rows' numbers as
+``training.fit`` hands them); the study MLP's plain-JAX step two processes side by side (as
+the study's workers), and several models stacked in one program with ``jax.vmap``
 (bench/README.md, "Where the dense models lose their time").
 
     python bench/step_profile.py --data ../shared/data/mnist.npz
@@ -153,14 +154,13 @@ def keras_model(data, model, optimizer):
 
     training.set_seed(0)
     if model == "study":
-        (x_train, y_train), _ = mlp_mnist.load_data(data)
-        built, loss, batch = mlp_mnist.build_mlp(lab.STUDY_HIDDEN, flags.L2_FACTORS[0]), "categorical_crossentropy", lab.MLP_BATCH_SIZE
-        inputs, targets = x_train, y_train
+        (inputs, targets), _ = mlp_mnist.load_data(data)
+        built = mlp_mnist.build_mlp(lab.STUDY_HIDDEN, flags.L2_FACTORS[0])
+        loss, batch, rate = "categorical_crossentropy", lab.MLP_BATCH_SIZE, lab.MLP_LR
     else:
-        (x_train, _), _ = dae.load_data(data)
-        built, loss, batch = dae.build_autoencoder(*autoencoder_size())[0], "binary_crossentropy", autoencoder_flag("batch_size")
-        inputs, targets = lab_data.noisy_copy(x_train, 0.4, 1), x_train
-    rate = lab.MLP_LR if model == "study" else 0.01
+        (targets, _), _ = dae.load_data(data)
+        inputs, built = lab_data.noisy_copy(targets, 0.4, 1), dae.build_autoencoder(*autoencoder_size())[0]
+        loss, batch, rate = "binary_crossentropy", autoencoder_flag("batch_size"), 0.01
     chosen = keras.optimizers.SGD(rate) if optimizer == "sgd" else keras.optimizers.Adam(1e-3)
     return training.compile_model(built, chosen, loss, metrics=()), inputs, targets, batch
 

@@ -106,12 +106,12 @@ def rows_fed(model, x, y, batch_size):
     function gathers the rows from ``x`` and ``y``, handed to the backend once for the fit
     (without a copy where ``data.aligned``): the same batches for less work a batch
     (bench/README.md). Otherwise ``(x, y)`` themselves."""
-    train = model.train_function
-    try:  # Keras's own (tests/test_mlp.py checks it is there); another Keras is fed the rows
+    try:  # Keras's own class (tests/test_mlp.py checks it is there); another Keras is fed the rows
         from keras.src.backend.jax.trainer import JAXEpochIterator
     except ImportError:
-        train = None
-    if not (hasattr(train, "rows") and hasattr(model, "_symbolic_build")
+        JAXEpochIterator = None
+    train = model.train_function
+    if not (JAXEpochIterator and hasattr(train, "rows") and hasattr(model, "_symbolic_build")
             and isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
         yield x, y
         return
