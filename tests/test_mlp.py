@@ -1,6 +1,7 @@
 """The lab MLP (questions 1-2): structure, training, figures, results, the resumable study."""
 
 import json
+import sys
 
 import keras
 import numpy as np
@@ -130,6 +131,17 @@ def test_on_jax_a_fit_is_fed_the_rows_numbers_and_the_images_as_they_are():
         assert images.unsafe_buffer_pointer() == x.ctypes.data
         assert np.array_equal(targets, y)
     assert model.train_function.rows is None
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
+def test_a_keras_without_its_jax_epoch_iterator_is_fed_the_rows_themselves(monkeypatch):
+    """Colab brings its own Keras: one without the class ``rows_fed`` builds with hands
+    ``model.fit`` the rows themselves, which the scanned steps take as they did before."""
+    x, y = prepared_digits(64)
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
+    monkeypatch.setitem(sys.modules, "keras.src.backend.jax.trainer", None)  # its import fails
+    with training.rows_fed(model, x, y, batch_size=8) as (fed, labels):
+        assert fed is x and labels is y and model.train_function.rows is None
 
 
 def test_on_a_gpu_keras_keeps_its_own_train_function(monkeypatch):
