@@ -647,11 +647,11 @@ def stops_at_many_instants(command, instants, cwd=ROOT, env=None):
         except subprocess.TimeoutExpired:
             process.send_signal(getattr(signal, name))
             stdout, stderr = process.communicate(timeout=300)
+        seen = (instant, name, process.returncode, stderr[-4000:], stdout[-2000:])  # all a rare failure shows
         if process.returncode == 0:  # it had ended before the stop
-            assert stderr == "", (instant, stderr)
+            assert stderr == "", seen
         else:
-            assert (process.returncode, stderr) == (128 + getattr(signal, name), stop_line(command_name(command), name)), \
-                (instant, stdout[-2000:])
+            assert (process.returncode, stderr) == (128 + getattr(signal, name), stop_line(command_name(command), name)), seen
 
 
 def command_name(command):
@@ -677,7 +677,7 @@ def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_comma
     if backend == "jax":  # the rest of a run's life is the same on both: spread over it, and past its end
         start = time.monotonic()
         first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
-        assert first.returncode == 0 and first.stderr == ""
+        assert (first.returncode, first.stderr) == (0, ""), first.stdout[-2000:]
         whole = time.monotonic() - start
         instants += [whole * k / 3 + 0.1 * k for k in range(1, 4)]
     stops_at_many_instants(command, instants, env=on_backend)
@@ -687,7 +687,7 @@ def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_comma
             return json.loads((newest / "run.json").read_text())["status"]
         if newest_status() != "complete":  # the last stop came before the run's end: the same command again
             last = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
-            assert last.returncode == 0 and last.stderr == ""
+            assert (last.returncode, last.stderr) == (0, ""), last.stdout[-2000:]
         assert newest_status() == "complete"
         stops_at_many_instants([sys.executable, "-m", "mnistlab.runs", "--out", str(tmp_path)], [0.3, 0.5, 0.8, 1.2])
 
