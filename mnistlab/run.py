@@ -40,18 +40,28 @@ def settings(values):
 
 def stopped_run(out, script, values, fingerprint):
     """The newest unfinished run of ``script`` with these settings, not running elsewhere, if its
-    code is ``fingerprint``'s; a run whose script has been edited since is named and left."""
+    code is ``fingerprint``'s; a run whose script has been edited since, or whose code either
+    side does not know (an edit cannot be ruled out), is named and left."""
     for meta in reversed(records.all_runs(out)):
         if (meta["script"] == script and meta["status"] != "complete"
                 and settings(meta.get("settings", {})) == values
                 and not (meta["status"] == "running" and records.alive(meta.get("pid")))):
-            changed = code.edited(meta.get("code"), fingerprint)
-            if not changed:
+            why = not_resumable(meta.get("code"), fingerprint, f"{script}.py")
+            if not why:
                 return meta
-            print(f"Not resuming run {meta['name']}: {fingerprint['file']} has changed since it stopped "
-                  f"({', '.join(changed)}); starting a new run", flush=True)
+            print(f"Not resuming run {meta['name']}: {why}; starting a new run", flush=True)
             return None
     return None
+
+
+def not_resumable(stopped, now, file):
+    """Why a run whose script's code was ``stopped`` cannot go on with the code ``now``, or None."""
+    if not now:
+        return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
+    if not stopped:
+        return f"it did not record the code of {file}, so an edit since it stopped cannot be ruled out"
+    changed = code.edited(stopped, now)
+    return f"{file} has changed since it stopped ({', '.join(changed)})" if changed else None
 
 
 def new_run(out, script, changed, values, fingerprint):

@@ -86,6 +86,31 @@ def test_run_folder_names_and_labels():
     assert compare.label([]) == "lab defaults" and compare.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
 
 
+@pytest.mark.parametrize("case", ["same", "edited", "not recorded", "unreadable"])
+def test_a_stopped_run_goes_on_only_under_the_code_it_ran(case, tmp_path, capsys):
+    """A stopped run resumes only when its script's code is known on both sides and the same: a
+    run that did not record it (or a script that cannot be read now) may hide an edit."""
+    values = {"epochs": 3}
+    ran = {"file": "mlp_mnist.py", "fingerprint": "a", "definitions": {"build_mlp": "b"}}
+    path, meta = run.new_run(str(tmp_path), "mlp_mnist", [], values, None if case == "not recorded" else ran)
+    os.makedirs(path)
+    with open(os.path.join(path, "run.json"), "w") as f:
+        json.dump({**meta, "status": "interrupted in lab MLP at epoch 2"}, f)
+    now = {"same": ran, "edited": {**ran, "fingerprint": "c", "definitions": {"build_mlp": "d"}},
+           "not recorded": ran, "unreadable": None}[case]
+    found = run.stopped_run(str(tmp_path), "mlp_mnist", values, now)
+    said = capsys.readouterr().out
+    if case == "same":
+        assert found["path"] == path and said == ""
+        return
+    why = {"edited": "mlp_mnist.py has changed since it stopped (build_mlp)",
+           "not recorded": "it did not record the code of mlp_mnist.py, so an edit since it stopped "
+                           "cannot be ruled out",
+           "unreadable": "the code of mlp_mnist.py cannot be read, so an edit since it stopped cannot be "
+                         "ruled out"}[case]
+    assert found is None and said == f"Not resuming run {os.path.basename(path)}: {why}; starting a new run\n"
+
+
 class StopAfter(training.BackupAndRestore):
     """BackupAndRestore that, once epoch ``stop`` is backed up, stops the run like Ctrl-C."""
 
