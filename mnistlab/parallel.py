@@ -43,15 +43,38 @@ def worker_count(requested, jobs):
     return max(1, min(requested, jobs, usable_cores()))
 
 
+# Ctrl-C and a closed terminal reach the whole process group: they are the parent's to handle
+# (it saves what has finished, then terminates the workers).
+TERMINAL_STOPS = tuple(signum for signum in stops.STOP_SIGNALS if signum != signal.SIGTERM)
+
+
 def _start(cores):
     core = cores.get()
     if core is not None:
         os.sched_setaffinity(0, {core})
-    # Ctrl-C and a closed terminal reach the whole process group: they are the parent's to handle
-    # (it saves what has finished, then terminates the workers).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for signum in TERMINAL_STOPS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def started_deaf():
+    """Processes started inside start with TERMINAL_STOPS blocked, until ``_start`` ignores
+    them: a spawned worker first imports the script, and Keras with it, where Ctrl-C would print
+    a traceback; multiprocessing's resource tracker, which a closed terminal would kill, keeps
+    them blocked. This process gets a stop that came meanwhile as the block ends. Where the OS
+    has signal masks: not on Windows (docs/platforms.md)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINAL_STOPS)
+    try:
+        resource_tracker.ensure_running()  # started here, it unblocks Ctrl-C in this thread: again
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERMINAL_STOPS)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _call(task, setup, job):
@@ -127,12 +150,12 @@ def run(task, jobs, setup, workers):
         return
     # "spawn" on every OS (the only one Windows has): a fork would copy this process's threads.
     context = multiprocessing.get_context("spawn")
-    cores = context.Queue()
-    for core in core_ids(workers):
-        cores.put(core)
     with contextlib.ExitStack() as leaving:  # normally or on a stop, it terminates the workers
         # A stop while the workers start waits until the pool is whole (the workers started so
         # far would otherwise be left orphaned), then terminates them.
-        with stops.deferred():
+        with stops.deferred(), started_deaf():
+            cores = context.Queue()
+            for core in core_ids(workers):
+                cores.put(core)
             pool = leaving.enter_context(context.Pool(workers, initializer=_start, initargs=(cores,)))
         yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)

@@ -106,13 +106,15 @@ if hasattr(os, "process_cpu_count"):  # Python 3.13 counts all cores where it ca
     os.process_cpu_count = os.cpu_count
 if hasattr(signal, "SIGHUP"):
     del signal.SIGHUP
+if hasattr(signal, "pthread_sigmask"):  # Windows has no signal masks
+    del signal.pthread_sigmask
 """
 
 
 @pytest.fixture(scope="session")
 def other_platform(tmp_path_factory):
     """Environment variables that make a subprocess run as on macOS or Windows would, as far as
-    the project's platform calls go: no CPU affinity and no SIGHUP."""
+    the project's platform calls go: no CPU affinity, no SIGHUP, no signal masks."""
     folder = tmp_path_factory.mktemp("other_platform")
     (folder / "sitecustomize.py").write_text(WITHOUT_LINUX_CALLS)
     return {"PYTHONPATH": os.pathsep.join([str(folder), ROOT])}

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -497,6 +498,49 @@ def test_a_stop_while_workers_start_or_a_trial_computes_is_one_line(moment, work
 
 
 @POSIX
+@pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGHUP"])
+def test_ctrl_c_or_a_closed_terminal_while_the_workers_import_keras_is_one_line(signal_name, tiny_npz, tmp_path):
+    """A terminal's stop reaches the whole process group: the workers too, while they import the
+    script and Keras, and multiprocessing's resource tracker. Only the command's line is said,
+    no process is left, and the same command goes on."""
+    argv = [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1", "--hidden", "8",
+            "--study", "--study-hidden", "16", "--study-epochs", "1", "--l2", "1e-3", "--replicates", "2",
+            "--workers", "2", "--out", str(tmp_path)]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=user_env(), start_new_session=True, preexec_fn=as_in_a_terminal)
+    try:
+        for line in process.stdout:
+            if "2 at a time" in line:  # the pool starts now; its workers take seconds to import Keras
+                time.sleep(0.5)
+                os.killpg(process.pid, getattr(signal, signal_name))
+                break
+        stdout, stderr = process.communicate(timeout=120)
+        assert (process.returncode, stderr) == (128 + getattr(signal, signal_name),
+                                                stop_line("mlp_mnist.py", signal_name)), stdout
+    finally:
+        left = session_processes(process.pid)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert left == []
+    result = run_script(*argv[1:])
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+
+
+def session_processes(session, within=10):
+    """The processes of ``session`` still running after up to ``within`` seconds: one exiting may
+    take a moment to end; one ended but not yet reaped has."""
+    deadline = time.monotonic() + within
+    while True:
+        listed = subprocess.run(["ps", "-s", str(session), "-o", "pid=,stat="], capture_output=True, text=True).stdout
+        left = [int(pid) for pid, state in (line.split() for line in listed.splitlines() if line.strip())
+                if not state.startswith("Z")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+@POSIX
 def test_ctrl_c_while_tensorflow_traces_the_first_step_is_one_line(tiny_npz, tmp_path):
     argv = ["cnn_mnist.py", "--data", tiny_npz, *SMALL["cnn_mnist.py"], "--out", str(tmp_path)]
     stopped = run_with_stop(argv, signal.SIGINT, after="trace")
@@ -581,7 +625,6 @@ def test_a_stop_dropped_by_a_garbage_collector_callback_still_ends_the_command(c
     is one) after printing "Exception ignored in": a stop raised there still ends the command,
     and the work after it never runs."""
     import gc
-    import time
 
     from mnistlab import exits
 
@@ -613,7 +656,6 @@ def test_a_stop_dropped_by_a_garbage_collector_callback_still_ends_the_command(c
 def test_a_stop_that_a_library_swallows_still_ends_the_command(then, capsys):
     """A stop caught by a library's own ``except`` (inside an import, it leaves a module half
     made and a later import fails): the command still ends with the stop's line and code."""
-    import time
 
     from mnistlab import exits
 
@@ -665,7 +707,6 @@ def test_a_stop_at_any_instant_of_a_run_ends_it_with_one_line_and_the_same_comma
     the first import (JAX's garbage-collector callback, TensorFlow's imports) to its last file,
     each time the same command again: each ends with exactly its line, and (on JAX, where the
     stops reach past the imports) the last one finishes the run."""
-    import time
 
     command = [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--quick", "--data", tiny_npz, "--epochs", "2",
                "--hidden", "8", "--study", "--study-hidden", "16", "--study-epochs", "2", "--l2", "0.001",
