@@ -7,7 +7,7 @@ A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
   the lab's, as labels), ``settings`` (every flag but those that only say where to read and
   write: a stopped run goes on only under the same settings), ``started`` (ISO time),
   ``status`` (``running``, ``complete``, or ``interrupted in PART[ at epoch K]``), ``pid``
-  (while running), ``wall_seconds`` (every session together), ``code`` (its script's
+  (while running), ``wall_seconds`` (every session together), ``code`` (its code's
   fingerprint, ``code.fingerprint``: an edited script does not resume it), ``records`` (its JSON
   records, the main one first) and ``parts``: for each part in order, ``PART``. A completed run's
   run.json is also published as ``OUT/results/<main record>_run.json``.

@@ -55,13 +55,19 @@ def stopped_run(out, script, values, fingerprint):
 
 
 def not_resumable(stopped, now, file):
-    """Why a run whose script's code was ``stopped`` cannot go on with the code ``now``, or None."""
+    """Why a run whose code (``code.fingerprint``) was ``stopped`` cannot go on with the code
+    ``now`` of its script ``file`` and the modules it imports, or None."""
     if not now:
         return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
-    if not stopped:
-        return f"it did not record the code of {file}, so an edit since it stopped cannot be ruled out"
+    unrecorded = [f"{name}.py" for name in sorted(code.modules_of(now) - code.modules_of(stopped))] if stopped else [file]
+    if unrecorded:
+        return f"it did not record the code of {' and '.join(unrecorded)}, so an edit since it stopped cannot be ruled out"
     changed = code.edited(stopped, now)
-    return f"{file} has changed since it stopped ({', '.join(changed)})" if changed else None
+    if not changed:
+        return None
+    files = sorted({f"{name.partition('.')[0]}.py" if "." in name else file for name in changed})
+    return (f"{' and '.join(files)} {'has' if len(files) == 1 else 'have'} changed since it stopped "
+            f"({', '.join(changed)})")
 
 
 def new_run(out, script, changed, values, fingerprint):

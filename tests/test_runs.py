@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -86,29 +87,62 @@ def test_run_folder_names_and_labels():
     assert compare.label([]) == "lab defaults" and compare.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
 
 
-@pytest.mark.parametrize("case", ["same", "edited", "not recorded", "unreadable"])
+@pytest.mark.parametrize("case", ["same", "edited", "not recorded", "unreadable", "its import edited",
+                                  "its import not recorded"])
 def test_a_stopped_run_goes_on_only_under_the_code_it_ran(case, tmp_path, capsys):
-    """A stopped run resumes only when its script's code is known on both sides and the same: a
-    run that did not record it (or a script that cannot be read now) may hide an edit."""
+    """A stopped run resumes only when its code, its script's and that of the modules beside it
+    that it imports, is known on both sides and the same: a run that did not record it (or a
+    script that cannot be read now) may hide an edit."""
     values = {"epochs": 3}
-    ran = {"file": "mlp_mnist.py", "fingerprint": "a", "definitions": {"build_mlp": "b"}}
-    path, meta = run.new_run(str(tmp_path), "mlp_mnist", [], values, None if case == "not recorded" else ran)
+    ran = {"file": "denoise_autoencoder.py", "fingerprint": "a",
+           "definitions": {"train_autoencoder": "b", "mlp_mnist.build_mlp": "c"}}
+    recorded = {"not recorded": None,
+                "its import not recorded": {**ran, "definitions": {"train_autoencoder": "b"}}}.get(case, ran)
+    path, meta = run.new_run(str(tmp_path), "denoise_autoencoder", [], values, recorded)
     os.makedirs(path)
     with open(os.path.join(path, "run.json"), "w") as f:
-        json.dump({**meta, "status": "interrupted in lab MLP at epoch 2"}, f)
-    now = {"same": ran, "edited": {**ran, "fingerprint": "c", "definitions": {"build_mlp": "d"}},
-           "not recorded": ran, "unreadable": None}[case]
-    found = run.stopped_run(str(tmp_path), "mlp_mnist", values, now)
+        json.dump({**meta, "status": "interrupted in accuracy study"}, f)
+    now = {"edited": {**ran, "fingerprint": "d", "definitions": {"train_autoencoder": "e", "mlp_mnist.build_mlp": "c"}},
+           "its import edited": {**ran, "fingerprint": "d",
+                                 "definitions": {"train_autoencoder": "b", "mlp_mnist.build_mlp": "f"}},
+           "unreadable": None}.get(case, ran)
+    found = run.stopped_run(str(tmp_path), "denoise_autoencoder", values, now)
     said = capsys.readouterr().out
     if case == "same":
         assert found["path"] == path and said == ""
         return
-    why = {"edited": "mlp_mnist.py has changed since it stopped (build_mlp)",
-           "not recorded": "it did not record the code of mlp_mnist.py, so an edit since it stopped "
-                           "cannot be ruled out",
-           "unreadable": "the code of mlp_mnist.py cannot be read, so an edit since it stopped cannot be "
-                         "ruled out"}[case]
+    unknown = "so an edit since it stopped cannot be ruled out"
+    why = {"edited": "denoise_autoencoder.py has changed since it stopped (train_autoencoder)",
+           "its import edited": "mlp_mnist.py has changed since it stopped (mlp_mnist.build_mlp)",
+           "not recorded": f"it did not record the code of denoise_autoencoder.py, {unknown}",
+           "its import not recorded": f"it did not record the code of mlp_mnist.py, {unknown}",
+           "unreadable": f"the code of denoise_autoencoder.py cannot be read, {unknown}"}[case]
     assert found is None and said == f"Not resuming run {os.path.basename(path)}: {why}; starting a new run\n"
+
+
+def test_a_scripts_code_holds_the_modules_beside_it_that_it_imports(tmp_path, monkeypatch):
+    """A model built by a function of another module beside the script (a lab script, or a
+    student's own) is the script's code too; the package's modules are not."""
+    import importlib.util
+
+    from mnistlab import code
+
+    (tmp_path / "helper.py").write_text("def layers():\n    return [8]\n")
+    (tmp_path / "lab_script.py").write_text("import helper\nfrom mnistlab import stats\n\n\n"
+                                            "def build():\n    return helper.layers()\n")
+    for name in ("helper", "lab_script"):
+        spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+        monkeypatch.setitem(sys.modules, name, importlib.util.module_from_spec(spec))
+        sys.modules[name].__file__ = str(tmp_path / f"{name}.py")
+    before = code.fingerprint("lab_script")
+    assert sorted(before["definitions"]) == ["build", "helper.layers", "helper.module-level statements",
+                                             "module-level statements"]
+    (tmp_path / "helper.py").write_text("def layers():\n    return [8, 8]\n")
+    after = code.fingerprint("lab_script")
+    assert after["fingerprint"] != before["fingerprint"] and code.edited(before, after) == ["helper.layers"]
+    # A run recorded before the modules beside its script were: not an edit in the runs' labels.
+    unrecorded = {**before, "definitions": {k: v for k, v in before["definitions"].items() if "." not in k}}
+    assert code.edited(unrecorded, after) == []
 
 
 class StopAfter(training.BackupAndRestore):
