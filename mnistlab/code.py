@@ -31,7 +31,11 @@ def fingerprint(script):
     of ``script`` (the rest as MODULE_LEVEL) and of the modules beside it that it imports, named
     ``module.definition`` (the autoencoder's classifier is ``mlp_mnist.build_mlp``); None where
     one cannot be read."""
-    path = script_file(script)
+    return of_file(script_file(script))
+
+
+def of_file(path):
+    """``fingerprint`` of the script at ``path`` (None: it cannot be read)."""
     tree = _parsed(path)
     if tree is None:
         return None
@@ -65,16 +69,11 @@ def _definitions(tree):
 
 
 def _imported_beside(tree, folder):
-    """{name: file} of the modules ``tree`` imports (as this process loaded them) that sit in
-    ``folder``: another lab script, or a student's own module; not the package's."""
+    """{name: file} of the modules ``tree`` imports that sit in ``folder`` (where Python finds
+    them first for a script run from there): another lab script, or a student's own module."""
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    found = {}
-    for name in sorted(names):
-        path = getattr(sys.modules.get(name), "__file__", None) or ""
-        if os.path.dirname(path) == folder and path.endswith(".py"):
-            found[name] = path
-    return found
+    return {name: path for name in sorted(names) if os.path.isfile(path := os.path.join(folder, f"{name}.py"))}
 
 
 def modules_of(fingerprint):
@@ -91,3 +90,20 @@ def edited(before, now):
     old, new = (({name: digest for name, digest in side["definitions"].items()
                   if "." not in name or name.partition(".")[0] in both}) for side in (before, now))
     return [name for name in [*new, *(name for name in old if name not in new)] if old.get(name) != new.get(name)]
+
+
+def changed_since(stopped, now, file):
+    """Why work done with the code ``stopped`` (a ``fingerprint``) cannot go on with the code
+    ``now`` of the script ``file`` and the modules it imports, or None: an edit, or one that
+    cannot be ruled out."""
+    if not now:
+        return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
+    unrecorded = [f"{name}.py" for name in sorted(modules_of(now) - modules_of(stopped))] if stopped else [file]
+    if unrecorded:
+        return f"it did not record the code of {' and '.join(unrecorded)}, so an edit since it stopped cannot be ruled out"
+    changed = edited(stopped, now)
+    if not changed:
+        return None
+    files = sorted({f"{name.partition('.')[0]}.py" if "." in name else file for name in changed})
+    return (f"{' and '.join(files)} {'has' if len(files) == 1 else 'have'} changed since it stopped "
+            f"({', '.join(changed)})")

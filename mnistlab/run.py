@@ -46,28 +46,12 @@ def stopped_run(out, script, values, fingerprint):
         if (meta["script"] == script and meta["status"] != "complete"
                 and settings(meta.get("settings", {})) == values
                 and not (meta["status"] == "running" and records.alive(meta.get("pid")))):
-            why = not_resumable(meta.get("code"), fingerprint, f"{script}.py")
+            why = code.changed_since(meta.get("code"), fingerprint, f"{script}.py")
             if not why:
                 return meta
             print(f"Not resuming run {meta['name']}: {why}; starting a new run", flush=True)
             return None
     return None
-
-
-def not_resumable(stopped, now, file):
-    """Why a run whose code (``code.fingerprint``) was ``stopped`` cannot go on with the code
-    ``now`` of its script ``file`` and the modules it imports, or None."""
-    if not now:
-        return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
-    unrecorded = [f"{name}.py" for name in sorted(code.modules_of(now) - code.modules_of(stopped))] if stopped else [file]
-    if unrecorded:
-        return f"it did not record the code of {' and '.join(unrecorded)}, so an edit since it stopped cannot be ruled out"
-    changed = code.edited(stopped, now)
-    if not changed:
-        return None
-    files = sorted({f"{name.partition('.')[0]}.py" if "." in name else file for name in changed})
-    return (f"{' and '.join(files)} {'has' if len(files) == 1 else 'have'} changed since it stopped "
-            f"({', '.join(changed)})")
 
 
 def new_run(out, script, changed, values, fingerprint):

@@ -2,7 +2,8 @@
 the lab gives them (``lab.LAB_FLAGS``, handed in by ``lab``, which imports this module), each in
 its own process, then the report. A failing part ends the lab with its line and exit code; a
 stop is passed on to the part running, which says its line. Rerun, the lab skips the parts its
-progress file (``OUT/runs/lab.json``) names.
+progress file (``OUT/runs/lab.json``) names, but one whose code has changed since (and those
+after it).
 """
 
 import os
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import sys
 
-from mnistlab import exits, files, stops
+from mnistlab import code, exits, files, stops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
@@ -19,7 +20,7 @@ def commands(lab_flags, quick, out):
     """Each part of the lab, by name, and the command that runs it: each script of
     ``lab_flags`` with its flags, in order, then the report of ``out`` (the run's folder)."""
     common = [*(["--quick"] if quick else []), "--out", out]
-    parts = [(script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *flags])
+    parts = [(script, [sys.executable, script_path(script), *common, *flags])
              for script, flags in lab_flags.items()]
     return parts + [("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
 
@@ -39,23 +40,36 @@ def run_part(command):
 
 def main(prog, lab_flags, quick, out):
     path = os.path.join(out, "runs", "lab.json")
-    done = files.read_json(path, default={}).get("done", [])
+    progress = files.read_json(path, default={})
+    done, ran = progress.get("done", []), progress.get("code", {})
     for name, command in commands(lab_flags, quick, out):
+        now = code.of_file(script_path(name)) if name in lab_flags else None
         if name in done:
-            print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
-            continue
+            why = code.changed_since(ran.get(name), now, f"{name}.py") if name in lab_flags else None
+            if not why:
+                print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
+                continue
+            # The parts after it may read what it makes (question 4C, the saved MLP): they run again too.
+            print(f"{name}: finished in the lab stopped earlier, but {why}: it runs again, and the parts after it",
+                  flush=True)
+            done = done[:done.index(name)]
         print(f"== {name}", flush=True)
-        code, stop = run_part(command)
-        if code == 0:
+        exit_code, stop = run_part(command)
+        if exit_code == 0:
             done.append(name)
+            ran[name] = now
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            files.write_json(path, {"done": done})
-        if stop and not code:  # the part finished as the stop came: the stop's line is this command's
+            files.write_json(path, {"done": done, "code": ran})
+        if stop and not exit_code:  # the part finished as the stop came: the stop's line is this command's
             return stops.stopped(prog, stop)
-        if code:
-            return code
+        if exit_code:
+            return exit_code
     os.remove(path)
     return 0
+
+
+def script_path(script):
+    return os.path.join(ROOT, f"{script}.py")
 
 
 def command(prog, argv, lab_flags, default_out):

@@ -145,6 +145,42 @@ def test_a_scripts_code_holds_the_modules_beside_it_that_it_imports(tmp_path, mo
     assert code.edited(unrecorded, after) == []
 
 
+def test_the_whole_lab_runs_a_finished_part_again_when_its_code_has_changed(tmp_path, monkeypatch, capfd):
+    """The lab stopped after its first part; that part's script is edited: rerun, the lab runs it
+    again and the parts after it, as it would any part it had not finished."""
+    from mnistlab import whole
+
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.py").write_text("def build():\n    return [8]\n")
+    monkeypatch.setattr(whole, "ROOT", str(tmp_path))
+    outcome = {"second": 7}  # the second part fails: the lab stops after the first
+
+    def commands(lab_flags, quick, out):
+        return [(name, [sys.executable, "-c", f"import sys; print('{name} ran'); sys.exit({outcome.get(name, 0)})"])
+                for name in (*lab_flags, "report")]
+    monkeypatch.setattr(whole, "commands", commands)
+    lab_flags, out = {"first": (), "second": ()}, str(tmp_path / "out")
+    assert whole.main("lab", lab_flags, False, out) == 7
+    assert capfd.readouterr().out == "== first\nfirst ran\n== second\nsecond ran\n"
+
+    outcome.clear()
+    (tmp_path / "first.py").write_text("def build():\n    return [8, 8]\n")
+    assert whole.main("lab", lab_flags, False, out) == 0
+    assert capfd.readouterr().out == (
+        "first: finished in the lab stopped earlier, but first.py has changed since it stopped (build): it runs "
+        "again, and the parts after it\n== first\nfirst ran\n== second\nsecond ran\n== report\nreport ran\n")
+    assert not os.path.exists(os.path.join(out, "runs", "lab.json"))  # the lab is done
+
+    outcome["report"] = 3  # unedited, a finished part is not run again
+    assert whole.main("lab", lab_flags, False, out) == 3
+    outcome.clear()
+    capfd.readouterr()
+    assert whole.main("lab", lab_flags, False, out) == 0
+    assert capfd.readouterr().out == ("first: finished in the lab stopped earlier; not run again\n"
+                                      "second: finished in the lab stopped earlier; not run again\n"
+                                      "== report\nreport ran\n")
+
+
 class StopAfter(training.BackupAndRestore):
     """BackupAndRestore that, once epoch ``stop`` is backed up, stops the run like Ctrl-C."""
 
