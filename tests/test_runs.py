@@ -11,6 +11,7 @@ import pytest
 import mlp_mnist
 from conftest import ROOT, assert_png, made_once, run_main, user_env
 from mnistlab import compare, run, training
+from mnistlab.errors import LabError
 
 FAST = ["--hidden", "8", "--batch-size", "64"]
 
@@ -179,6 +180,12 @@ def test_the_whole_lab_runs_a_finished_part_again_when_its_code_has_changed(tmp_
     assert capfd.readouterr().out == ("first: finished in the lab stopped earlier; not run again\n"
                                       "second: finished in the lab stopped earlier; not run again\n"
                                       "== report\nreport ran\n")
+
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    with open(os.path.join(out, "runs", "lab.json"), "w") as f:
+        json.dump({"done": "first", "code": {}}, f)  # edited by hand
+    with pytest.raises(LabError, match=r"lab.json holds something of an unexpected form \(done; edited by hand"):
+        whole.main("lab", lab_flags, False, out)
 
 
 class StopAfter(training.BackupAndRestore):
