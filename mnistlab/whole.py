@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 
-from mnistlab import code, exits, files, schema, stops
-from mnistlab.schema import ListOf, MapOf
+from mnistlab import code, exits, files, stops
+from mnistlab.schema import ListOf, MapOf, read_checked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
@@ -41,7 +41,7 @@ def run_part(command):
 
 def main(prog, lab_flags, quick, out):
     path = os.path.join(out, "runs", "lab.json")
-    progress = schema.read_checked(path, {"done": ListOf(str), "code": MapOf((dict, type(None)))})
+    progress = read_checked(path, {"done": ListOf(str), "code": MapOf((dict, type(None)))})
     done, ran = progress.get("done", []), progress.get("code", {})
     for name, command in commands(lab_flags, quick, out):
         now = code.of_file(script_path(name)) if name in lab_flags else None
