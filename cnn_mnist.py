@@ -15,17 +15,18 @@ normalisation, a hidden dense layer with dropout, and a longer cosine-decayed sc
     python cnn_mnist.py --quick             # every figure on a small subset, in seconds
 """
 
+from mnistlab import flags
+
+args, run = flags.start(__name__, "cnn_mnist", __doc__)  # --help and bad input answer before Keras loads
+
 import math
 
-from mnistlab import launch
-
-keras = launch.keras(__name__, "cnn_mnist", __doc__)  # --help and bad input answer before Keras loads
-import matplotlib.pyplot as plt
+import keras
 import numpy as np
+from matplotlib.figure import Figure
 
-from mnistlab import data, exits, files, flags, lab, plots, training
-from mnistlab.run import Run
-from mnistlab.stats import percent
+from mnistlab import cli, data, lab, plots, records, training
+from mnistlab.records import percent
 
 NAMES = {"lab": "cnn_mnist", "improved": "cnn_improved"}  # each model's record, figures and saved model
 TITLES = {"lab": "Lab CNN", "improved": "Improved CNN"}
@@ -39,8 +40,8 @@ def load_data(path=None, quick=False):
     Conv2D expects) as float32 in [0, 1], labels one-hot."""
     (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
     x_train, x_test = data.scale(x_train)[..., np.newaxis], data.scale(x_test)[..., np.newaxis]
-    y_train = keras.utils.to_categorical(y_train, lab.CLASSES)
-    y_test = keras.utils.to_categorical(y_test, lab.CLASSES)
+    y_train = keras.utils.to_categorical(y_train, data.CLASSES)
+    y_test = keras.utils.to_categorical(y_test, data.CLASSES)
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -56,7 +57,7 @@ def build_lab_cnn():
         keras.layers.Conv2D(64, 5, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Flatten(),
-        keras.layers.Dense(lab.CLASSES, activation="softmax"),
+        keras.layers.Dense(data.CLASSES, activation="softmax"),
     ], name="lab_cnn")
 
 
@@ -86,7 +87,7 @@ def build_improved_cnn():
         keras.layers.BatchNormalization(),
         keras.layers.Activation("relu"),
         keras.layers.Dropout(0.4),
-        keras.layers.Dense(lab.CLASSES, activation="softmax"),
+        keras.layers.Dense(data.CLASSES, activation="softmax"),
     ], name="improved_cnn")
 
 
@@ -128,8 +129,8 @@ def train_and_plot(run, args, train, test):
     plot_filters(model, run.plot(f"{name}_filters.png"), title)
     plot_feature_maps(model, x_test[0], int(true[0]), run.plot(f"{name}_feature_maps.png"), title)
     if args.save_model:
-        files.save_model(model, run.result(f"{name}.keras"))
-    record = run.write_record(name, {**checkpoint.record(model, history, scores, layers=plots.layer_table(model),
+        records.write_atomic(run.result(f"{name}.keras"), model.save)
+    record = run.write_record(name, {**checkpoint.record(model, history, scores,
                                                          examples={"train": len(y_train), "test": len(y_test)}),
                                      "per_class_accuracy": per_class_accuracy(counts)})
     verdict = "reaches" if record["test_accuracy"] >= lab.LAB_REPORT_CNN else "falls short of"
@@ -165,23 +166,16 @@ def plot_misclassified(x, true, probabilities, path, title):
 def plot_filters(model, path, title):
     """The first convolution's kernels, red for positive and blue for negative weights."""
     kernels = model.get_layer(index=first_conv_index(model)).get_weights()[0][:, :, 0, :]
-    count, columns = kernels.shape[-1], 8
-    size, gap, band, bar = 0.75, 0.28, 0.3, 1.2  # a filter, the space beside it, its name's band, the colour bar's (inches)
-    width, height = columns * (size + gap), math.ceil(count / columns) * (size + band)
-    fig = plt.figure(figsize=(width + bar, height + 0.9))
-    ax = plots.inch_axes(fig, width, height)
-    limit = np.abs(kernels).max()
-    for i in range(count):
-        row, col = divmod(i, columns)
-        image = plots.draw_image(ax, kernels[:, :, i], col * (size + gap) + gap / 2, row * (size + band) + band, size,
-                                 framed=True, caption=f"filter {i + 1}", fontsize=8, cmap="RdBu_r",
-                                 vmin=-limit, vmax=limit)
+    count, limit = kernels.shape[-1], np.abs(kernels).max()
+    fig, ax, image = plots.image_grid(np.moveaxis(kernels, -1, 0), 8, size=0.75, gap=0.28, band=0.3, right=1.2,
+                                      top=0.9, captions=[f"filter {i + 1}" for i in range(count)], framed=True,
+                                      fontsize=8, cmap="RdBu_r", vmin=-limit, vmax=limit)
     fig.suptitle(f"{title}: the {count} learned {kernels.shape[0]}×{kernels.shape[1]} filters "
                  f"of the first convolution\nred weights respond to ink at that spot, blue to its "
                  f"absence: edge and stroke detectors", fontsize=11)
-    fig_w, fig_h = fig.get_size_inches()
-    colorbar = fig.add_axes(((width + 0.35) / fig_w, 0.1 * height / fig_h, 0.22 / fig_w, 0.8 * height / fig_h))
-    fig.colorbar(image, cax=colorbar, label="weight")
+    (_, _, width, height), (fig_w, fig_h) = ax.get_position().bounds, fig.get_size_inches()
+    fig.colorbar(image, cax=fig.add_axes((width + 0.35 / fig_w, 0.1 * height, 0.22 / fig_w, 0.8 * height)),
+                 label="weight")
     plots.save_figure(fig, path)
 
 
@@ -225,7 +219,7 @@ def plot_feature_maps(model, image, label, path, title):
     widths = [(1 if i == 0 else columns) * (m.shape[1] * INCHES_PER_PIXEL + gap) for i, m in enumerate(maps)]
     heights = [(1 if i == 0 else 2) * (m.shape[0] * INCHES_PER_PIXEL + gap) + 0.28 for i, m in enumerate(maps)]
     fig_w, fig_h = label_width + max(widths) + 0.2, title_height + sum(heights)
-    fig = plt.figure(figsize=(fig_w, fig_h))
+    fig = Figure(figsize=(fig_w, fig_h))
     ax = plots.inch_axes(fig, fig_w, fig_h)
     top = title_height
     for i, (fmap, name) in enumerate(zip(maps, names)):
@@ -244,13 +238,13 @@ def plot_feature_maps(model, image, label, path, title):
     plots.save_figure(fig, path)
 
 
-def main(argv=None):
-    args = flags.parse("cnn_mnist", argv, __doc__)
+def main(args, run):
+    """The CNN of --model, the one part of ``run``: its folder under runs/."""
     train, test = load_data(args.data, args.quick)
-    with Run("cnn_mnist", args) as run:
+    with run:
         run.part("lab CNN" if args.model == "lab" else "improved CNN", train_and_plot, run, args, train, test)
     return 0
 
 
 if __name__ == "__main__":
-    exits.exit_script(main)
+    cli.exit_command(main, args, run)

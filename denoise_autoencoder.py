@@ -19,18 +19,18 @@ sigmoid) learns to map noisy digits back to clean ones: adam, binary cross-entro
     python denoise_autoencoder.py --quick       # every figure on a small subset, in seconds
 """
 
+from mnistlab import flags
+
+args, run = flags.start(__name__, "denoise_autoencoder", __doc__)  # --help and bad input answer before Keras loads
+
 import functools
 import os
 
-from mnistlab import launch
-
-keras = launch.keras(__name__, "denoise_autoencoder", __doc__)  # --help and bad input answer before Keras loads
-import matplotlib.pyplot as plt
+import keras
 import numpy as np
 
 import mlp_mnist  # the lab MLP of question 2, trained here when no saved one scores 4C
-from mnistlab import classifiers, data, exits, files, flags, lab, noise_study, parallel, plots, training
-from mnistlab.run import Run
+from mnistlab import cli, data, lab, noise_study, parallel, plots, records, training
 
 NAME = "denoise_autoencoder"  # its record, figures and saved model
 
@@ -42,10 +42,10 @@ def load_data(path=None, quick=False):
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: each image flattened to 784 pixels as
     float32 in [0, 1] (the autoencoder's layout), labels one-hot."""
     (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
-    x_train = data.scale(x_train).reshape(-1, lab.PIXELS)
-    x_test = data.scale(x_test).reshape(-1, lab.PIXELS)
-    y_train = keras.utils.to_categorical(y_train, lab.CLASSES)
-    y_test = keras.utils.to_categorical(y_test, lab.CLASSES)
+    x_train = data.scale(x_train).reshape(-1, data.PIXELS)
+    x_test = data.scale(x_test).reshape(-1, data.PIXELS)
+    y_train = keras.utils.to_categorical(y_train, data.CLASSES)
+    y_test = keras.utils.to_categorical(y_test, data.CLASSES)
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -67,7 +67,7 @@ def training_inputs(x, level, fixed, seed):
 
 def build_autoencoder(hidden, latent):
     """Return ``(autoencoder, encoder, decoder)``; the autoencoder is encoder then decoder."""
-    pixels, hidden, latent, _, _ = lab.autoencoder_sizes(hidden, latent)
+    pixels, hidden, latent, _, _ = data.autoencoder_sizes(hidden, latent)
     encoder = keras.Sequential([
         keras.Input(shape=(pixels,)),
         keras.layers.Dense(hidden, activation="relu"),
@@ -124,9 +124,9 @@ def train_autoencoder(run, args, images):
     plot_random_codes(decoder, codes, args.seed, run.plot("generate_random.png"))
     if args.save_model:
         for model, name in ((autoencoder, NAME), (encoder, "encoder"), (decoder, "decoder")):
-            files.save_model(model, run.result(f"{name}.keras"))
-    files.write_atomic(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"), autoencoder.save_weights)
-    run.write_record(NAME, {**checkpoint.record(autoencoder, history, scores, layers=plots.layer_table(autoencoder),
+            records.write_atomic(run.result(f"{name}.keras"), model.save)
+    records.write_atomic(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"), autoencoder.save_weights)
+    run.write_record(NAME, {**checkpoint.record(autoencoder, history, scores,
                                                 examples={"train": len(x_train), "test": len(x_test)}),
                             "reconstruction": reconstruction})
 
@@ -155,17 +155,10 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
             reconstruction_scores(x_test, noisy), reconstruction_scores(x_test, denoised))
         scores.append({"noise_level": level, "bce_noisy": bce_noisy, "bce_denoised": bce_denoised,
                        "psnr_noisy_db": psnr_noisy, "psnr_denoised_db": psnr_denoised})
-    size, gap, names = 1.0, 0.06, 1.25  # a digit, the space between digits, the row names' band (inches)
-    width, height = names + len(picks) * (size + gap), len(rows) * (size + gap)
-    fig = plt.figure(figsize=(width, height + 0.7))
-    ax = plots.inch_axes(fig, width, height)
-    for r, (name, images) in enumerate(rows):
-        y = r * (size + gap)
-        ax.text(names - 0.08, y + size / 2, name, ha="right", va="center", fontsize=10,
-                color="#b2182b" if name.startswith("noisy") else "black")
-        for c, image in enumerate(images):
-            plots.draw_image(ax, image.reshape(28, 28), names + c * (size + gap), y, size, framed=True,
-                             cmap="gray_r", vmin=0, vmax=1)
+    fig, _, _ = plots.image_grid([image.reshape(28, 28) for _, images in rows for image in images], len(picks),
+                                 size=1.0, gap=0.06, band=0.06, left=1.25, top=0.7, framed=True, cmap="gray_r",
+                                 vmin=0, vmax=1, names=[(name, "#b2182b" if name.startswith("noisy") else "black")
+                                                        for name, _ in rows])
     count = "ten" if len(picks) == 10 else len(picks)
     fig.suptitle(f"{title}: the same {count} test digits, noisy and denoised, at each noise level",
                  fontsize=12)
@@ -325,16 +318,16 @@ def study_accuracy(run, args, models, images):
     print(f"Wrote {run.result(NAME + '.json')} and figures under {run.plots}")
 
 
-def main(argv=None):
-    args = flags.parse(NAME, argv, __doc__)
-    data.load_mnist(args.data)  # a bad data file fails here, before any training
-    models = {name: classifiers.load(path) if path else None
-              for name, path in classifiers.chosen(args.classifier, os.path.join(args.out, "results")).items()}
+def main(args, run):
+    """The autoencoder (4A, 4B, 4D), the per-level ones (--per-level) and the accuracy study (4C),
+    each a part of ``run``: its folder under runs/."""
+    models = {name: noise_study.load_classifier(path) if path else None
+              for name, path in noise_study.classifiers(args.classifier, os.path.join(args.out, "results")).items()}
     # Loaded once, when a part first needs them: the per-level autoencoders train first, in
     # workers that load their own, while this process holds no images.
     load = functools.partial(load_data, quick=args.quick)
     images = functools.cache(functools.partial(load, args.data))
-    with Run(NAME, args) as run:
+    with run:
         autoencoder = functools.cache(lambda: run.part("autoencoder", lambda: train_autoencoder(run, args, images())))
         if args.per_level:
             # At the training level, retraining would rebuild the main autoencoder exactly. The main
@@ -348,4 +341,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exits.exit_script(main)
+    cli.exit_command(main, args, run)

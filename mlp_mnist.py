@@ -14,15 +14,16 @@ final validation accuracy with Hinton's 98.47%.
     python mlp_mnist.py --quick    # every part on a small subset, in seconds
 """
 
+from mnistlab import flags
+
+args, run = flags.start(__name__, "mlp_mnist", __doc__)  # --help and bad input answer before Keras loads
+
 import functools
 import math
 
-from mnistlab import launch
+import keras
 
-keras = launch.keras(__name__, "mlp_mnist", __doc__)  # --help and bad input answer before Keras loads
-
-from mnistlab import data, exits, files, flags, l2_study, lab, parallel, plots, training
-from mnistlab.run import Run
+from mnistlab import cli, data, l2_study, lab, parallel, plots, records, training
 
 NAME = "mlp_mnist"  # the lab MLP's record, figures and saved model
 
@@ -35,8 +36,8 @@ def load_data(path=None, quick=False):
     labels one-hot."""
     (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
     x_train, x_test = data.scale(x_train), data.scale(x_test)
-    y_train = keras.utils.to_categorical(y_train, lab.CLASSES)
-    y_test = keras.utils.to_categorical(y_test, lab.CLASSES)
+    y_train = keras.utils.to_categorical(y_train, data.CLASSES)
+    y_test = keras.utils.to_categorical(y_test, data.CLASSES)
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -49,7 +50,7 @@ def build_mlp(hidden=lab.MLP_HIDDEN, l2=0.0, l2_layers="all"):
     ``l2`` puts an L2 weight penalty on the kernels of every hidden layer (``l2_layers="all"``,
     the handout's "weight decay on hidden units" in question 2D) or of the first one only.
     """
-    sizes = lab.mlp_sizes(hidden)
+    sizes = data.mlp_sizes(hidden)
     layers = [keras.Input(shape=(28, 28)), keras.layers.Flatten()]
     for i, units in enumerate(sizes[1:-1]):
         penalised = l2 > 0 and (l2_layers == "all" or i == 0)
@@ -86,8 +87,8 @@ def train_lab_mlp(run, args, train, test):
     title = f"Lab MLP {'-'.join(map(str, args.hidden))}, SGD lr {args.lr:g}, batch {args.batch_size}"
     plots.plot_training(history, model, run.plot, NAME, title)
     if args.save_model:
-        files.save_model(model, run.result(f"{NAME}.keras"))
-    return run.write_record(NAME, checkpoint.record(model, history, scores, layers=plots.layer_table(model),
+        records.write_atomic(run.result(f"{NAME}.keras"), model.save)
+    return run.write_record(NAME, checkpoint.record(model, history, scores,
                                                     examples={"train": len(y_train), "test": len(y_test)}))
 
 
@@ -117,11 +118,11 @@ def run_trial(settings, splits, job):
                         validation_data=test, validation_freq=settings["epochs"], verbose=0)
 
 
-def main(argv=None):
-    args = flags.parse(NAME, argv, __doc__)
+def main(args, run):
+    """The lab MLP, then (--study) the study, each a part of ``run``: its folder under runs/."""
     load = functools.partial(load_data, quick=args.quick)
-    splits = [load(args.data)]  # a bad data file fails here, before the run's folder is made
-    with Run(NAME, args) as run:
+    splits = [load(args.data)]
+    with run:
         # The lab MLP takes the data and drops it: the study's workers load their own.
         run.part("lab MLP", train_lab_mlp, run, args, *splits.pop())
         if args.study:
@@ -131,4 +132,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exits.exit_script(main)
+    cli.exit_command(main, args, run)

@@ -1,5 +1,3 @@
-"""Shared code for the Keras MNIST lab scripts: data, noise, training, plots, results, CLI.
-
-Importing it changes nothing global: a lab command's entry calls ``launch.keras`` (a script)
-or ``stops.from_now`` at its first line.
-"""
+"""Shared code for the Keras MNIST lab scripts: their start, data, training, figures, runs and
+report. Importing it changes nothing global: a command's first line (``flags.start`` in a
+script, ``cli.from_now`` in the others) catches its stops."""

@@ -5,12 +5,11 @@ trials train in ``mlp_mnist.py``; this module needs no Keras (the runs command c
 
 import functools
 
-from mnistlab import files, lab, plots, records  # plots first: it picks the file-only backend
-from mnistlab.schema import check_kinds, read_checked
-from mnistlab.stats import Stopwatch, diverged_at, mean_std, percent
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+
+from mnistlab import lab, plots, records
+from mnistlab.records import Stopwatch, diverged_at, mean_std, percent
 
 NAME = "mlp_l2_study"  # the study's record in a run
 TRIALS = f"{NAME}_trials.json"  # its store of finished trials, the study's resume state
@@ -19,10 +18,8 @@ REFERENCES = {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP}
 
 def read_trials(path):
     """The trial store at ``path``, checked trial by trial ({"trials": []} if there is none)."""
-    store = read_checked(path, {"trials": list}, required=("trials",)) or {"trials": []}
-    for trial in store["trials"]:
-        check_kinds(trial, records.TRIAL_FIELDS, path, what="trials", required=records.TRIAL_FIELDS)
-    return store
+    trials = records.ListOf(records.every(records.TRIAL_FIELDS))
+    return records.read(path, {"trials": trials}, required=("trials",), what="trials") or {"trials": []}
 
 
 def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
@@ -46,7 +43,7 @@ def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
         store["trials"].append({"settings": settings, "l2": l2, "replicate": replicate,
                                 "final_val_accuracy": final, "diverged_at_epoch": diverged,
                                 "history": history, "wall_seconds": seconds})
-        files.write_json(path, store)
+        records.write_json(path, store)
         # Once every worker has finished one, the pace so far is a fair guide to the rest.
         pace = count >= trainings.slots(len(todo)) and count < len(todo)
         left = f", about {clock.seconds() / count * (len(todo) - count):.0f} s left" if pace else ""
@@ -62,13 +59,12 @@ def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
     wall, workers = round(clock.seconds(), 1), trainings.slots(len(todo))
     a_run.write_record(NAME, {"settings": settings, "rows": rows, "trials_run": len(todo), "workers": workers,
                               "wall_seconds": wall})
-    files.write_text(a_run.result(f"{NAME}.md"), table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time\n")
+    records.write_text(a_run.result(f"{NAME}.md"), table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time\n")
     plot_study(rows, settings, a_run.plot(f"{NAME}.png"))
     return rows
 
 
 def _timed(trial, data, job):
-    """``trial(data, job)`` and its wall time in seconds, as a worker runs it."""
     clock = Stopwatch()
     return trial(data, job), clock.seconds()
 
@@ -152,7 +148,8 @@ def _draw_factors(ax, series, factors):
 
 def plot_study(rows, settings, path):
     """One run's study: each replicate, mean +- std per factor, the best mean, the references."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     _draw_factors(ax, [("mean ± standard deviation", rows, True, True)], [r["l2"] for r in rows])
     if best_row(rows) is None:
         ax.text(0.5, 0.25, "every trial diverged: no accuracy to show\n(try a smaller --lr)",
@@ -167,7 +164,8 @@ def plot_study(rows, settings, path):
 def plot_study_runs(series, path, title, legend_title):
     """Studies of several runs, ``series`` [(label, study rows, is_current)]: mean +- std per
     factor, and beside it each run's trials pooled, to rank the runs at a glance."""
-    fig, (ax, pooled) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.45, 1], "wspace": 0.45})
+    fig = Figure(figsize=(13, 5.2))
+    ax, pooled = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.45, 1], "wspace": 0.45})
     factors = sorted({r["l2"] for _, rows, _ in series for r in rows})
     _draw_factors(ax, [(label, rows, current, False) for label, rows, current in series], factors)
     ax.set_title("per L2 factor: mean ± std over its replicates")

@@ -1,21 +1,24 @@
-"""The lab's fixed facts, read by the scripts, the report, the bench and the Makefile alike:
-its reference numbers, its scripts, the flags the whole lab runs them with, and the sizes of its
-dense models (light enough to read before Keras loads). Run, it is the whole lab's command
-(``whole``):
+"""The lab's fixed facts, read by the scripts, the report, the bench and the Makefile alike, and
+the whole lab as one command: the three scripts with the flags the lab gives them, each in its
+own process, then the report. Light on purpose: it loads at a command's first line.
 
-    python -m mnistlab.lab             # the whole lab: the three scripts, then REPORT.md
+    python -m mnistlab.lab             # the whole lab; stopped, the same command goes on
     python -m mnistlab.lab --quick     # the same on a small subset, under quick/
     python -m mnistlab.lab SCRIPT      # prints the flags the whole lab gives SCRIPT
 """
 
+import os
+import signal
+import subprocess
 import sys
+
+from mnistlab import cli, records
 
 HINTON = 0.9847  # Hinton's regularised MLP: the handout's reference for question 2D
 LAB_REPORT_MLP = 0.9830  # the lab report's best regularised MLP (2D)
 LAB_REPORT_CNN = 0.9915  # the lab report's CNN (3)
 TARGET_CNN = 0.99  # the handout's bar for question 3
 
-PIXELS, CLASSES = 28 * 28, 10
 MLP_HIDDEN = (64, 64)
 MLP_LR, MLP_BATCH_SIZE = 0.1, 128
 MLP_EPOCHS = 20
@@ -41,9 +44,12 @@ LAB_FLAGS = {
     "cnn_mnist": ("--save-model",),
     "denoise_autoencoder": ("--per-level", "--fixed-noise", "--levels", *(f"{level:g}" for level in NOISE_FIGURE_LEVELS)),
 }
-# Flags that choose what runs and what is kept rather than how it trains: the report does not
-# call a run made with them one of other settings.
+# The flags by kind: where a run reads and writes and on how many cores (not what it computes,
+# so a stopped run goes on whatever they say), and what runs and is kept rather than how it
+# trains (the report does not call a run made with them one of other settings).
+NOT_SETTINGS = ("data", "out", "workers", "cluster", "changed")
 CHOICE_FLAGS = ("model", *(flag[2:] for flags in LAB_FLAGS.values() for flag in flags if flag.startswith("--")))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
 
 def default_out(quick):
@@ -51,25 +57,83 @@ def default_out(quick):
     return "quick" if quick else "."
 
 
-def mlp_sizes(hidden):
-    """The units of each layer of an MLP on MNIST: the pixels, ``hidden``, the classes."""
-    return [PIXELS, *hidden, CLASSES]
+def flag_label(dest, value):
+    """A flag as runs are labelled by it: ``lr 0.05``, ``study``, ``l2 1e-06 0.001``."""
+    if value is True:
+        return dest.replace("_", "-")
+    values = value if isinstance(value, list) else [value]
+    return " ".join([dest.replace("_", "-"), *(f"{v:g}" if isinstance(v, float) else str(v) for v in values)])
 
 
-def autoencoder_sizes(hidden, latent):
-    """The units of each layer of the lab's autoencoder, from the pixels back to the pixels."""
-    return [PIXELS, hidden, latent, hidden, PIXELS]
+# The whole lab
 
 
-def dense_parameters(sizes):
-    """Weights and biases of dense layers of ``sizes``."""
-    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+def commands(lab_flags, quick, out):
+    """Each part of the lab and the command that runs it: each script of ``lab_flags`` with its
+    flags, in order, then the report of ``out``."""
+    common = [*(["--quick"] if quick else []), "--out", out]
+    return [*((script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *flags])
+              for script, flags in lab_flags.items()),
+            ("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
+
+
+def run_part(command):
+    """Run ``command`` to its end; returns its exit code and the signal of a stop that reached this
+    process meanwhile (None without one), passed on to the part, which saves what it has done and
+    says its line."""
+    part = subprocess.Popen(command)
+    try:
+        return part.wait(), None
+    except cli.Stopped as stop:
+        if os.name != "nt" or stop.signum != signal.SIGINT:  # Windows' Ctrl-C reaches the part by itself
+            part.send_signal(stop.signum)
+        return part.wait(), cli.ended(stop.signum)
+
+
+def main(prog, lab_flags, quick, out):
+    """Every part not done yet, in order; a finished part whose code has changed since (or was not
+    recorded) runs again, with the parts after it, which may read what it makes."""
+    path = os.path.join(out, "runs", "lab.json")
+    progress = records.read(path, {"done": records.ListOf(str), "code": records.MapOf((dict, type(None)))})
+    done, ran = progress.get("done", []), progress.get("code", {})
+    for name, command in commands(lab_flags, quick, out):
+        now = records.of_file(os.path.join(ROOT, f"{name}.py")) if name in lab_flags else None
+        if name in done:
+            why = records.changed_since(ran.get(name), now, f"{name}.py") if name in lab_flags else None
+            if not why:
+                print(f"{name}: finished in the lab stopped earlier; not run again", flush=True)
+                continue
+            print(f"{name}: finished in the lab stopped earlier, but {why}: it runs again, and the parts after it",
+                  flush=True)
+            done = done[:done.index(name)]
+        print(f"== {name}", flush=True)
+        exit_code, stop = run_part(command)
+        if exit_code == 0:
+            done.append(name)
+            ran[name] = now
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            records.write_json(path, {"done": done, "code": ran})
+        if stop and not exit_code:  # the part finished as the stop came: the stop's line is this command's
+            return cli.stopped(prog, stop)
+        if exit_code:
+            return exit_code
+    os.remove(path)
+    return 0
 
 
 if __name__ == "__main__":
-    from mnistlab import stops
-
-    stops.from_now(f"python -m {__spec__.name}")  # first: from here on a stop is its one line
-    from mnistlab import whole
-
-    whole.command(f"python -m {__spec__.name}", sys.argv[1:], LAB_FLAGS, default_out)
+    PROG = f"python -m {__spec__.name}"
+    cli.from_now(PROG)
+    parser = cli.LabParser(prog=PROG, description="The whole lab: the three scripts at the lab's settings, one "
+                           "after the other, then REPORT.md. Stopped, the same command goes on.")
+    parser.add_argument("script", nargs="?", choices=list(LAB_FLAGS),
+                        help="print only the flags the whole lab gives SCRIPT (the Makefile reads them)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every part on a small subset with 1-2 epochs, in a minute (written under quick/)")
+    parser.add_argument("--out", metavar="DIR", help="where the runs, figures, numbers and REPORT.md go "
+                        "(default: this folder; quick/ with --quick)")
+    args = parser.parse_args()
+    if args.script:
+        print(" ".join(LAB_FLAGS[args.script]))
+    else:
+        cli.exit_command(main, PROG, LAB_FLAGS, args.quick, args.out or default_out(args.quick), prog=PROG)

@@ -1,18 +1,63 @@
-"""Questions 4B and 4C's numbers and rules: the per-level autoencoders trained side by side and
-kept as they finish, each classifier's accuracy over noise draws, the figure against the noise
-level, and the rules by which the report says where digits get hard to read and where denoising
-stops helping (as ``l2_study`` is for 2D)."""
+"""Questions 4B and 4C's numbers and rules: the classifiers that score noisy and denoised digits,
+the per-level autoencoders trained side by side and kept as they finish, each classifier's
+accuracy over noise draws, the figure against the noise level, and the rules by which the report
+says where digits get hard to read and where denoising stops helping (as ``l2_study`` for 2D)."""
 
+import math
 import os
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from mnistlab import files, parallel, plots
-from mnistlab.stats import mean_std
+from mnistlab import cli, data, parallel, plots, records
+from mnistlab.records import mean_std
 
 READABLE = 0.90  # 4B: the accuracy below which we call noisy digits hard to read
 HELPS_BY = 0.01  # 4B-4C: denoising helps where it gains more than this and than twice the draws' spread
 CLASSIFIER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+# The models questions 2-3 save with --save-model, and what the 4C figure calls them; on a tie
+# in test accuracy, the later question's model.
+NAMES = {"mlp_mnist": "lab MLP", "cnn_mnist": "lab CNN", "cnn_improved": "improved CNN"}
+LAB_MLP = NAMES["mlp_mnist"]
+
+
+# The classifiers
+
+
+def classifiers(paths, results_dir):
+    """{name: path} to score with: ``paths`` (--classifier), else the best model of questions 2-3
+    saved in ``results_dir`` and the lab MLP (None if not saved: it is then trained)."""
+    if paths:
+        return {NAMES.get(stem, stem): path for path in paths for stem in [os.path.splitext(os.path.basename(path))[0]]}
+    saved = {}
+    for stem in NAMES:
+        record = records.read(os.path.join(results_dir, f"{stem}.json"))
+        path = os.path.join(results_dir, f"{stem}.keras")
+        if os.path.isfile(path) and "test_accuracy" in record:
+            saved[stem] = (record["test_accuracy"], path)
+    found = {}
+    if saved:
+        best = max(saved, key=lambda stem: (saved[stem][0], list(NAMES).index(stem)))
+        found[NAMES[best]] = saved[best][1]
+    found.setdefault(LAB_MLP, saved.get("mlp_mnist", (None, None))[1])
+    return found
+
+
+def load_classifier(path):
+    """A saved 10-class MNIST classifier (MLP or CNN), for predicting only."""
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # a wrong path, a file of another kind, a truncated file
+        raise cli.LabError(f"cannot load --classifier {path} ({type(exc).__name__}); "
+                           "pass a .keras file written by mlp_mnist.py or cnn_mnist.py --save-model")
+    inputs = model.input_shape[1:] if isinstance(model.input_shape, tuple) else ()
+    if (model.output_shape != (None, data.CLASSES) or not all(isinstance(d, int) for d in inputs)
+            or math.prod(inputs) != data.PIXELS):
+        raise cli.LabError(f"--classifier {path} maps {model.input_shape} to {model.output_shape}, "
+                           "expected 28x28 digits to 10 classes; pass an MNIST classifier")
+    return model
 
 
 # The per-level autoencoders
@@ -32,7 +77,7 @@ def train_levels(run, levels, train, load, trainings, beside):
           + (f", {trainings.describe(len(todo))}" if todo else ""), flush=True)
     results = trainings.run(train, todo, load)
     for level, weights in parallel.with_work_beside(results, len(todo), trainings.slots(len(todo)), beside):
-        files.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
+        records.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
         print(f"  autoencoder for noise {level:g} trained", flush=True)
 
 
@@ -101,10 +146,8 @@ def thresholds(levels):
 def plot_accuracy_study(study, mode, path):
     """Question 4C: each classifier's accuracy on noisy (dashed) and denoised (solid) test
     images against the noise level, its accuracy on clean images as a dotted reference."""
-    import matplotlib.pyplot as plt
-
     levels = np.array(study["noise_levels"])
-    fig, ax = plt.subplots(figsize=(8.4, 5.2))
+    ax = Figure(figsize=(8.4, 5.2)).subplots()
     for scores, color in zip(study["classifiers"], CLASSIFIER_COLORS):
         name = scores["name"]
         for key, style, marker in (("denoised", "-", "o"), ("noisy", "--", "x")):
@@ -120,4 +163,4 @@ def plot_accuracy_study(study, mode, path):
                  f"mean ± std over {plots.plural(study['draws'], 'noise draw')})")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8.5, borderaxespad=0)  # beside: hides no line
-    plots.save_figure(fig, path)
+    plots.save_figure(ax.figure, path)

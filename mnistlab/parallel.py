@@ -1,29 +1,62 @@
-"""Independent trainings side by side, one single-threaded worker process per CPU core: the
-lab's models are small, and two threads splitting each product wait on each other
-(bench/README.md). Each worker is pinned to its core where the OS can (Linux), loads its own
-copy of the data once, then trains job after job.
+"""Independent trainings side by side (the study's trials, the per-level autoencoders): in worker
+processes on this machine, one single-threaded worker per CPU core (the lab's models are small,
+and two threads splitting each product wait on each other: bench/README.md), each pinned to
+its core where the OS can (Linux); or, with ``--cluster``, as tasks of a Dask cluster, for work
+that outgrows one machine. Either way a worker loads its own copy of the data once, then trains
+job after job, and the driver (the script the user runs) keeps the run's folder.
+
+To a Dask cluster the driver sends the lab's code (``mnistlab/`` and the three scripts, through
+Dask's UploadDirectory plugin, which restarts the workers so that none runs an older copy or
+another Keras backend), the data file (scattered to every worker once) and each task's function
+and settings. A worker that dies mid-task has its task run again elsewhere by Dask.
+
+    dask scheduler                                   # on one machine
+    dask worker tcp://SCHEDULER:8786 --nthreads 1    # on each machine, once per core
+    python mlp_mnist.py --study --cluster tcp://SCHEDULER:8786
 """
 
 import contextlib
 import functools
+import hashlib
+import importlib
+import importlib.util
+import io
+import json
+import logging
 import multiprocessing
 import os
+import pickle
+import random
+import shutil
 import signal
-import typing
+import socket
+import sys
+import tempfile
+import threading
+import urllib.parse
+from concurrent.futures import CancelledError
 
-from mnistlab import backend, stops
+from mnistlab import backend, cli, data, lab
 
 MAX_DEFAULT_WORKERS = 4  # each worker holds its own MNIST and backend
+# Ctrl-C and a closed terminal reach the whole process group: they are the parent's to handle
+# (it saves what has finished, then terminates the workers).
+TERMINAL_STOPS = tuple(signum for signum in cli.STOP_SIGNALS if signum != signal.SIGTERM)
+CONNECT_SECONDS = 30  # to reach the scheduler, and to get it back after a lost connection
+STARTUP_CHECK_SECONDS = 3  # the pre-Keras check that something listens at the address
+CODE_FOLDER = "mnistlab-code"  # the lab's code as the workers receive it
+VERSIONED = ("keras", "jax", "jaxlib", "tensorflow", "tensorflow-cpu")  # what makes a trial's numbers
+SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"  # JAX's XLA on one thread
+START_HINT = "check that `dask scheduler` runs there and that this machine can reach its port"
 
-_worker = {}  # in a worker process: its data, once loaded
+_worker = {"lock": threading.Lock(), "data": None}  # in a worker process: one training at a time, its data
 
 
 def usable_cores():
     """The cores this process may run on: its affinity (Linux), else those Python sees."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
-    count = getattr(os, "process_cpu_count", os.cpu_count)()  # Python 3.13 honours Windows' affinity
-    return count or 1
+    return getattr(os, "process_cpu_count", os.cpu_count)() or 1  # Python 3.13 honours Windows' affinity
 
 
 def core_ids(count):
@@ -39,90 +72,22 @@ def default_workers():
 
 
 def worker_count(requested, jobs):
-    """How many workers ``run`` starts: one per job at most, one per usable core at most."""
     return max(1, min(requested, jobs, usable_cores()))
 
 
-# Ctrl-C and a closed terminal reach the whole process group: they are the parent's to handle
-# (it saves what has finished, then terminates the workers).
-TERMINAL_STOPS = tuple(signum for signum in stops.STOP_SIGNALS if signum != signal.SIGTERM)
+def trainings(script, args):
+    """Where ``script``'s trainings run: on the Dask cluster of ``--cluster``, else on ``--workers`` here.
+    Either has ``describe(jobs)`` (as the progress line says it), ``slots(jobs)`` (how many train at
+    once) and ``run(task, jobs, load)``: ``(job, task(load(data file), job))`` for every job, as each is done."""
+    return Cluster(args.cluster, script, args.data) if args.cluster else Local(args.workers, args.data)
 
 
-def _start(cores):
-    core = cores.get()
-    if core is not None:
-        os.sched_setaffinity(0, {core})
-    for signum in TERMINAL_STOPS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def started_deaf():
-    """Processes started inside start with TERMINAL_STOPS blocked, until ``_start`` ignores
-    them: a spawned worker first imports the script, and Keras with it, where Ctrl-C would print
-    a traceback; multiprocessing's resource tracker, which a closed terminal would kill, keeps
-    them blocked. This process gets a stop that came meanwhile as the block ends. Where the OS
-    has signal masks: not on Windows (docs/platforms.md)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    from multiprocessing import resource_tracker
-
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINAL_STOPS)
-    try:
-        resource_tracker.ensure_running()  # started here, it unblocks Ctrl-C in this thread: again
-        signal.pthread_sigmask(signal.SIG_BLOCK, TERMINAL_STOPS)
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
-def _call(task, setup, job):
-    # Loading here rather than in _start: a failure then reaches the parent as this job's error.
-    if "data" not in _worker:
-        _worker["data"] = setup()
-    return job, task(_worker["data"], job)
-
-
-class Trainings(typing.Protocol):
-    """Where a script's independent trainings run: ``Local`` (this machine's pool) or
-    ``cluster.Cluster`` (a Dask cluster); ``trainings`` chooses."""
-
-    def describe(self, jobs: int) -> str:
-        """How ``jobs`` trainings run, as the progress line says it."""
-
-    def slots(self, jobs: int) -> int:
-        """How many of ``jobs`` train at once."""
-
-    def run(self, task, jobs, load):
-        """Yield ``(job, task(load(data file), job))`` for every job, each as soon as it is done."""
-
-
-class Local:
-    """Trainings (``Trainings``) in worker processes on this machine, ``workers`` at a time,
-    each loading the data file at ``data_path`` (None: Keras's download)."""
-
-    def __init__(self, workers, data_path):
-        self.workers, self.data_path = workers, data_path
-
-    def describe(self, jobs):
-        return f"{worker_count(self.workers, jobs)} at a time"
-
-    def slots(self, jobs):
-        return worker_count(self.workers, jobs)
-
-    def run(self, task, jobs, load):
-        """The module's ``run``, its workers loading ``load(data_path)``."""
-        return run(task, jobs, functools.partial(load, self.data_path), self.workers)
-
-
-def trainings(script, args) -> Trainings:
-    """``script``'s trainings on the Dask cluster of ``--cluster``, else on ``--workers`` here."""
-    if args.cluster:
-        from mnistlab import cluster
-
-        return cluster.Cluster(args.cluster, script, args.data)
-    return Local(args.workers, args.data)
+def _loaded(key, load):
+    """``load()`` in a worker, kept for its next job of the same ``key`` (the earlier data freed first)."""
+    if _worker["data"] is None or _worker["data"][0] != key:
+        _worker["data"] = None
+        _worker["data"] = key, load()
+    return _worker["data"][1]
 
 
 def with_work_beside(results, jobs, slots, work):
@@ -138,6 +103,56 @@ def with_work_beside(results, jobs, slots, work):
             yield next(results)
 
 
+# On this machine
+
+
+class Local:
+    def __init__(self, workers, data_path):
+        self.workers, self.data_path = workers, data_path
+
+    def describe(self, jobs):
+        return f"{worker_count(self.workers, jobs)} at a time"
+
+    def slots(self, jobs):
+        return worker_count(self.workers, jobs)
+
+    def run(self, task, jobs, load):
+        return run(task, jobs, functools.partial(load, self.data_path), self.workers)
+
+
+def _start(cores):
+    core = cores.get()
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    for signum in TERMINAL_STOPS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def started_deaf():
+    """Processes started inside start with TERMINAL_STOPS blocked, until ``_start`` ignores them:
+    a spawned worker first imports the script, and Keras with it, where Ctrl-C would print a
+    traceback; multiprocessing's resource tracker, which a closed terminal would kill, keeps them
+    blocked. This process gets a stop that came meanwhile as the block ends. Where the OS has
+    signal masks: not on Windows (docs/platforms.md)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINAL_STOPS)
+    try:
+        resource_tracker.ensure_running()  # started here, it unblocks Ctrl-C in this thread: again
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERMINAL_STOPS)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _call(task, setup, job):
+    return job, task(_loaded(repr(setup), setup), job)  # loaded here: a failure reaches the parent as this job's
+
+
 def run(task, jobs, setup, workers):
     """Yield ``(job, task(setup(), job))`` for every job as each is done (module-level functions,
     or partials of them, that workers can import); one worker runs here, on every core."""
@@ -148,14 +163,231 @@ def run(task, jobs, setup, workers):
         for job in jobs:
             yield job, task(data, job)
         return
-    # "spawn" on every OS (the only one Windows has): a fork would copy this process's threads.
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("spawn")  # on every OS (Windows' only one): a fork would copy threads
     with contextlib.ExitStack() as leaving:  # normally or on a stop, it terminates the workers
         # A stop while the workers start waits until the pool is whole (the workers started so
         # far would otherwise be left orphaned), then terminates them.
-        with stops.deferred(), started_deaf():
+        with cli.deferred(), started_deaf():
             cores = context.Queue()
             for core in core_ids(workers):
                 cores.put(core)
             pool = leaving.enter_context(context.Pool(workers, initializer=_start, initargs=(cores,)))
         yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)
+
+
+# On a Dask cluster
+
+
+def scheduler_address(address):
+    """The scheduler's address: ``address`` itself, or the one in a scheduler file."""
+    if "://" in address:
+        return address
+    if not os.path.isfile(address):
+        if address.endswith(".json"):
+            raise cli.LabError(f"scheduler file {address} not found; start the scheduler with "
+                               f"`dask scheduler --scheduler-file {address}` or pass its address tcp://HOST:PORT")
+        return address  # HOST:PORT, Dask's default transport
+    try:
+        with open(address, encoding="utf-8") as f:
+            return json.load(f)["address"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise cli.LabError(f"scheduler file {address} holds no scheduler address ({type(exc).__name__}); "
+                           "pass the one `dask scheduler --scheduler-file` wrote, or tcp://HOST:PORT")
+
+
+def check_cluster(address):
+    """Refuse at once, before Keras loads, a cluster that cannot be used: Dask not installed, an
+    address that is not one, nothing listening there."""
+    if importlib.util.find_spec("distributed") is None:
+        raise cli.LabError("--cluster needs Dask: pip install -r requirements.txt (dask and distributed), "
+                           "or drop --cluster to train on this machine")
+    target = scheduler_address(address)
+    parsed = urllib.parse.urlsplit(target if "://" in target else f"tcp://{target}")
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host = port = None
+    if parsed.scheme not in ("tcp", "tls") or not host or not port:
+        if parsed.scheme in ("tcp", "tls"):
+            raise cli.LabError(f"--cluster {address} is not a scheduler address; pass tcp://HOST:PORT "
+                               "(dask scheduler prints it) or a scheduler file")
+        return  # another of Dask's transports: Dask itself checks it when the study connects
+    try:
+        socket.create_connection((host, port), timeout=STARTUP_CHECK_SECONDS).close()
+    except OSError as exc:
+        raise cli.LabError(f"cannot reach the Dask scheduler at {target} ({exc.strerror or exc}); {START_HINT}, "
+                           "or drop --cluster to train on this machine")
+
+
+def package_versions():
+    """The installed versions of the packages that make a trial's numbers (None if absent)."""
+    return {name: backend.version(name) for name in VERSIONED}
+
+
+class Cluster:
+    """Trainings as tasks of the Dask cluster at ``address``, each worker given ``script``'s code
+    and the data file at ``data_path`` (None: Keras's downloaded copy)."""
+
+    def __init__(self, address, script, data_path):
+        self.address, self.script, self.data_path = address, script, data_path
+        self.workers = None  # known once connected
+
+    def describe(self, jobs):
+        return f"as tasks of the Dask cluster at {self.address}"
+
+    def slots(self, jobs):
+        return max(1, min(self.workers or 1, jobs))
+
+    def run(self, task, jobs, load):
+        """As ``Local.run``; a stop, or leaving the loop, cancels the tasks."""
+        jobs = list(jobs)
+        if not jobs:
+            return
+        from distributed import as_completed
+
+        client = self._connect()
+        futures = []
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                client.register_plugin(_upload_code(folder), name=CODE_FOLDER)  # restarts the workers
+            self._note_versions(client)
+            source = data.resolve_source(self.data_path) or data.downloaded_file()
+            if source is None:
+                raise cli.LabError(f"no local MNIST file to send to the Dask workers; {data.OFFLINE_HINT}")
+            with open(source, "rb") as f:
+                shipped = client.scatter(f.read(), broadcast=True, hash=True)
+            payload = pickle.dumps((task, load))  # by reference: the worker imports the script first
+            backend_name = os.environ.get("KERAS_BACKEND", lab.SCRIPTS[self.script]["backend"])
+            futures = [client.submit(work, self.script, backend_name, payload, shipped, job, pure=False,
+                                     key=f"mnistlab-{self.script}-{job}-{os.getpid()}") for job in jobs]
+            by_future = dict(zip(futures, jobs))
+            for future in as_completed(futures, loop=client.loop):
+                yield by_future[future], self._result(future)
+        except (OSError, CancelledError) as exc:  # the scheduler gone: its connection closed, timed out
+            if client.status == "running":  # connected still: every worker that held the data died
+                raise cli.LabError("the Dask cluster lost the data sent to it (every worker that held it "
+                                   "stopped); what had finished is saved: rerun the same command") from exc
+            raise cli.LabError(f"lost the Dask scheduler at {self.address} ({type(exc).__name__}); what had "
+                               f"finished is saved: {START_HINT}, then rerun the same command") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+            with contextlib.suppress(Exception):
+                client.close(timeout=CONNECT_SECONDS)
+
+    def _connect(self):
+        from distributed import Client
+
+        # What goes wrong reaches the user as the one line of a LabError, not Dask's log lines.
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] == "distributed":
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+        target = scheduler_address(self.address)
+        try:
+            client = Client(target, timeout=CONNECT_SECONDS, set_as_default=False)
+        except (OSError, ValueError) as exc:
+            raise cli.LabError(f"cannot reach the Dask scheduler at {target} ({type(exc).__name__}); {START_HINT}, "
+                               "or drop --cluster to train on this machine") from exc
+        info = client.scheduler_info()
+        self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
+        dashboard = info.get("services", {}).get("dashboard")
+        print(f"Dask cluster at {target}: {len(info.get('workers', {}))} workers"
+              + (f", dashboard {client.dashboard_link}" if dashboard else
+                 " (no dashboard: pip install bokeh where the scheduler runs to have one)"), flush=True)
+        if not info.get("workers"):
+            print("  no worker has joined yet: the trials start as workers join "
+                  f"(dask worker {target} --nthreads 1)", flush=True)
+        return client
+
+    @staticmethod
+    def _note_versions(client):
+        """Name, in one line, the workers whose Keras, JAX or TensorFlow differ from ours."""
+        ours = package_versions()
+        differing = [f"{worker} (" + ", ".join(f"{name} {theirs.get(name) or 'missing'}" for name in VERSIONED
+                                               if theirs.get(name) != ours.get(name)) + ")"
+                     for worker, theirs in sorted(client.run(package_versions).items()) if theirs != ours]
+        if differing:
+            here = ", ".join(f"{name} {version}" for name, version in ours.items() if version)
+            print(f"warning: workers with other versions than this machine's ({here}), whose numbers may "
+                  f"differ from a run here: {'; '.join(differing)}", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _result(future):
+        from distributed import KilledWorker
+
+        try:
+            return future.result()
+        except ModuleNotFoundError as exc:
+            raise cli.LabError(f"a Dask worker cannot import the lab's code ({exc}); start workers with "
+                               "`dask worker ADDRESS` (with its nanny, which receives the code), not --no-nanny") from exc
+        except KilledWorker as exc:
+            raise cli.LabError(f"Dask workers kept dying on one task ({exc}); check the workers' memory and "
+                               "logs, then rerun the same command") from exc
+
+
+def _upload_code(folder):
+    """Dask's plugin that puts the lab's code on every worker, now and as workers join."""
+    from distributed.diagnostics.plugin import UploadDirectory
+
+    code = os.path.join(folder, CODE_FOLDER)
+    shutil.copytree(os.path.join(lab.ROOT, "mnistlab"), os.path.join(code, "mnistlab"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for script in lab.SCRIPTS:
+        shutil.copy(os.path.join(lab.ROOT, f"{script}.py"), code)
+    return UploadDirectory(code, restart_workers=True, update_path=True, mode="all")  # the scheduler reads tasks too
+
+
+class _Unpickler(pickle.Unpickler):
+    """Finds the functions of a script run from the terminal (``__main__`` on the driver) in that
+    script's module."""
+
+    def __init__(self, file, script):
+        super().__init__(file)
+        self.script = script
+
+    def find_class(self, module, name):
+        return super().find_class(self.script if module in ("__main__", "__mp_main__") else module, name)
+
+
+def _from_bytes(shipped, load):
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "mnist.npz")
+        with open(path, "wb") as f:
+            f.write(shipped)
+        return load(path)
+
+
+def work(script, backend_name, payload, shipped, job):
+    """One job on a Dask worker, one at a time whatever its --nthreads: Keras on the driver's
+    backend, single-threaded as a pool's worker (a product split over threads sums in another
+    order, and 40 epochs later the numbers differ), the script's task and loader from
+    ``payload``, the data from the file bytes ``shipped``."""
+    with _worker["lock"], _own_python_random():
+        keras = sys.modules.get("keras")
+        if keras and keras.backend.backend() != backend_name:  # another driver's run, since the restart
+            raise cli.LabError(f"Dask worker runs Keras on {keras.backend.backend()}, this run on {backend_name}: "
+                               "run one study at a time on the cluster, or restart its workers")
+        os.environ["KERAS_BACKEND"] = backend_name  # before the script's import loads Keras
+        if SINGLE_THREADED_XLA not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREADED_XLA}".strip()
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            os.environ.setdefault(name, "1")
+        importlib.import_module(script)
+        task, load = _Unpickler(io.BytesIO(payload), script).load()
+        key = hashlib.sha256(shipped).hexdigest() + repr(load)
+        return task(_loaded(key, functools.partial(_from_bytes, shipped, load)), job)
+
+
+@contextlib.contextmanager
+def _own_python_random():
+    """``random.seed`` and ``random.randint`` (Keras's seeds for initial weights) on this task's
+    own generator: the worker's event loop draws from the shared one meanwhile (its timers'
+    jitter), which would make the initial weights depend on timing."""
+    own, shared = random.Random(), {name: getattr(random, name) for name in ("seed", "randint")}
+    for name in shared:
+        setattr(random, name, getattr(own, name))
+    try:
+        yield
+    finally:
+        for name, function in shared.items():
+            setattr(random, name, function)

@@ -1,40 +1,143 @@
-"""The records runs keep: every field any of them holds and its kind (``schema``), their
-layout, how they are written and read back checked, and the runs found under OUT/runs.
+"""What runs write and read back: files written in one step and read strictly, every field a
+record may hold and its kind, the runs found under OUT/runs, the few numbers every part states
+the same way, and the fingerprint of a script's code.
 
 A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
 
-- ``run.json`` (``RUN_FIELDS``): ``format``, ``script``, ``changed`` (the flags that differ from
-  the lab's, as labels), ``settings`` (every flag but those that only say where to read and
-  write: a stopped run goes on only under the same settings), ``started`` (ISO time),
-  ``status`` (``running``, ``complete``, or ``interrupted in PART[ at epoch K]``), ``pid``
-  (while running), ``wall_seconds`` (every session together), ``code`` (its code's
-  fingerprint, ``code.fingerprint``: an edited script does not resume it), ``records`` (its JSON
-  records, the main one first) and ``parts``: for each part in order, ``PART``. A completed run's
-  run.json is also published as ``OUT/results/<main record>_run.json``.
-- ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes (``training.fit_record``),
-  and what each script adds: the CNN's ``per_class_accuracy``; the L2 study's ``settings``,
-  ``rows``, ``trials_run``, ``workers``; the autoencoder's ``reconstruction`` (4B) and the
-  accuracy study's ``noise_levels``, ``draws``, ``classifiers``, ``study_mode`` (4C) and
-  ``reader``, 4B's classifier trained on noisy digits, scored on the same noisy ones.
-- ``results/mlp_l2_study_trials.json``: the study's finished trials (``TRIAL_FIELDS``), its
-  resume state.
-- ``plots/``: the run's figures. ``state/``: what a stopped part goes on from (Keras backups,
-  with metadata of ``BACKUP_FIELDS``; trained weights that later parts load); removed when the
-  run completes.
+- ``run.json`` (``RUN_FIELDS``): ``script``, ``changed`` (the flags that differ from the lab's, as
+  labels), ``settings`` (every flag but ``lab.NOT_SETTINGS``: a stopped run goes on only under
+  the same settings), ``started``, ``status`` (``running``, ``complete``, or ``interrupted in
+  PART[ at epoch K]``), ``pid`` (while running), ``wall_seconds``, ``code`` (``fingerprint``:
+  an edited script does not resume it), ``records`` (the main one first) and ``parts`` (``PART``).
+  A completed run's run.json is also published as ``OUT/results/<main record>_run.json``.
+- ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes
+  (``training.Checkpoint.record``), and what each script adds: the CNN's ``per_class_accuracy``;
+  the L2 study's ``settings``, ``rows``, ``trials_run``, ``workers``; the autoencoder's
+  ``reconstruction`` (4B) and the accuracy study's ``noise_levels``, ``draws``, ``classifiers``,
+  ``study_mode`` and ``reader`` (4C, 4B's classifier trained on noisy digits).
+- ``results/mlp_l2_study_trials.json``: the study's finished trials (``TRIAL_FIELDS``).
+- ``plots/``: the run's figures. ``state/``: what a stopped part goes on from (backups with
+  metadata of ``BACKUP_FIELDS``, trained weights later parts load); removed once complete.
 
-Every JSON is strict (null, never NaN). Every record is read through ``read_record``, which
-refuses by name one whose fields hold something unexpected or that a newer format wrote.
+Every JSON is strict (null, never NaN) and read through ``read``.
 """
 
+import ast
+import hashlib
+import json
+import math
 import os
+import tempfile
+import time
+from typing import NamedTuple
 
-import psutil
-
-from mnistlab import files
-from mnistlab.errors import LabError
-from mnistlab.schema import NUMBER, OPTIONAL_INT, OPTIONAL_NUMBER, Fields, ListOf, MapOf, every, read_checked
+from mnistlab.cli import LabError, cannot_write
 
 FORMAT = 1  # of run.json and the records; a later layout raises it, and reads this one
+
+
+# Files
+
+
+def write_atomic(path, write, what=None):
+    """Call ``write(tmp_path)``, then move the finished file into place in one step. A failed
+    write leaves the earlier file and no temporary one, and raises a LabError naming the file
+    (or ``what``) and the fix."""
+    folder, name = os.path.split(path)
+    stem, dot, extensions = name.partition(".")
+    tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise cannot_write(what or f"{name} in {folder or '.'}", exc) from None
+    finally:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    def dump(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    write_atomic(path, dump)
+
+
+def finite_or_none(data):
+    """``data`` with every float that is not finite (a diverged loss) as None, at any depth."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(value) for value in data]
+    return data
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def _not_json(token):
+    raise ValueError(f"{token} is not a JSON number")  # Python reads NaN and Infinity; no record holds them
+
+
+def writable(folder):
+    """None if files can be written in ``folder`` (made if need be), else the OSError."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc
+
+
+def check_outputs(out):
+    """Refuse, before any training, an output folder whose plots/ and results/ cannot be written."""
+    for folder in (os.path.join(out, "plots"), os.path.join(out, "results")):
+        if exc := writable(folder):
+            raise LabError(f"cannot write to {folder} ({exc.strerror}); pass --out to a writable folder")
+
+
+# The kinds a field may hold
+
+
+NUMBER = (int, float)
+OPTIONAL_NUMBER = (int, float, type(None))  # None: a number a diverged run has not got
+OPTIONAL_INT = (int, type(None))
+
+
+class ListOf(NamedTuple):
+    item: object
+    nonempty: bool = False
+
+
+class MapOf(NamedTuple):
+    """A dict whose values, under any key, are each of kind ``value``."""
+    value: object
+
+
+class Fields(NamedTuple):
+    fields: dict
+    required: tuple = ()
+
+
+def every(fields):
+    """``Fields`` that must all be there."""
+    return Fields(fields, tuple(fields))
+
+
+def fits(value, kind):
+    """Whether ``value`` is of ``kind`` (a type, a tuple of them, ListOf, MapOf or Fields), all the way down."""
+    if isinstance(kind, ListOf):
+        return isinstance(value, list) and bool(value or not kind.nonempty) and all(fits(v, kind.item) for v in value)
+    if isinstance(kind, MapOf):
+        return isinstance(value, dict) and all(fits(v, kind.value) for v in value.values())
+    if isinstance(kind, Fields):
+        return (isinstance(value, dict) and all(key in value for key in kind.required)
+                and all(fits(value[key], sub) for key, sub in kind.fields.items() if key in value))
+    return isinstance(value, kind)
+
 
 NUMBERS = ListOf(OPTIONAL_NUMBER)
 HISTORY = MapOf(ListOf(OPTIONAL_NUMBER, nonempty=True))  # per metric, one number an epoch
@@ -74,72 +177,194 @@ RECORD_FIELDS = {
 }
 TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_accuracy": OPTIONAL_NUMBER,
                 "diverged_at_epoch": OPTIONAL_INT, "history": HISTORY, "wall_seconds": NUMBER}
-BACKUP_FIELDS = {"epoch": int, "batch": int, "weights": str, "shuffle": dict}
+BACKUP_FIELDS = {"epoch": int, "weights": str, "shuffle": dict}
 
 
-def read_record(path, fields=RECORD_FIELDS, required=()):
-    """The record (or run.json) at ``path``, checked against ``fields``; {} if there is none."""
-    record = read_checked(path, fields, required)
-    if record.get("format", FORMAT) > FORMAT:
-        raise LabError(f"{path} was written by a newer version of this project (format "
-                       f"{record['format']}); update the project, or pass --out to another folder")
-    return record
+def read(path, fields=RECORD_FIELDS, required=(), what="something"):
+    """The JSON dict at ``path`` ({} if there is none) whose fields hold what ``fields`` says, at any
+    depth; a truncated or hand-edited file (it may hold hours of finished work), or one a newer
+    format wrote, is refused by name."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f, parse_constant=_not_json)
+    except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LabError(f"{path} is not valid JSON ({exc.__class__.__name__}: truncated or edited?); "
+                       "move it aside or delete it, then rerun") from None
+    except IsADirectoryError:
+        raise LabError(f"{path} is a folder where a record goes; move it aside, then rerun") from None
+    except OSError as exc:
+        raise LabError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+    if required and not (isinstance(data, dict) and all(key in data for key in required)):
+        raise LabError(f"{path} lacks {', '.join(required)} (edited by hand?); move it aside or delete it, then rerun")
+    wrong = ([key for key, kind in fields.items() if key in data and not fits(data[key], kind)]
+             if isinstance(data, dict) else ["its form"])
+    if wrong:
+        raise LabError(f"{path} holds {what} of an unexpected form ({', '.join(wrong)}; edited by hand?); "
+                       "move it aside or delete it, then rerun")
+    if data.get("format", FORMAT) > FORMAT:
+        raise LabError(f"{path} was written by a newer version of this project (format {data['format']}); "
+                       "update the project, or pass --out to another folder")
+    return data
 
 
 def write_record(path, record):
     """Write ``record`` (a dict) in this layout; returns the record written."""
     record = {"format": FORMAT, **record}
-    files.write_json(path, record)
+    write_json(path, record)
     return record
 
 
-def read_backup(folder):
-    """The metadata of the Keras backup in ``folder``, or None if there is none."""
-    return read_checked(os.path.join(folder, "training_metadata.json"), BACKUP_FIELDS, required=("epoch",)) or None
-
-
-# Finding runs
-
-
-def runs_folder(out):
-    return os.path.join(out, "runs")
-
-
-def read_meta(path):
-    """A run folder's run.json; a hand-edited or truncated one is refused by name."""
-    meta = read_record(os.path.join(path, "run.json"), RUN_FIELDS, required=("script", "status", "started"))
-    if meta:
-        meta.setdefault("changed", [])
-        meta.setdefault("parts", {})
-        meta["path"] = path
-        meta["name"] = os.path.basename(path)
-        if meta["status"] == "running" and not alive(meta.get("pid")):  # killed before it could say so
-            meta["status"] = KILLED
-            for part in meta["parts"].values():
-                if part["status"] == "running":
-                    part["status"] = "killed"
-    return meta or None
+# Runs found
 
 
 KILLED = "killed (its process is gone; rerun its command to go on)"
 
 
+def alive(pid):
+    """Whether process ``pid`` still runs (a run marked running may have been killed)."""
+    import psutil  # here: this module loads at a command's first line
+
+    return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
+
+
 def all_runs(out):
-    """Every run under OUT/runs, oldest first."""
-    folder = runs_folder(out)
-    if not os.path.isdir(folder):
-        return []
-    found = [read_meta(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-             if os.path.isdir(os.path.join(folder, name))]
-    return sorted((meta for meta in found if meta), key=lambda meta: (meta["started"], meta["name"]))
+    """Every run under OUT/runs, oldest first; a hand-edited or truncated run.json is refused by name."""
+    found, folder = [], os.path.join(out, "runs")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name, "run.json")
+        meta = os.path.isdir(os.path.dirname(path)) and read(path, RUN_FIELDS, required=("script", "status", "started"))
+        if not meta:
+            continue
+        meta = {"changed": [], "parts": {}, **meta, "path": os.path.join(folder, name), "name": name}
+        if meta["status"] == "running" and not alive(meta.get("pid")):  # killed before it could say so
+            meta["status"] = KILLED
+            for part in meta["parts"].values():
+                if part["status"] == "running":
+                    part["status"] = "killed"
+        found.append(meta)
+    return sorted(found, key=lambda meta: (meta["started"], meta["name"]))
 
 
 def record_of(meta, name=None):
     """A run's main record (or record ``name``), or {} when it has not written one yet."""
     name = name or (meta.get("records") or [meta["script"]])[0]
-    return read_record(os.path.join(meta["path"], "results", f"{name}.json"))
+    return read(os.path.join(meta["path"], "results", f"{name}.json"))
 
 
-def alive(pid):
-    """Whether process ``pid`` still runs (a run marked running may have been killed)."""
-    return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
+# Numbers said the same way everywhere
+
+
+def percent(fraction):
+    """``0.9847`` as ``98.47%``; "–" for a number there is none of (a diverged run's)."""
+    return "–" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def fmt_seconds(seconds):
+    return "–" if seconds is None else f"{seconds:,.0f} s"
+
+
+def mean_std(values):
+    """The mean and the sample standard deviation (0 for a single value) of ``values``."""
+    import numpy as np  # here: this module loads at a command's first line
+
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else 0.0)
+
+
+def diverged_at(history):
+    """The first epoch (from 1) whose training loss is not a finite number, or None."""
+    return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
+                 if loss is None or not math.isfinite(loss)), None)
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def seconds(self):
+        return round(time.perf_counter() - self.start, 2)
+
+
+# A script's code, fingerprinted: a run stopped before its script was edited (a Dropout added to
+# build_mlp) is not resumed by the edited one, and runs whose flags agree but whose code does not
+# are told apart. Comments and layout are not code.
+
+
+MODULE_LEVEL = "module-level statements"
+
+
+def of_file(path):
+    """``{"file", "fingerprint", "definitions"}``: digests of each top-level function and class
+    of the script at ``path`` (the rest as MODULE_LEVEL) and of the modules beside it that it
+    imports, named ``module.definition`` (``mlp_mnist.build_mlp``); None where one cannot be read."""
+    trees = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            trees[""] = ast.parse(f.read())
+        names = {alias.name for node in ast.walk(trees[""]) if isinstance(node, ast.Import) for alias in node.names}
+        names |= {node.module for node in ast.walk(trees[""]) if isinstance(node, ast.ImportFrom) and node.module}
+        for name in sorted(names):  # a module beside the script, where Python finds it first
+            beside = os.path.join(os.path.dirname(path), f"{name}.py")
+            if os.path.isfile(beside):
+                with open(beside, encoding="utf-8") as f:
+                    trees[f"{name}."] = ast.parse(f.read())
+    except (TypeError, OSError, SyntaxError, ValueError):
+        return None
+    definitions = {}
+    for prefix, tree in trees.items():
+        rest = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                definitions[prefix + node.name] = hashlib.sha256(ast.dump(node).encode()).hexdigest()[:12]
+            else:
+                rest.append(ast.dump(node))
+        definitions[prefix + MODULE_LEVEL] = hashlib.sha256("\n".join(rest).encode()).hexdigest()[:12]
+    whole = "\n".join(f"{name} {digest}" for name, digest in sorted(definitions.items()))
+    return {"file": os.path.basename(path), "fingerprint": hashlib.sha256(whole.encode()).hexdigest()[:12],
+            "definitions": definitions}
+
+
+def fingerprint(script):
+    """``of_file`` of ``script`` as this process loaded it (run, in a pool worker, or imported)."""
+    import sys
+
+    for name in ("__main__", "__mp_main__", script):
+        path = getattr(sys.modules.get(name), "__file__", None) or ""
+        if os.path.basename(path) == f"{script}.py":
+            return of_file(path)
+    return None
+
+
+def modules_of(fingerprint):
+    """The modules beside the script whose definitions ``fingerprint`` holds (``mlp_mnist``)."""
+    return {name.partition(".")[0] for name in fingerprint["definitions"] if "." in name}
+
+
+def edited(before, now):
+    """The definitions added, removed or changed between two fingerprints, but those of a module
+    only one of them recorded; [] if one is unknown."""
+    if not before or not now:
+        return []
+    both = set.intersection(*({name.partition(".")[0] for name in side["definitions"] if "." in name}
+                              for side in (before, now)))
+    old, new = ({name: digest for name, digest in side["definitions"].items()
+                 if "." not in name or name.partition(".")[0] in both} for side in (before, now))
+    return [name for name in [*new, *(name for name in old if name not in new)] if old.get(name) != new.get(name)]
+
+
+def changed_since(stopped, now, file):
+    """Why work done with the code ``stopped`` cannot go on with the code ``now`` of the script
+    ``file`` and the modules it imports (an edit, or one that cannot be ruled out), or None."""
+    if not now:
+        return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
+    unrecorded = [f"{name}.py" for name in sorted(modules_of(now) - modules_of(stopped))] if stopped else [file]
+    if unrecorded:
+        return f"it did not record the code of {' and '.join(unrecorded)}, so an edit since it stopped cannot be ruled out"
+    changed = edited(stopped, now)
+    if not changed:
+        return None
+    files = sorted({f"{name.partition('.')[0]}.py" if "." in name else file for name in changed})
+    return (f"{' and '.join(files)} {'has' if len(files) == 1 else 'have'} changed since it stopped "
+            f"({', '.join(changed)})")

@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # JAX keeps its compiled programs as the scripts have it keep them, in this user's cache folder,
 # set before any test imports JAX: every test and every process they start (and the next test
 # session) compile each tiny model once.
-backend.keep_compiled_programs()
+backend.choose("jax")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CNN_FIGURES = ("accuracy", "loss", "model", "confusion", "misclassified", "filters", "feature_maps")  # each CNN's
 
@@ -161,15 +161,23 @@ def run_script(script, *args, env=None):
 
 
 def run_main(main, argv, capsys):
-    """Run a script's main in-process through the CLI wrapper; returns (code, stdout, stderr)."""
-    from mnistlab import exits
+    """Run a script's or a command's main in-process through the CLI wrapper; returns (code, stdout, stderr)."""
+    from mnistlab import cli
 
     try:
-        code = exits.run(main, argv)
+        code = cli.run(command(main), argv)
     except SystemExit as exc:  # argparse exits by itself on a bad flag
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def command(main):
+    """``main`` as a command of its argv: a script's takes the flags and the run its start reads from them."""
+    from mnistlab import flags, lab
+
+    script = main.__module__
+    return (lambda argv: main(args := flags.parse(script, argv), flags.prepare(script, args))) if script in lab.SCRIPTS else main
 
 
 def histories_of_two_runs(main, argv, name, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 
 import denoise_autoencoder as dae
 from conftest import assert_png, made_once, prepared_digits, run_main
-from mnistlab import data, files, lab, training
+from mnistlab import data, lab, records, training
 
 def flat(split):
     """Prepared digits as the autoencoder reads them: 784-vectors."""
@@ -132,13 +132,13 @@ class StopAfterEpoch1(training.BackupAndRestore):
 def stop_in(part, monkeypatch):
     """Make the run stop like Ctrl-C inside ``part``, once that part has done some of its work."""
     if part == "per-level autoencoders":  # once the first level's autoencoder is saved
-        real = files.write_atomic
+        real = records.write_atomic
 
         def write_atomic(path, write, **kwargs):
             real(path, write, **kwargs)
             if path.endswith(".npz"):
                 raise KeyboardInterrupt
-        monkeypatch.setattr(files, "write_atomic", write_atomic)
+        monkeypatch.setattr(records, "write_atomic", write_atomic)
     elif part == "autoencoder":  # once its first epoch is backed up
         monkeypatch.setattr(training, "BackupAndRestore", StopAfterEpoch1)
     else:  # while it scores the classifiers

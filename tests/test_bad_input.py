@@ -123,7 +123,7 @@ def test_help_shows_each_flag_with_its_lab_default():
 def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys):
     """Ctrl-C while TensorFlow traces a step can surface as a SystemError whose context is the
     KeyboardInterrupt: that is a stop, one line and exit 130, not a traceback."""
-    from mnistlab import exits
+    from mnistlab import cli
 
     def main(argv):
         try:
@@ -131,7 +131,7 @@ def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys
         except KeyboardInterrupt:
             raise SystemError("<built-in function __import__> returned a result with an exception set")
 
-    assert exits.run(main, [], prog="cnn_mnist.py") == 130
+    assert cli.run(main, [], prog="cnn_mnist.py") == 130
     assert capsys.readouterr().err == ("cnn_mnist.py: stopped (SIGINT); what had finished is saved, "
                                        "rerun the same command to go on\n")
 
@@ -139,4 +139,4 @@ def test_an_error_raised_because_ctrl_c_arrived_inside_a_c_call_is_a_stop(capsys
         raise SystemError("a real bug")
 
     with pytest.raises(SystemError, match="a real bug"):
-        exits.run(other, [], prog="cnn_mnist.py")
+        cli.run(other, [], prog="cnn_mnist.py")

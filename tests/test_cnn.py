@@ -59,7 +59,7 @@ def test_lab_cnn_training_lowers_the_loss():
 UNTUNED_PROBE = """
 import json
 from mnistlab import backend, training
-keras = backend.load("tensorflow")
+keras = backend.load(backend.choose("tensorflow"))
 import numpy as np
 from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import write_npz
 from mnistlab import data
-from mnistlab.errors import LabError
+from mnistlab.cli import LabError
 
 
 def test_valid_file_loads_with_shapes_and_dtypes(tiny_npz):

@@ -114,7 +114,7 @@ def interrupted_study(tiny_npz, out):
 
 def test_a_corrupt_trial_store_is_refused_by_name_and_kept(tiny_npz, tmp_path):
     from mnistlab import l2_study
-    from mnistlab.errors import LabError
+    from mnistlab.cli import LabError
 
     store = interrupted_study(tiny_npz, tmp_path)
     store.write_text('{"trials": [{"l2": 0.0001')
@@ -216,13 +216,13 @@ elif after.startswith("batch:"):  # inside the first fit of the model named so, 
                 stop()
     training.StopOnDivergence = StopInside
 else:  # once the first file whose name ends with AFTER (a study trial, an autoencoder's weights) is written
-    from mnistlab import files
-    real_write = files.write_atomic
+    from mnistlab import records
+    real_write = records.write_atomic
     def write_atomic(path, write, **kwargs):
         real_write(path, write, **kwargs)
         if path.endswith(after):
             stop()
-    files.write_atomic = write_atomic
+    records.write_atomic = write_atomic
 sys.argv = sys.argv[3:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -304,11 +304,11 @@ def test_a_run_under_nohup_goes_on_when_its_terminal_closes(tiny_npz, tmp_path):
 def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path):
     import errno
 
-    from mnistlab import files
-    from mnistlab.errors import LabError
+    from mnistlab import records
+    from mnistlab.cli import LabError
 
     path = tmp_path / "record.json"
-    files.write_json(path, {"epochs": 3})
+    records.write_json(path, {"epochs": 3})
 
     def disk_full(tmp):
         with open(tmp, "w") as f:
@@ -317,7 +317,7 @@ def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path)
 
     with pytest.raises(LabError, match=f"cannot write record.json in {tmp_path} \\(No space left on device\\); "
                                        "free some space or pass --out to another folder"):
-        files.write_atomic(str(path), disk_full)
+        records.write_atomic(str(path), disk_full)
     assert json.loads(path.read_text()) == {"epochs": 3}
     assert os.listdir(tmp_path) == ["record.json"]
 
@@ -564,14 +564,14 @@ def test_a_reader_that_goes_away_ends_the_script_quietly(tiny_npz, tmp_path):
 
 
 def test_a_folder_where_a_result_goes_is_named_as_what_stands_in_the_way(tmp_path):
-    from mnistlab import files
-    from mnistlab.errors import LabError
+    from mnistlab import records
+    from mnistlab.cli import LabError
 
     path = tmp_path / "mlp_mnist.json"
     path.mkdir()
     with pytest.raises(LabError, match=f"cannot write mlp_mnist.json in {tmp_path} .*; move aside what stands in "
                                        "the way .* or pass --out to another folder"):
-        files.write_json(str(path), {"epochs": 3})
+        records.write_json(str(path), {"epochs": 3})
 
 
 @pytest.mark.parametrize("error, hint", [
@@ -582,14 +582,14 @@ def test_a_folder_where_a_result_goes_is_named_as_what_stands_in_the_way(tmp_pat
     (errno.ENOTDIR, "move aside what stands in the way"),
 ])
 def test_each_failed_write_names_the_fix_for_its_cause(error, hint, tmp_path):
-    from mnistlab import files
-    from mnistlab.errors import LabError
+    from mnistlab import records
+    from mnistlab.cli import LabError
 
     def fail(tmp):
         raise OSError(error, os.strerror(error))
 
     with pytest.raises(LabError, match=f"\\({os.strerror(error)}\\); {hint}"):
-        files.write_atomic(str(tmp_path / "plot.png"), fail)
+        records.write_atomic(str(tmp_path / "plot.png"), fail)
 
 
 STOP_WHILE_LOADING = """
@@ -626,7 +626,7 @@ def test_a_stop_dropped_by_a_garbage_collector_callback_still_ends_the_command(c
     and the work after it never runs."""
     import gc
 
-    from mnistlab import exits
+    from mnistlab import cli
 
     went_on = []
 
@@ -647,7 +647,7 @@ def test_a_stop_dropped_by_a_garbage_collector_callback_still_ends_the_command(c
         went_on.append(True)
         return 0
 
-    assert exits.run(main, [], prog="lab") == 128 + signal.SIGTERM
+    assert cli.run(main, [], prog="lab") == 128 + signal.SIGTERM
     assert went_on == [False]
     assert capsys.readouterr().err == stop_line("lab", "SIGTERM")
 
@@ -657,7 +657,7 @@ def test_a_stop_that_a_library_swallows_still_ends_the_command(then, capsys):
     """A stop caught by a library's own ``except`` (inside an import, it leaves a module half
     made and a later import fails): the command still ends with the stop's line and code."""
 
-    from mnistlab import exits
+    from mnistlab import cli
 
     def main(argv):
         try:
@@ -669,7 +669,7 @@ def test_a_stop_that_a_library_swallows_still_ends_the_command(then, capsys):
             raise AttributeError("partially initialized module 'tensorflow' has no attribute 'type_spec'")
         return 0
 
-    assert exits.run(main, [], prog="lab") == 128 + signal.SIGTERM
+    assert cli.run(main, [], prog="lab") == 128 + signal.SIGTERM
     assert capsys.readouterr().err == stop_line("lab", "SIGTERM")
 
 

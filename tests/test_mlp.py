@@ -9,7 +9,7 @@ import pytest
 
 import mlp_mnist
 from conftest import assert_png, histories_of_two_runs, prepared_digits, run_main, strict_json
-from mnistlab import flags, training
+from mnistlab import flags, internals, training
 
 
 def test_lab_mlp_structure_and_parameter_count():
@@ -125,7 +125,7 @@ def test_on_jax_a_fit_is_fed_the_rows_numbers_and_the_images_as_they_are():
     for that fit only. The test above checks that the batches are the same."""
     x, y = prepared_digits(64)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
-    with training.rows_fed(model, x, y, batch_size=8) as (fed, labels):
+    with internals.rows_fed(model, x, y, batch_size=8) as (fed, labels):
         assert labels is None and np.array_equal(fed, np.arange(len(x)))
         images, targets = model.train_function.rows
         assert images.unsafe_buffer_pointer() == x.ctypes.data
@@ -140,7 +140,7 @@ def test_a_keras_without_its_jax_epoch_iterator_is_fed_the_rows_themselves(monke
     x, y = prepared_digits(64)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
     monkeypatch.setitem(sys.modules, "keras.src.backend.jax.trainer", None)  # its import fails
-    with training.rows_fed(model, x, y, batch_size=8) as (fed, labels):
+    with internals.rows_fed(model, x, y, batch_size=8) as (fed, labels):
         assert fed is x and labels is y and model.train_function.rows is None
 
 
@@ -148,7 +148,7 @@ def test_on_a_gpu_keras_keeps_its_own_train_function(monkeypatch):
     """The scanned steps were measured on a CPU only: on a GPU, Keras's own function trains."""
     from mnistlab import backend
 
-    monkeypatch.setattr(backend, "jax_on_cpu", lambda: False)
+    monkeypatch.setattr(backend, "on_cpu", lambda: False)
     assert mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1).train_function is None
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mnistlab.data import salt_and_pepper
-from mnistlab.errors import LabError
+from mnistlab.cli import LabError
 
 
 def grey_images(n=200):

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import make_digits, run_main
 from mnistlab import data
-from mnistlab.errors import LabError
+from mnistlab.cli import LabError
 
 
 def test_a_single_numpy_array_is_not_taken_for_mnist(tmp_path):
@@ -75,7 +75,7 @@ def test_diverged_runs_on_a_test_set_without_a_digit_still_make_a_report(tmp_pat
     import cnn_mnist
     import denoise_autoencoder
     import mlp_mnist
-    from mnistlab.report import document
+    from mnistlab.report import __main__ as document
 
     (x_train, y_train), (x_test, y_test) = make_digits(600, 1), make_digits(200, 2)
     path = tmp_path / "no7.npz"
@@ -115,7 +115,7 @@ EDITS = {
 
 @pytest.mark.parametrize("case", EDITS)
 def test_a_record_edited_inside_a_field_is_refused_by_name(case, lab_records, tmp_path, capsys):
-    from mnistlab.report import document
+    from mnistlab.report import __main__ as document
 
     name, edit, field = EDITS[case]
     (tmp_path / "results").mkdir()
@@ -132,7 +132,7 @@ def test_a_record_edited_inside_a_field_is_refused_by_name(case, lab_records, tm
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_a_record_holding_a_number_json_has_not_is_refused_by_name(token, tmp_path, capsys):
-    from mnistlab.report import document
+    from mnistlab.report import __main__ as document
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "mlp_mnist.json").write_text('{"test_accuracy": %s}' % token)
@@ -142,7 +142,7 @@ def test_a_record_holding_a_number_json_has_not_is_refused_by_name(token, tmp_pa
 
 
 def test_a_history_without_a_metric_leaves_its_section_to_the_command_that_makes_it(lab_records, tmp_path, capsys):
-    from mnistlab.report import document
+    from mnistlab.report import __main__ as document
 
     (tmp_path / "results").mkdir()
     record = json.loads(json.dumps(lab_records["mlp_mnist"]))
@@ -155,8 +155,8 @@ def test_a_history_without_a_metric_leaves_its_section_to_the_command_that_makes
 
 
 def test_a_folder_where_a_record_goes_is_named_as_such(tmp_path):
-    from mnistlab import files
+    from mnistlab import records
 
     (tmp_path / "mlp_mnist.json").mkdir()
     with pytest.raises(LabError, match="mlp_mnist.json is a folder where a record goes; move it aside, then rerun"):
-        files.read_json(str(tmp_path / "mlp_mnist.json"))
+        records.read(str(tmp_path / "mlp_mnist.json"))

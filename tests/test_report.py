@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from conftest import made_once, run_main
-from mnistlab import exits, lab
+from conftest import command, made_once, run_main
+from mnistlab import cli, lab
 from mnistlab.report import autoencoder as question_4
-from mnistlab.report import document as report
+from mnistlab.report import __main__ as report
 from mnistlab.report.common import write
 
 OTHER_SIZES = {"mlp_mnist": ["--hidden", "48", "24", "--study-hidden", "40", "20"],
@@ -31,7 +31,7 @@ def quick_folder(tiny_npz, tmp_path_factory):
                             (cnn_mnist.main, ["--save-model"]),
                             (denoise_autoencoder.main, ["--per-level", "--fixed-noise", "--levels", "0", "0.5", "1",
                                                         *OTHER_SIZES["denoise_autoencoder"]])):
-            assert exits.run(main, ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
+            assert cli.run(command(main), ["--data", tiny_npz, "--quick", "--out", str(out), *extra]) == 0
         assert report.main(["--out", str(out)]) == 0
     return made_once(tmp_path_factory, "quick", make)
 

@@ -1,5 +1,6 @@
 """Every run kept in its own folder, compared after each run, resumable; the runs command."""
 
+import argparse
 import hashlib
 import json
 import os
@@ -10,8 +11,8 @@ import pytest
 
 import mlp_mnist
 from conftest import ROOT, assert_png, made_once, run_main, user_env
-from mnistlab import compare, run, training
-from mnistlab.errors import LabError
+from mnistlab import lab, records, runs, training
+from mnistlab.cli import LabError
 
 FAST = ["--hidden", "8", "--batch-size", "64"]
 
@@ -82,10 +83,10 @@ def test_run_folder_names_and_labels():
     import datetime
 
     when = datetime.datetime(2026, 11, 25, 17, 15, 2)
-    assert run.folder_name("mlp_mnist", ["lr 0.01"], when) == "mlp_mnist-20261125-171502-lr0.01"
-    assert run.folder_name("cnn_mnist", ["model improved", "l2 1e-06 0.001"], when) == \
+    assert runs.folder_name("mlp_mnist", ["lr 0.01"], when) == "mlp_mnist-20261125-171502-lr0.01"
+    assert runs.folder_name("cnn_mnist", ["model improved", "l2 1e-06 0.001"], when) == \
         "cnn_mnist-20261125-171502-model-improved-l2_1e-06,0.001"
-    assert compare.label([]) == "lab defaults" and compare.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
+    assert runs.label([]) == "lab defaults" and runs.label(["lr 0.05", "quick"]) == "lr 0.05, quick"
 
 
 @pytest.mark.parametrize("case", ["same", "edited", "not recorded", "unreadable", "its import edited",
@@ -94,23 +95,21 @@ def test_a_stopped_run_goes_on_only_under_the_code_it_ran(case, tmp_path, capsys
     """A stopped run resumes only when its code, its script's and that of the modules beside it
     that it imports, is known on both sides and the same: a run that did not record it (or a
     script that cannot be read now) may hide an edit."""
-    values = {"epochs": 3}
+    args = argparse.Namespace(out=str(tmp_path), changed=[], epochs=3)
     ran = {"file": "denoise_autoencoder.py", "fingerprint": "a",
            "definitions": {"train_autoencoder": "b", "mlp_mnist.build_mlp": "c"}}
     recorded = {"not recorded": None,
                 "its import not recorded": {**ran, "definitions": {"train_autoencoder": "b"}}}.get(case, ran)
-    path, meta = run.new_run(str(tmp_path), "denoise_autoencoder", [], values, recorded)
-    os.makedirs(path)
-    with open(os.path.join(path, "run.json"), "w") as f:
-        json.dump({**meta, "status": "interrupted in accuracy study"}, f)
+    with pytest.raises(KeyboardInterrupt), runs.Run("denoise_autoencoder", args, [], recorded) as stopped:
+        raise KeyboardInterrupt  # stopped before its first part
     now = {"edited": {**ran, "fingerprint": "d", "definitions": {"train_autoencoder": "e", "mlp_mnist.build_mlp": "c"}},
            "its import edited": {**ran, "fingerprint": "d",
                                  "definitions": {"train_autoencoder": "b", "mlp_mnist.build_mlp": "f"}},
            "unreadable": None}.get(case, ran)
-    found = run.stopped_run(str(tmp_path), "denoise_autoencoder", values, now)
-    said = capsys.readouterr().out
+    found = runs.Run("denoise_autoencoder", args, records.all_runs(str(tmp_path)), now)
+    said, path = capsys.readouterr().out, stopped.root
     if case == "same":
-        assert found["path"] == path and said == ""
+        assert found.root == path and said == f"Resuming run {stopped.name} (interrupted)\n"
         return
     unknown = "so an edit since it stopped cannot be ruled out"
     why = {"edited": "denoise_autoencoder.py has changed since it stopped (train_autoencoder)",
@@ -118,7 +117,7 @@ def test_a_stopped_run_goes_on_only_under_the_code_it_ran(case, tmp_path, capsys
            "not recorded": f"it did not record the code of denoise_autoencoder.py, {unknown}",
            "its import not recorded": f"it did not record the code of mlp_mnist.py, {unknown}",
            "unreadable": f"the code of denoise_autoencoder.py cannot be read, {unknown}"}[case]
-    assert found is None and said == f"Not resuming run {os.path.basename(path)}: {why}; starting a new run\n"
+    assert found.root != path and said == f"Not resuming run {os.path.basename(path)}: {why}; starting a new run\n"
 
 
 def test_a_scripts_code_holds_the_modules_beside_it_that_it_imports(tmp_path, monkeypatch):
@@ -126,57 +125,53 @@ def test_a_scripts_code_holds_the_modules_beside_it_that_it_imports(tmp_path, mo
     student's own) is the script's code too; the package's modules are not."""
     import importlib.util
 
-    from mnistlab import code
-
     (tmp_path / "helper.py").write_text("def layers():\n    return [8]\n")
-    (tmp_path / "lab_script.py").write_text("import helper\nfrom mnistlab import stats\n\n\n"
+    (tmp_path / "lab_script.py").write_text("import helper\nfrom mnistlab import records\n\n\n"
                                             "def build():\n    return helper.layers()\n")
     for name in ("helper", "lab_script"):
         spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
         monkeypatch.setitem(sys.modules, name, importlib.util.module_from_spec(spec))
         sys.modules[name].__file__ = str(tmp_path / f"{name}.py")
-    before = code.fingerprint("lab_script")
+    before = records.fingerprint("lab_script")
     assert sorted(before["definitions"]) == ["build", "helper.layers", "helper.module-level statements",
                                              "module-level statements"]
     (tmp_path / "helper.py").write_text("def layers():\n    return [8, 8]\n")
-    after = code.fingerprint("lab_script")
-    assert after["fingerprint"] != before["fingerprint"] and code.edited(before, after) == ["helper.layers"]
+    after = records.fingerprint("lab_script")
+    assert after["fingerprint"] != before["fingerprint"] and records.edited(before, after) == ["helper.layers"]
     # A run recorded before the modules beside its script were: not an edit in the runs' labels.
     unrecorded = {**before, "definitions": {k: v for k, v in before["definitions"].items() if "." not in k}}
-    assert code.edited(unrecorded, after) == []
+    assert records.edited(unrecorded, after) == []
 
 
 def test_the_whole_lab_runs_a_finished_part_again_when_its_code_has_changed(tmp_path, monkeypatch, capfd):
     """The lab stopped after its first part; that part's script is edited: rerun, the lab runs it
     again and the parts after it, as it would any part it had not finished."""
-    from mnistlab import whole
-
     for name in ("first", "second"):
         (tmp_path / f"{name}.py").write_text("def build():\n    return [8]\n")
-    monkeypatch.setattr(whole, "ROOT", str(tmp_path))
+    monkeypatch.setattr(lab, "ROOT", str(tmp_path))
     outcome = {"second": 7}  # the second part fails: the lab stops after the first
 
     def commands(lab_flags, quick, out):
         return [(name, [sys.executable, "-c", f"import sys; print('{name} ran'); sys.exit({outcome.get(name, 0)})"])
                 for name in (*lab_flags, "report")]
-    monkeypatch.setattr(whole, "commands", commands)
+    monkeypatch.setattr(lab, "commands", commands)
     lab_flags, out = {"first": (), "second": ()}, str(tmp_path / "out")
-    assert whole.main("lab", lab_flags, False, out) == 7
+    assert lab.main("lab", lab_flags, False, out) == 7
     assert capfd.readouterr().out == "== first\nfirst ran\n== second\nsecond ran\n"
 
     outcome.clear()
     (tmp_path / "first.py").write_text("def build():\n    return [8, 8]\n")
-    assert whole.main("lab", lab_flags, False, out) == 0
+    assert lab.main("lab", lab_flags, False, out) == 0
     assert capfd.readouterr().out == (
         "first: finished in the lab stopped earlier, but first.py has changed since it stopped (build): it runs "
         "again, and the parts after it\n== first\nfirst ran\n== second\nsecond ran\n== report\nreport ran\n")
     assert not os.path.exists(os.path.join(out, "runs", "lab.json"))  # the lab is done
 
     outcome["report"] = 3  # unedited, a finished part is not run again
-    assert whole.main("lab", lab_flags, False, out) == 3
+    assert lab.main("lab", lab_flags, False, out) == 3
     outcome.clear()
     capfd.readouterr()
-    assert whole.main("lab", lab_flags, False, out) == 0
+    assert lab.main("lab", lab_flags, False, out) == 0
     assert capfd.readouterr().out == ("first: finished in the lab stopped earlier; not run again\n"
                                       "second: finished in the lab stopped earlier; not run again\n"
                                       "== report\nreport ran\n")
@@ -185,7 +180,7 @@ def test_the_whole_lab_runs_a_finished_part_again_when_its_code_has_changed(tmp_
     with open(os.path.join(out, "runs", "lab.json"), "w") as f:
         json.dump({"done": "first", "code": {}}, f)  # edited by hand
     with pytest.raises(LabError, match=r"lab.json holds something of an unexpected form \(done; edited by hand"):
-        whole.main("lab", lab_flags, False, out)
+        lab.main("lab", lab_flags, False, out)
 
 
 class StopAfter(training.BackupAndRestore):

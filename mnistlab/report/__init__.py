@@ -6,9 +6,7 @@ the lab's settings.
 
     python -m mnistlab.report [--out DIR]     # writes DIR/REPORT.md
 
-``document`` puts it together from the sections of ``mlp`` (questions 1-2), ``cnn`` (3) and
+``__main__`` puts it together from the sections of ``mlp`` (questions 1-2), ``cnn`` (3) and
 ``autoencoder`` (4), which compute from the records through ``common`` and take their fixed
 prose from ``prose``.
 """
-
-PROG = "python -m mnistlab.report"

@@ -1,11 +1,48 @@
-"""``python -m mnistlab.report``: the lab report, under the error contract."""
+"""``python -m mnistlab.report``: the lab report, its sections in the handout's order, the banner
+and the wall times, written to OUT/REPORT.md."""
 
-from mnistlab import stops
-from mnistlab.report import PROG  # the package holds only its docstring and PROG: nothing to load
+from mnistlab import cli
 
-stops.from_now(PROG)  # before the report's libraries load
+PROG = "python -m mnistlab.report"
+if __name__ == "__main__":
+    cli.from_now(PROG)  # before the report's libraries load
 
-from mnistlab import exits  # noqa: E402
-from mnistlab.report.document import main  # noqa: E402
+import os  # noqa: E402
 
-exits.exit_script(main, PROG)
+from mnistlab import records  # noqa: E402
+from mnistlab.report import autoencoder, cnn, mlp  # noqa: E402
+from mnistlab.report.common import provenance, read_records, wall_times, write  # noqa: E402
+
+SECTIONS = mlp.SECTIONS + cnn.SECTIONS + autoencoder.SECTIONS  # the handout's order
+
+
+def render(out):
+    found = read_records(out)
+    lines = ["# The Keras MNIST lab: report", "",
+             f"Written by `{PROG}` from the records in this folder's `results/` and the figures in "
+             "`plots/`: every number and every comparison below is computed from them, so the report "
+             "describes the runs that made them.", ""]
+    lines += provenance(found)
+    for section in SECTIONS:
+        lines += write(section, found, out)
+    lines += wall_times(found)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv=None):
+    import mnistlab.report
+
+    parser = cli.LabParser(prog=PROG, description=mnistlab.report.__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=".", help="the folder holding results/ and plots/")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(os.path.join(args.out, "results")):
+        raise cli.LabError(f"no results/ under {args.out}; run the lab first (make lab), or pass --out "
+                           "to the folder it wrote to")
+    path = os.path.join(args.out, "REPORT.md")
+    records.write_text(path, render(args.out))
+    print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.exit_command(main, None, prog=PROG)

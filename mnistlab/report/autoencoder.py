@@ -4,7 +4,7 @@ level, the classifiers' accuracy against the noise, and digits from the decoder 
 from mnistlab import lab, noise_study
 from mnistlab.report import prose
 from mnistlab.report.common import Section, caveat, diverged, figure, figures, layers_table, levels_text, points, table
-from mnistlab.stats import percent
+from mnistlab.records import percent
 
 NAME = "denoise_autoencoder"
 LAB_REPORT_LEVEL = 0.6  # where the lab report judged that denoising stops holding up

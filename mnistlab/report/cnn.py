@@ -6,7 +6,7 @@ import math
 from mnistlab import lab
 from mnistlab.report import prose
 from mnistlab.report.common import Section, caveat, figure, figures, layers_table, shape, test_count
-from mnistlab.stats import percent
+from mnistlab.records import percent
 
 
 def errors(record):

@@ -4,19 +4,19 @@
 import os
 from typing import Callable, NamedTuple, Optional, Union
 
-from mnistlab import compare, data, l2_study, lab, records
-from mnistlab.stats import diverged_at
+from mnistlab import data, l2_study, lab, records, runs
+from mnistlab.records import diverged_at
 
 
 def read_records(out):
     """Each record in OUT/results ({} where missing), the published run.json files under
     "runs", and the Hinton experiment's comparison under "hinton"."""
-    read = lambda name, fields=records.RECORD_FIELDS: records.read_record(os.path.join(out, "results", f"{name}.json"), fields)
+    read = lambda name, fields=records.RECORD_FIELDS: records.read(os.path.join(out, "results", f"{name}.json"), fields)
     found = {name: read(name) for facts in lab.SCRIPTS.values() for name in facts["records"]}
     found["runs"] = {name: read(f"{name}_run", records.RUN_FIELDS) for facts in lab.SCRIPTS.values()
                      for name in facts["records"]}
     hinton = os.path.join(out, HINTON_EXPERIMENT, "results", f"{l2_study.NAME}_runs.json")
-    found["hinton"] = compare.read_runs_summary(hinton)
+    found["hinton"] = records.read(hinton, runs.RUNS_SUMMARY, required=("runs",))
     return found
 
 

@@ -4,10 +4,10 @@ and the L2 study against Hinton."""
 import math
 import os
 
-from mnistlab import compare, l2_study, lab, plots
+from mnistlab import l2_study, lab, plots, runs
 from mnistlab.report import prose
 from mnistlab.report.common import HINTON_EXPERIMENT, Section, caveat, diverged, figure, layers_table, test_count
-from mnistlab.stats import percent
+from mnistlab.records import percent
 
 
 def preprocessing(records, _, out):
@@ -155,7 +155,7 @@ def hinton_experiment(summary, out):
         f"{100 * (lab.HINTON - pooled['mean']):.2f} points short of {percent(lab.HINTON)}; "
         + ("no arm reached it." if all(arm["all_trials"]["mean"] < lab.HINTON for arm in arms) else "it reached it.")
         + " Its table:", ""]
-    lines += compare.format_runs_table(summary).strip().splitlines() + [""]
+    lines += runs.format_runs_table(summary).strip().splitlines() + [""]
     figure_path = f"{HINTON_EXPERIMENT}/plots/{l2_study.NAME}_runs.png"
     if os.path.isfile(os.path.join(out, figure_path)):
         lines += [f"![the arms compared]({figure_path})", ""]
