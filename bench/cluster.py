@@ -41,7 +41,7 @@ def main():
     args = parser.parse_args()
     from distributed import LocalCluster
 
-    from mnistlab.stats import percent
+    from mnistlab.records import percent
 
     extra = ["--quick"] if args.quick else []
     with tempfile.TemporaryDirectory() as folder, \

@@ -67,7 +67,7 @@ def training_flop(layers):
 
 
 def dense_layers(sizes):
-    """The layer table of dense layers of ``sizes`` (``lab.mlp_sizes``), for models no record keeps."""
+    """The layer table of dense layers of ``sizes`` (``data.mlp_sizes``), for models no record keeps."""
     return [{"kind": "Dense", "output_shape": [None, n_out], "parameters": n_in * n_out + n_out}
             for n_in, n_out in zip(sizes, sizes[1:])]
 
@@ -116,7 +116,7 @@ def read(folder, name):
 def lab_parts(folder):
     """Each part of the lab in ``folder``'s results, as (script, part, FLOP, wall seconds),
     from the runs' own records: their layers, epochs, examples, trials and levels."""
-    from mnistlab import lab
+    from mnistlab import data, lab
 
     mlp, study, cnn, autoencoder = (read(folder, name) for name in
                                     ("mlp_mnist", "mlp_l2_study", "cnn_mnist", "denoise_autoencoder"))
@@ -129,13 +129,13 @@ def lab_parts(folder):
         return training_flop(layers) * epochs * examples["train"] + forward_flop(layers) * validations * examples["test"]
 
     mlp_epochs, cnn_epochs = len(mlp["history"]["loss"]), len(cnn["history"]["loss"])
-    study_layers = dense_layers(lab.mlp_sizes(study["settings"]["hidden"]))
+    study_layers = dense_layers(data.mlp_sizes(study["settings"]["hidden"]))
     trial = fit(study_layers, study["settings"]["epochs"], mlp["examples"], 1)  # validated once, at its end
     config, examples = autoencoder["config"], autoencoder["examples"]
     levels, draws = autoencoder["noise_levels"], autoencoder["draws"]
     others = [level for level in config["levels"] if level != config["noise"]] if config["per_level"] else []
     ae_epochs = len(autoencoder["history"]["loss"])
-    lab_mlp = dense_layers(lab.mlp_sizes(lab.MLP_HIDDEN))
+    lab_mlp = dense_layers(data.mlp_sizes(lab.MLP_HIDDEN))
     # The accuracy study: the reader trained, then each level's draws denoised, and read by the
     # reader and by each classifier, noisy and denoised (the MLP and the CNN: their own layers).
     classifiers = [mlp["layers"], cnn["layers"]]

@@ -18,8 +18,6 @@ PIXELS, CLASSES = 28 * 28, 10
 # so each training and each evaluation compiles one step, not a second for a last short batch.
 QUICK_SIZES = (3072, 1024)
 NOISE_BLOCK = 4096  # images salted at a time
-# JAX's CPU backend takes an array that starts on such a boundary as it is, without a copy.
-ALIGNMENT = 64
 MAX_ARRAY_BYTES = 2**30  # MNIST's largest array, x_train, is 47 MB
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 OFFLINE_HINT = "pass --data /path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz"
@@ -139,20 +137,9 @@ def check_arrays(arrays, source):
             raise LabError(f"y_{split} in {source} has labels outside 0-9; {use}")
 
 
-def aligned(x, dtype=None):
-    """A copy of ``x`` (as ``dtype``) whose memory starts on a multiple of ALIGNMENT bytes."""
-    dtype = np.dtype(dtype or x.dtype)
-    size = x.size * dtype.itemsize
-    memory = np.empty(size + ALIGNMENT, np.uint8)
-    start = -memory.ctypes.data % ALIGNMENT
-    copy = memory[start:start + size].view(dtype).reshape(x.shape)
-    copy[...] = x
-    return copy
-
-
 def scale(x):
     """uint8 pixels 0-255 as float32 in [0, 1] (divided in place: no second copy of the images)."""
-    x = aligned(x, "float32")
+    x = x.astype("float32")
     x /= 255.0
     return x
 
@@ -167,7 +154,7 @@ def salt_and_pepper(x, noise_level, rng):
         raise LabError(f"noise level {noise_level!r} is not a number; pass a fraction such as 0.4")
     if not (np.all(np.isfinite(noise_level)) and np.all((noise_level >= 0) & (noise_level <= 1))):
         raise LabError(f"noise level {noise_level} is outside [0, 1]; pass a fraction such as 0.4")
-    noisy = aligned(np.asarray(x))
+    noisy = np.array(x)
     per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images
     # Set as bits (a noised pixel's ANDed with 0, then salt's ORed with those of a 1): the same
     # values as boolean-mask assignments, without their branch on every pixel (bench/README.md).

@@ -1,18 +1,9 @@
-"""Independent trainings side by side (the study's trials, the per-level autoencoders): in worker
-processes on this machine, one single-threaded worker per CPU core (the lab's models are small,
-and two threads splitting each product wait on each other: bench/README.md), each pinned to
-its core where the OS can (Linux); or, with ``--cluster``, as tasks of a Dask cluster, for work
-that outgrows one machine. Either way a worker loads its own copy of the data once, then trains
-job after job, and the driver (the script the user runs) keeps the run's folder.
-
-To a Dask cluster the driver sends the lab's code (``mnistlab/`` and the three scripts, through
-Dask's UploadDirectory plugin, which restarts the workers so that none runs an older copy or
-another Keras backend), the data file (scattered to every worker once) and each task's function
-and settings. A worker that dies mid-task has its task run again elsewhere by Dask.
-
-    dask scheduler                                   # on one machine
-    dask worker tcp://SCHEDULER:8786 --nthreads 1    # on each machine, once per core
-    python mlp_mnist.py --study --cluster tcp://SCHEDULER:8786
+"""Independent trainings side by side (the study's trials, the per-level autoencoders): in
+worker processes here, one single-threaded worker pinned to each core (two threads splitting
+these small products wait on each other: bench/README.md), or with ``--cluster`` as tasks of a
+Dask cluster (docs/cluster.md), which gets the lab's code (Dask's UploadDirectory, restarting
+the workers), the data file once and each task. A worker loads its data once, then trains job
+after job; the driver, the script the user runs, keeps the run's folder.
 """
 
 import contextlib
@@ -76,9 +67,9 @@ def worker_count(requested, jobs):
 
 
 def trainings(script, args):
-    """Where ``script``'s trainings run: on the Dask cluster of ``--cluster``, else on ``--workers`` here.
-    Either has ``describe(jobs)`` (as the progress line says it), ``slots(jobs)`` (how many train at
-    once) and ``run(task, jobs, load)``: ``(job, task(load(data file), job))`` for every job, as each is done."""
+    """Where ``script``'s trainings run, ``Cluster`` or ``Local``: each ``describe(jobs)``s how,
+    has ``slots(jobs)`` at once, and ``run(task, jobs, load)`` yields ``(job, task(load(data
+    file), job))`` for every job as each is done."""
     return Cluster(args.cluster, script, args.data) if args.cluster else Local(args.workers, args.data)
 
 
@@ -91,10 +82,9 @@ def _loaded(key, load):
 
 
 def with_work_beside(results, jobs, slots, work):
-    """Yield ``results`` (of ``jobs`` trainings, ``slots`` at a time); as soon as fewer of them
-    train than ``slots`` but some still do, call ``work()`` here: it takes the core the last
-    ones leave idle, and the results that come meanwhile wait for it (without such a moment, it
-    is not called). A stop in ``work`` ends the trainings too."""
+    """Yield ``results`` (of ``jobs`` trainings, ``slots`` at a time), calling ``work()`` here once
+    fewer than ``slots`` still train (never, without such a moment): it takes the core the last
+    ones leave idle. A stop in ``work`` ends the trainings too."""
     free_after = max(0, jobs - slots + 1)  # results in by then
     with contextlib.closing(results):
         for done in range(jobs):
@@ -130,11 +120,9 @@ def _start(cores):
 
 @contextlib.contextmanager
 def started_deaf():
-    """Processes started inside start with TERMINAL_STOPS blocked, until ``_start`` ignores them:
-    a spawned worker first imports the script, and Keras with it, where Ctrl-C would print a
-    traceback; multiprocessing's resource tracker, which a closed terminal would kill, keeps them
-    blocked. This process gets a stop that came meanwhile as the block ends. Where the OS has
-    signal masks: not on Windows (docs/platforms.md)."""
+    """Processes started inside start with TERMINAL_STOPS blocked (a worker importing Keras would
+    print a traceback; a closed terminal would kill the resource tracker), this one gets them as
+    the block ends. Not on Windows, which has no signal masks (docs/platforms.md)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -165,9 +153,7 @@ def run(task, jobs, setup, workers):
         return
     context = multiprocessing.get_context("spawn")  # on every OS (Windows' only one): a fork would copy threads
     with contextlib.ExitStack() as leaving:  # normally or on a stop, it terminates the workers
-        # A stop while the workers start waits until the pool is whole (the workers started so
-        # far would otherwise be left orphaned), then terminates them.
-        with cli.deferred(), started_deaf():
+        with cli.deferred(), started_deaf():  # a stop waits until the pool is whole: none left orphaned
             cores = context.Queue()
             for core in core_ids(workers):
                 cores.put(core)
@@ -196,8 +182,7 @@ def scheduler_address(address):
 
 
 def check_cluster(address):
-    """Refuse at once, before Keras loads, a cluster that cannot be used: Dask not installed, an
-    address that is not one, nothing listening there."""
+    """Refuse a cluster that cannot be used: Dask not installed, no address, nothing listening."""
     if importlib.util.find_spec("distributed") is None:
         raise cli.LabError("--cluster needs Dask: pip install -r requirements.txt (dask and distributed), "
                            "or drop --cluster to train on this machine")
@@ -220,13 +205,12 @@ def check_cluster(address):
 
 
 def package_versions():
-    """The installed versions of the packages that make a trial's numbers (None if absent)."""
     return {name: backend.version(name) for name in VERSIONED}
 
 
 class Cluster:
-    """Trainings as tasks of the Dask cluster at ``address``, each worker given ``script``'s code
-    and the data file at ``data_path`` (None: Keras's downloaded copy)."""
+    """Trainings as tasks of the Dask cluster at ``address``, given ``script``'s code and the data
+    file at ``data_path`` (None: Keras's downloaded copy); a stop, or leaving the loop, cancels them."""
 
     def __init__(self, address, script, data_path):
         self.address, self.script, self.data_path = address, script, data_path
@@ -239,7 +223,6 @@ class Cluster:
         return max(1, min(self.workers or 1, jobs))
 
     def run(self, task, jobs, load):
-        """As ``Local.run``; a stop, or leaving the loop, cancels the tasks."""
         jobs = list(jobs)
         if not jobs:
             return
@@ -278,7 +261,6 @@ class Cluster:
     def _connect(self):
         from distributed import Client
 
-        # What goes wrong reaches the user as the one line of a LabError, not Dask's log lines.
         for name in list(logging.root.manager.loggerDict):
             if name.split(".")[0] == "distributed":
                 logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -301,7 +283,6 @@ class Cluster:
 
     @staticmethod
     def _note_versions(client):
-        """Name, in one line, the workers whose Keras, JAX or TensorFlow differ from ours."""
         ours = package_versions()
         differing = [f"{worker} (" + ", ".join(f"{name} {theirs.get(name) or 'missing'}" for name in VERSIONED
                                                if theirs.get(name) != ours.get(name)) + ")"
@@ -326,7 +307,6 @@ class Cluster:
 
 
 def _upload_code(folder):
-    """Dask's plugin that puts the lab's code on every worker, now and as workers join."""
     from distributed.diagnostics.plugin import UploadDirectory
 
     code = os.path.join(folder, CODE_FOLDER)
@@ -338,8 +318,7 @@ def _upload_code(folder):
 
 
 class _Unpickler(pickle.Unpickler):
-    """Finds the functions of a script run from the terminal (``__main__`` on the driver) in that
-    script's module."""
+    """Finds a script's functions (``__main__`` on the driver) in its module."""
 
     def __init__(self, file, script):
         super().__init__(file)
@@ -358,10 +337,9 @@ def _from_bytes(shipped, load):
 
 
 def work(script, backend_name, payload, shipped, job):
-    """One job on a Dask worker, one at a time whatever its --nthreads: Keras on the driver's
-    backend, single-threaded as a pool's worker (a product split over threads sums in another
-    order, and 40 epochs later the numbers differ), the script's task and loader from
-    ``payload``, the data from the file bytes ``shipped``."""
+    """One job on a Dask worker, one at a time: Keras on the driver's backend, single-threaded as a
+    pool's worker (threads would sum in another order: other numbers 40 epochs later), the
+    script's task and loader from ``payload``, the data from the file bytes ``shipped``."""
     with _worker["lock"], _own_python_random():
         keras = sys.modules.get("keras")
         if keras and keras.backend.backend() != backend_name:  # another driver's run, since the restart
@@ -380,9 +358,8 @@ def work(script, backend_name, payload, shipped, job):
 
 @contextlib.contextmanager
 def _own_python_random():
-    """``random.seed`` and ``random.randint`` (Keras's seeds for initial weights) on this task's
-    own generator: the worker's event loop draws from the shared one meanwhile (its timers'
-    jitter), which would make the initial weights depend on timing."""
+    """``random.seed`` and ``randint`` (Keras's seeds for initial weights) on this task's own
+    generator: the worker's event loop draws from the shared one (timers' jitter) meanwhile."""
     own, shared = random.Random(), {name: getattr(random, name) for name in ("seed", "randint")}
     for name in shared:
         setattr(random, name, getattr(own, name))

@@ -1,25 +1,14 @@
 """What runs write and read back: files written in one step and read strictly, every field a
 record may hold and its kind, the runs found under OUT/runs, the few numbers every part states
-the same way, and the fingerprint of a script's code.
+the same way, and the fingerprint of a script's code. Every JSON is strict (null, never NaN).
 
-A run folder (``OUT/runs/<script>-<date>-<time>-<flags>/``), format ``FORMAT``:
-
-- ``run.json`` (``RUN_FIELDS``): ``script``, ``changed`` (the flags that differ from the lab's, as
-  labels), ``settings`` (every flag but ``lab.NOT_SETTINGS``: a stopped run goes on only under
-  the same settings), ``started``, ``status`` (``running``, ``complete``, or ``interrupted in
-  PART[ at epoch K]``), ``pid`` (while running), ``wall_seconds``, ``code`` (``fingerprint``:
-  an edited script does not resume it), ``records`` (the main one first) and ``parts`` (``PART``).
-  A completed run's run.json is also published as ``OUT/results/<main record>_run.json``.
-- ``results/NAME.json``: a record (``RECORD_FIELDS``): what every fit writes
-  (``training.Checkpoint.record``), and what each script adds: the CNN's ``per_class_accuracy``;
-  the L2 study's ``settings``, ``rows``, ``trials_run``, ``workers``; the autoencoder's
-  ``reconstruction`` (4B) and the accuracy study's ``noise_levels``, ``draws``, ``classifiers``,
-  ``study_mode`` and ``reader`` (4C, 4B's classifier trained on noisy digits).
-- ``results/mlp_l2_study_trials.json``: the study's finished trials (``TRIAL_FIELDS``).
-- ``plots/``: the run's figures. ``state/``: what a stopped part goes on from (backups with
-  metadata of ``BACKUP_FIELDS``, trained weights later parts load); removed once complete.
-
-Every JSON is strict (null, never NaN) and read through ``read``.
+A run folder, ``OUT/runs/<script>-<date>-<time>-<flags>/`` (format ``FORMAT``), holds
+``run.json`` (``RUN_FIELDS``; ``settings``: every flag but ``lab.NOT_SETTINGS``; ``code``:
+``fingerprint``; ``status``: ``running``, ``complete``, or ``interrupted in PART[ at epoch K]``),
+``results/NAME.json`` (records, ``RECORD_FIELDS``: every fit's fields, then each script's),
+``results/mlp_l2_study_trials.json`` (the study's finished trials, ``TRIAL_FIELDS``),
+``plots/``, and until it completes ``state/`` (backups, ``BACKUP_FIELDS``; weights later parts
+load). Complete, its run.json is also published as ``OUT/results/<main record>_run.json``.
 """
 
 import ast
@@ -40,9 +29,8 @@ FORMAT = 1  # of run.json and the records; a later layout raises it, and reads t
 
 
 def write_atomic(path, write, what=None):
-    """Call ``write(tmp_path)``, then move the finished file into place in one step. A failed
-    write leaves the earlier file and no temporary one, and raises a LabError naming the file
-    (or ``what``) and the fix."""
+    """``write(tmp_path)``, then the finished file moved into place in one step; a failed write
+    leaves the earlier file, no temporary one, and a LabError naming the file (or ``what``)."""
     folder, name = os.path.split(path)
     stem, dot, extensions = name.partition(".")
     tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
@@ -64,7 +52,7 @@ def write_text(path, text):
 
 
 def finite_or_none(data):
-    """``data`` with every float that is not finite (a diverged loss) as None, at any depth."""
+    """``data`` with every float that is not finite (a diverged loss) as None."""
     if isinstance(data, float):
         return data if math.isfinite(data) else None
     if isinstance(data, dict):
@@ -112,8 +100,7 @@ class ListOf(NamedTuple):
     nonempty: bool = False
 
 
-class MapOf(NamedTuple):
-    """A dict whose values, under any key, are each of kind ``value``."""
+class MapOf(NamedTuple):  # a dict whose values are each of kind ``value``
     value: object
 
 
@@ -122,13 +109,12 @@ class Fields(NamedTuple):
     required: tuple = ()
 
 
-def every(fields):
-    """``Fields`` that must all be there."""
+def every(fields):  # Fields that must all be there
     return Fields(fields, tuple(fields))
 
 
 def fits(value, kind):
-    """Whether ``value`` is of ``kind`` (a type, a tuple of them, ListOf, MapOf or Fields), all the way down."""
+    """Whether ``value`` is of ``kind`` (a type, a tuple of them, ListOf, MapOf or Fields)."""
     if isinstance(kind, ListOf):
         return isinstance(value, list) and bool(value or not kind.nonempty) and all(fits(v, kind.item) for v in value)
     if isinstance(kind, MapOf):
@@ -181,9 +167,8 @@ BACKUP_FIELDS = {"epoch": int, "weights": str, "shuffle": dict}
 
 
 def read(path, fields=RECORD_FIELDS, required=(), what="something"):
-    """The JSON dict at ``path`` ({} if there is none) whose fields hold what ``fields`` says, at any
-    depth; a truncated or hand-edited file (it may hold hours of finished work), or one a newer
-    format wrote, is refused by name."""
+    """The JSON dict at ``path`` ({} if there is none) whose fields hold what ``fields`` says; a
+    truncated or hand-edited file (it may hold hours of work), or a newer format's, is refused."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f, parse_constant=_not_json)
@@ -210,7 +195,6 @@ def read(path, fields=RECORD_FIELDS, required=(), what="something"):
 
 
 def write_record(path, record):
-    """Write ``record`` (a dict) in this layout; returns the record written."""
     record = {"format": FORMAT, **record}
     write_json(path, record)
     return record
@@ -223,14 +207,13 @@ KILLED = "killed (its process is gone; rerun its command to go on)"
 
 
 def alive(pid):
-    """Whether process ``pid`` still runs (a run marked running may have been killed)."""
     import psutil  # here: this module loads at a command's first line
 
     return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
 
 
 def all_runs(out):
-    """Every run under OUT/runs, oldest first; a hand-edited or truncated run.json is refused by name."""
+    """Every run under OUT/runs (run.json, its path and name), oldest first."""
     found, folder = [], os.path.join(out, "runs")
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         path = os.path.join(folder, name, "run.json")
@@ -266,7 +249,7 @@ def fmt_seconds(seconds):
 
 
 def mean_std(values):
-    """The mean and the sample standard deviation (0 for a single value) of ``values``."""
+    """The mean and the sample standard deviation (0 for a single value)."""
     import numpy as np  # here: this module loads at a command's first line
 
     values = np.asarray(values, dtype=float)

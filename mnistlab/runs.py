@@ -1,8 +1,7 @@
-"""Runs: one run of a lab script in its own folder (``Run``), its parts going on after a stop, and
-once complete its figures and numbers copied to ``OUT/plots`` and ``OUT/results`` (what REPORT.md
-reads) and compared with the script's latest runs; and the runs command, which lists a folder's
-runs or compares those named. Each run is labelled by the flags and code it differs by. A run's
-files: ``records``.
+"""Runs: one run of a lab script in its own folder (``Run``), going on after a stop, and once
+complete published to ``OUT/plots`` and ``OUT/results`` (what REPORT.md reads) and compared
+with the script's latest runs, each labelled by the flags and code it differs by; and the runs
+command. A run's files: ``records``.
 
     python -m mnistlab.runs [--out DIR]                        # DIR/runs, newest first
     python -m mnistlab.runs compare [--out DIR] RUN [RUN ...]   # those runs (a unique prefix will do)
@@ -46,17 +45,15 @@ def folder_name(script, changed, when):
     return "-".join([script, when.strftime("%Y%m%d-%H%M%S"), *tokens])[:120]
 
 
-def settings(values):
-    """What a run computes: its flags after defaults, less ``lab.NOT_SETTINGS``."""
+def settings(values):  # what a run computes
     return {key: value for key, value in values.items() if key not in lab.NOT_SETTINGS}
 
 
 class Run:
-    """One run of ``script`` with the flags ``args`` and the code ``fingerprint``: the newest of
-    the ``earlier`` runs (``records.all_runs``) with the same settings, stopped and not running
-    elsewhere, whose code is known on both sides and the same, else a new one. Nothing is written
-    until it is entered; ``with`` it around the run's parts. Complete, it is published and
-    compared; stopped or failed, it is marked interrupted, and the same command goes on in it."""
+    """The run of ``script`` with the flags ``args`` and the code ``fingerprint``: the newest of the
+    ``earlier`` runs with the same settings, stopped, not running elsewhere and of the same known
+    code, else a new one; written once entered (``with`` around its parts). Complete, it is
+    published and compared; stopped or failed, marked interrupted, for the same command to go on."""
 
     def __init__(self, script, args, earlier, fingerprint):
         self.script, self.out, self.earlier = script, args.out, earlier
@@ -98,9 +95,8 @@ class Run:
         return self
 
     def part(self, name, work, *args):
-        """``work(*args)`` as the part ``name``; a part finished in an earlier session of this run
-        is skipped (returning None), and says so. A part may run inside another's work (beside
-        it): its entry names that one (``within``), whose wall time holds its own."""
+        """``work(*args)`` as the part ``name``, unless finished in an earlier session (then None).
+        A part run inside another's work (beside it) names it (``within``), whose time holds its own."""
         cli.raise_pending()
         earlier = self.meta["parts"].get(name, {})
         if earlier.get("status") == "complete":
@@ -125,8 +121,7 @@ class Run:
         self._save()
         return value
 
-    def _where_stopped(self, entry):
-        """``interrupted at epoch K`` of the part's first record not complete, else ``interrupted``."""
+    def _where_stopped(self, entry):  # at the epoch of the part's first record not complete
         for name in entry["records"]:
             record = self.read_record(name)
             if record.get("status") != "complete" and record.get("history"):
@@ -134,7 +129,7 @@ class Run:
         return "interrupted"
 
     def write_record(self, name, record):
-        """Write JSON record ``name`` (a dict), one of the run's and of the part's; returns it."""
+        """Write JSON record ``name``, one of the run's and of the part's; returns it."""
         for names in (self.meta["records"], self.meta["parts"][self.current]["records"] if self.current else []):
             if name not in names:
                 names.append(name)
@@ -153,8 +148,7 @@ class Run:
         os.makedirs(folder, exist_ok=True)
         return folder
 
-    def backup(self, name):
-        """Where the training backup of record ``name``'s fit is kept."""
+    def backup(self, name):  # the training backup of record ``name``'s fit
         return os.path.join(self.root, "state", "backup", name)
 
     def _save(self, **changes):
@@ -184,7 +178,6 @@ class Run:
         return False
 
     def _publish(self):
-        """Copy the run's figures, numbers and run.json to OUT/plots and OUT/results."""
         copies = [(os.path.join(self.root, "run.json"),
                    os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"))]
         for kind in ("plots", "results"):
@@ -200,7 +193,6 @@ class Run:
 
 
 def label(changed):
-    """The flags a run differs by, as a table reads them."""
     return ", ".join(changed) if changed else "lab defaults"
 
 
@@ -227,7 +219,7 @@ def with_edits(metas):
 
 
 def runs_and_studies(metas, out, stem, study_stem, current=None):
-    """``compare`` the runs in STEM and their L2 studies in STUDY_STEM; returns both tables."""
+    """``compare`` the runs in STEM and ``studies`` in STUDY_STEM; returns both tables."""
     metas = with_edits(metas)
     return compare(metas, out, stem, current), studies(metas, out, study_stem, current)
 
@@ -236,8 +228,7 @@ def fmt_metric(metric, value):
     return percent(value) if "accuracy" in metric else "–" if value is None else f"{value:.4f}"
 
 
-def fmt_parts(meta):
-    """Each part's status and wall time: ``lab MLP 12 s, L2 study interrupted (80 s)``."""
+def fmt_parts(meta):  # lab MLP 12 s, L2 study interrupted (80 s)
     return ", ".join(f"{name} {fmt_seconds(part['wall_seconds'])}" if part["status"] == "complete"
                      else f"{name} {part['status']} ({fmt_seconds(part['wall_seconds'])})"
                      for name, part in meta.get("parts", {}).items()) or meta["status"]
@@ -304,7 +295,6 @@ def studies(metas, out, stem, current=None):
 
 
 def format_runs_table(summary):
-    """The Markdown table of ``studies``'s summary."""
     factors = sorted({row["l2"] for entry in summary["runs"] for row in entry["factors"]})
     lines = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
              + " | all trials | study's wall time | run status |",
