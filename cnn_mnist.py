@@ -31,9 +31,7 @@ from mnistlab.records import percent
 NAMES = {"lab": "cnn_mnist", "improved": "cnn_improved"}  # each model's record, figures and saved model
 TITLES = {"lab": "Lab CNN", "improved": "Improved CNN"}
 
-
 # The data (question 1)
-
 
 def load_data(path=None, quick=False):
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: 28x28x1 images (the channel axis
@@ -44,9 +42,7 @@ def load_data(path=None, quick=False):
     y_test = keras.utils.to_categorical(y_test, data.CLASSES)
     return (x_train, y_train), (x_test, y_test)
 
-
 # Question 3A: the model
-
 
 def build_lab_cnn():
     """The lab's CNN, exactly: two 5x5 convolutions, each followed by 2x2 max pooling."""
@@ -60,15 +56,9 @@ def build_lab_cnn():
         keras.layers.Dense(data.CLASSES, activation="softmax"),
     ], name="lab_cnn")
 
-
 def build_improved_cnn():
-    """The lab CNN's two convolutions plus augmentation, batch norm, a third small convolution,
-    a dense layer and dropout.
-
-    The first two convolutions keep the lab's shapes and the third works on 4x4 maps, so an
-    epoch costs more than the lab CNN's on a CPU. The augmentation layers act
-    only during training.
-    """
+    """The lab CNN's two convolutions (their shapes kept) plus augmentation (in training only),
+    batch norm, a third small convolution on 4x4 maps, a dense layer and dropout."""
     def conv_bn_relu(filters, size, **kwargs):
         # No bias: batch normalisation's shift does that job.
         return [keras.layers.Conv2D(filters, size, use_bias=False, **kwargs),
@@ -90,9 +80,7 @@ def build_improved_cnn():
         keras.layers.Dense(data.CLASSES, activation="softmax"),
     ], name="improved_cnn")
 
-
 BUILDERS = {"lab": build_lab_cnn, "improved": build_improved_cnn}
-
 
 def make_optimizer(name, lr, schedule, total_steps):
     """Adam or SGD (momentum 0.9), at a constant rate or cosine-decayed to 0 over the run."""
@@ -101,9 +89,7 @@ def make_optimizer(name, lr, schedule, total_steps):
         return keras.optimizers.Adam(learning_rate=lr)
     return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
 
-
 # Question 3A: training, evaluation and figures
-
 
 def train_and_plot(run, args, train, test):
     """Build, compile, fit, evaluate and plot the CNN of ``--model``; returns its record."""
@@ -137,19 +123,14 @@ def train_and_plot(run, args, train, test):
     print(f"{title}: test accuracy {percent(record['test_accuracy'])} {verdict} the lab's {percent(lab.LAB_REPORT_CNN)}")
     return record
 
-
 # Question 3A's numbers and figures, from the trained model
 
-
 def per_class_accuracy(counts):
-    """Accuracy for each true digit, from a confusion matrix of counts (None for a digit the
-    test set does not hold)."""
+    """Accuracy for each true digit from a confusion matrix (None for a digit the test set lacks)."""
     return [int(right) / int(total) if total else None for right, total in zip(np.diag(counts), counts.sum(axis=1))]
-
 
 SUREST_ERRORS = 40  # of the misclassified digits, those drawn
 FEATURE_MAPS, INCHES_PER_PIXEL = 16, 0.05  # maps drawn per stage, and at what size
-
 
 def plot_misclassified(x, true, probabilities, path, title):
     """The misclassified test digits the model was most confident about."""
@@ -161,7 +142,6 @@ def plot_misclassified(x, true, probabilities, path, title):
     plots.plot_digit_grid(x[wrong], captions, path,
                           f"{title}: the {len(wrong)} wrong answers it was surest of "
                           f"(of {len(np.flatnonzero(predicted != true))} errors)")
-
 
 def plot_filters(model, path, title):
     """The first convolution's kernels, red for positive and blue for negative weights."""
@@ -178,43 +158,28 @@ def plot_filters(model, path, title):
                  label="weight")
     plots.save_figure(fig, path)
 
-
 def first_conv_index(model):
     return next(i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D))
 
-
 def feature_stages(model):
-    """The layers whose outputs question 3A's figure shows: each convolution's block (after its
-    batch norm and ReLU, where it has them) and each max pooling."""
+    """The layers question 3A's figure shows, each convolution's block to its ReLU and each pooling,
+    and their names (``Conv2D 32 × 5×5, relu``, ``... + batch norm + ReLU``)."""
     layers, stages = model.layers, []
     for i, layer in enumerate(layers):
-        if isinstance(layer, keras.layers.MaxPooling2D):
-            stages.append(layer)
-        elif isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
             end = i
-            while end + 1 < len(layers) and isinstance(
+            while isinstance(layer, keras.layers.Conv2D) and end + 1 < len(layers) and isinstance(
                     layers[end + 1], (keras.layers.BatchNormalization, keras.layers.Activation)):
                 end += 1
-            stages.append(layers[end])
+            stages.append((layers[end], plots.describe_layer(layer) + (" + batch norm + ReLU" if end > i else "")))
     return stages
 
-
-def stage_name(model, layer):
-    """``Conv2D 32 × 5×5, relu`` for a convolution's block, named by its convolution."""
-    index = model.layers.index(layer)
-    conv = next(model.layers[i] for i in range(index, -1, -1)
-                if isinstance(model.layers[i], (keras.layers.Conv2D, keras.layers.MaxPooling2D)))
-    after = " + batch norm + ReLU" if conv is not layer else ""
-    return plots.describe_layer(conv) + after
-
-
 def plot_feature_maps(model, image, label, path, title):
-    """One digit's feature maps after each convolution block and each pooling (question 3A),
-    every map drawn to one scale, so that each pooling's halving shows."""
+    """One digit's maps after each stage (question 3A), all to one scale: each pooling's halving shows."""
     stages = feature_stages(model)
-    probe = keras.Model(model.inputs[0], [layer.output for layer in stages])
+    probe = keras.Model(model.inputs[0], [layer.output for layer, _ in stages])
     maps = [image[..., :1]] + [np.asarray(m)[0] for m in probe(image[np.newaxis], training=False)]
-    names = [f"input: a {label}"] + [stage_name(model, layer) for layer in stages]
+    names = [f"input: a {label}"] + [name for _, name in stages]
     columns, gap, label_width, title_height = FEATURE_MAPS // 2, 0.08, 2.3, 0.6
     widths = [(1 if i == 0 else columns) * (m.shape[1] * INCHES_PER_PIXEL + gap) for i, m in enumerate(maps)]
     heights = [(1 if i == 0 else 2) * (m.shape[0] * INCHES_PER_PIXEL + gap) + 0.28 for i, m in enumerate(maps)]
@@ -237,14 +202,12 @@ def plot_feature_maps(model, image, label, path, title):
                  "every detector's strongest response", fontsize=11, y=1 - 0.1 / fig_h, va="top")
     plots.save_figure(fig, path)
 
-
 def main(args, run):
     """The CNN of --model, the one part of ``run``: its folder under runs/."""
     train, test = load_data(args.data, args.quick)
     with run:
         run.part("lab CNN" if args.model == "lab" else "improved CNN", train_and_plot, run, args, train, test)
     return 0
-
 
 if __name__ == "__main__":
     cli.exit_command(main, args, run)

@@ -34,13 +34,10 @@ from mnistlab import cli, data, lab, noise_study, parallel, plots, records, trai
 
 NAME = "denoise_autoencoder"  # its record, figures and saved model
 
-
 # The data (question 1)
 
-
 def load_data(path=None, quick=False):
-    """MNIST as ``(x_train, y_train), (x_test, y_test)``: each image flattened to 784 pixels as
-    float32 in [0, 1] (the autoencoder's layout), labels one-hot."""
+    """MNIST: each image 784 pixels as float32 in [0, 1] (the autoencoder's layout), labels one-hot."""
     (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
     x_train = data.scale(x_train).reshape(-1, data.PIXELS)
     x_test = data.scale(x_test).reshape(-1, data.PIXELS)
@@ -48,22 +45,14 @@ def load_data(path=None, quick=False):
     y_test = keras.utils.to_categorical(y_test, data.CLASSES)
     return (x_train, y_train), (x_test, y_test)
 
-
 def training_inputs(x, level, fixed, seed):
-    """What the autoencoder trains on: the lab's one noisy copy at exactly ``level``
-    (``fixed``), or by default fresh noise every epoch, each image at its own level in a band
-    around ``level`` (0-0.8 for 0.4).
-
-    Seeing lightly noisy and clean digits too, the autoencoder learns to leave them alone, and
-    costs the classifier far less accuracy on clean digits (docs/scripts.md).
-    """
+    """The lab's one noisy copy at ``level`` (``fixed``), or fresh noise every epoch, each image at a
+    level around ``level``: seeing clean digits too, it learns to leave them alone (docs/scripts.md)."""
     if fixed:
         return data.training_copy(x, level, fixed, seed)
     return lambda epoch: data.training_copy(x, level, fixed, seed + epoch)
 
-
 # Question 4A: the model and its loss
-
 
 def build_autoencoder(hidden, latent):
     """Return ``(autoencoder, encoder, decoder)``; the autoencoder is encoder then decoder."""
@@ -82,11 +71,9 @@ def build_autoencoder(hidden, latent):
                                    name="denoising_autoencoder")
     return autoencoder, encoder, decoder
 
-
 def compile_autoencoder(model, lr):
     """Adam on the per-pixel binary cross-entropy between the output and the clean image."""
     return training.compile_model(model, keras.optimizers.Adam(learning_rate=lr), "binary_crossentropy", metrics=())
-
 
 def new_denoiser(args, seed):
     """A compiled lab autoencoder initialised from ``seed``: (autoencoder, encoder, decoder)."""
@@ -95,14 +82,11 @@ def new_denoiser(args, seed):
     compile_autoencoder(autoencoder, args.lr)
     return autoencoder, encoder, decoder
 
-
 # Questions 4A, 4B and 4D: training, the denoising figure and the decoder's digits
 
-
 def train_autoencoder(run, args, images):
-    """Fit the lab autoencoder noisy -> clean, validated on the noisy test set; evaluate it;
-    plot its curves, the denoising figure and the decoder's digits. Its weights are kept in
-    the run's state for the accuracy study."""
+    """Fit the lab autoencoder noisy -> clean, evaluate it, draw its figures (4B, 4D); its weights
+    are kept in the run's state for the accuracy study."""
     (x_train, y_train), (x_test, y_test) = images
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
     plots.print_summary(autoencoder)
@@ -130,7 +114,6 @@ def train_autoencoder(run, args, images):
                                                 examples={"train": len(x_train), "test": len(x_test)}),
                             "reconstruction": reconstruction})
 
-
 def reconstruction_scores(clean, images):
     """Binary cross-entropy against the clean images, and PSNR in dB (None when identical)."""
     p = np.clip(images, 1e-7, 1 - 1e-7)
@@ -138,12 +121,9 @@ def reconstruction_scores(clean, images):
     mse = float(np.mean((clean - images) ** 2))
     return bce, (10 * np.log10(1.0 / mse) if mse > 0 else None)
 
-
 def plot_denoising(autoencoder, x_test, labels, seed, path, title):
-    """Question 4B: clean digits on top, then noisy and denoised rows at each noise level.
-
-    Returns the reconstruction loss and PSNR of noisy and denoised test images at each level.
-    """
+    """Question 4B: clean digits, then noisy and denoised rows at each noise level; returns the
+    reconstruction loss and PSNR of noisy and denoised test images at each level."""
     picks = np.array([np.flatnonzero(labels == digit)[0] for digit in np.unique(labels)])  # each digit the set holds
     rows = [("clean", x_test[picks])]
     scores = []
@@ -165,7 +145,6 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
     plots.save_figure(fig, path)
     return scores
 
-
 def plot_class_means(decoder, codes, labels, path):
     """Question 4D: each digit class's mean latent code, decoded."""
     digits = np.unique(labels)  # each class the training set holds
@@ -174,10 +153,8 @@ def plot_class_means(decoder, codes, labels, path):
     plots.plot_digit_grid(images, [f"class {d}" for d in digits], path,
                           "Decoded from each class's mean latent code (decoder alone)")
 
-
 WALKS, STEPS = ((1, 7), (3, 8), (4, 9)), 10  # 4D: the pairs of digits walked between, in how many steps
 RANDOM_DIGITS = 30  # 4D: digits drawn from random codes
-
 
 def plot_interpolations(encoder, decoder, x_test, labels, path):
     """Question 4D: decoding codes on the straight line between two test digits' codes."""
@@ -192,7 +169,6 @@ def plot_interpolations(encoder, decoder, x_test, labels, path):
                           "Walking the latent space: two test digits' codes mixed in steps, decoded "
                           "(captions: each code's share)", columns=STEPS)
 
-
 def plot_random_codes(decoder, codes, seed, path):
     """Question 4D: new digits from random codes drawn from a Gaussian fitted to training codes."""
     rng = np.random.default_rng(seed)
@@ -205,30 +181,24 @@ def plot_random_codes(decoder, codes, seed, path):
                           "New digits: the decoder alone on random codes from a Gaussian "
                           "fitted to the training codes")
 
-
 # Question 4C: the classifiers' accuracy against the noise level
 
-
 def train_denoiser(args, splits, level):
-    """An autoencoder trained from ``level``-noisy to clean images (for --per-level); returns
-    its weights. Nothing reads its validation loss, so it trains without one."""
+    """An autoencoder's weights trained from ``level``-noisy to clean images, unvalidated (--per-level)."""
     (x_train, _), _ = splits
     autoencoder, _, _ = new_denoiser(args, args.seed)
     training.fit(autoencoder, training_inputs(x_train, level, args.fixed_noise, args.seed), x_train,
                  epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     return autoencoder.get_weights()
 
-
 # Question 4B's stand-in for an eye that knows what salt-and-pepper noise looks like: the lab
 # MLP trained on noisy digits, each at its own level from 0 to 1, fresh noise every epoch. (A
 # classifier trained on clean digits only measures how far noise it never saw confuses it.)
 READER = "lab MLP trained on noisy digits of every level"
 
-
 def train_lab_mlp(args, x, y, test, what):
-    """The lab MLP of question 2 trained here, as ``what``, on ``x`` (28x28 images, or a
-    function of the epoch that gives them). Only its last epoch's validation is worth its time:
-    the study scores the finished model."""
+    """The lab MLP of question 2 trained here as ``what`` on ``x`` (images, or a function of the
+    epoch), validated only after its last epoch: the study scores the finished model."""
     print(f"\nTraining {what} ({args.classifier_epochs} epochs)")
     training.set_seed(args.seed)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)
@@ -236,11 +206,9 @@ def train_lab_mlp(args, x, y, test, what):
                  validation_freq=args.classifier_epochs)
     return model
 
-
 def per_level_denoisers(args, autoencoder, weights):
-    """A function of the noise level that returns the autoencoder trained at that level: one
-    model loaded with that level's ``weights`` (one model, so its prediction is compiled once,
-    not once a level), or the trained ``autoencoder`` for a level without weights of its own."""
+    """The autoencoder for a noise level: one model loaded with that level's ``weights`` (compiled
+    once, not once a level), else the trained ``autoencoder``."""
     if not weights:
         return lambda level: autoencoder
     spare = build_autoencoder(args.hidden, args.latent)[0]
@@ -252,19 +220,15 @@ def per_level_denoisers(args, autoencoder, weights):
         return spare
     return denoiser
 
-
 def accuracy(classifier, x, labels):
-    """The fraction of images whose most likely class is the true one (the handout's
-    true-positive rate), in the classifier's own input layout (MLP or CNN)."""
+    """The share of images whose most likely class is the true one (the handout's true-positive rate)."""
     x = x.reshape((-1, *classifier.input_shape[1:]))
     predictions = classifier.predict(x, batch_size=1024, verbose=0)
     return float(np.mean(predictions.argmax(axis=1) == labels))
 
-
 def accuracy_study(args, classifiers, reader, denoisers, x_test, labels):
-    """For each classifier, the mean and std over noise draws of its accuracy on noisy and on
-    denoised test images at each level; the same noisy and denoised images for every classifier.
-    The ``reader`` (4B's stand-in for an eye that knows noise) reads the same noisy images."""
+    """Each classifier's accuracy (mean and std over noise draws) on the same noisy and denoised test
+    images at each level, and the ``reader``'s (4B) on the noisy ones."""
     scores = {name: {"clean": accuracy(model, x_test, labels), "noisy": [], "denoised": []}
               for name, model in classifiers.items()}
     read = {"clean": accuracy(reader, x_test, labels), "noisy": []}
@@ -293,10 +257,8 @@ def accuracy_study(args, classifiers, reader, denoisers, x_test, labels):
             "reader": {"name": READER, "accuracy_clean": read["clean"],
                        **noise_study.over_draws("accuracy_noisy", read["noisy"])}}
 
-
 def study_accuracy(run, args, models, images):
-    """Each classifier of ``models`` (None: the lab MLP, to train here) on clean, noisy and
-    denoised test digits at every level of --levels."""
+    """Each classifier of ``models`` (None: trained here) on clean, noisy and denoised digits."""
     (x_train, y_train), (x_test, y_test) = images
     autoencoder = build_autoencoder(args.hidden, args.latent)[0]
     autoencoder.load_weights(os.path.join(run.state("autoencoder"), "autoencoder.weights.h5"))
@@ -316,7 +278,6 @@ def study_accuracy(run, args, models, images):
     noise_study.plot_accuracy_study(study, mode, run.plot("denoise_accuracy.png"))
     run.update_record(NAME, {**study, "study_mode": mode})
     print(f"Wrote {run.result(NAME + '.json')} and figures under {run.plots}")
-
 
 def main(args, run):
     """The autoencoder (4A, 4B, 4D), the per-level ones (--per-level) and the accuracy study (4C),
@@ -338,7 +299,6 @@ def main(args, run):
         autoencoder()  # unless it has trained beside them
         run.part("accuracy study", lambda: study_accuracy(run, args, models, images()))
     return 0
-
 
 if __name__ == "__main__":
     cli.exit_command(main, args, run)

@@ -27,29 +27,21 @@ from mnistlab import cli, data, l2_study, lab, parallel, plots, records, trainin
 
 NAME = "mlp_mnist"  # the lab MLP's record, figures and saved model
 
-
 # Question 1: the data
 
-
 def load_data(path=None, quick=False):
-    """MNIST as ``(x_train, y_train), (x_test, y_test)``: 28x28 pixels as float32 in [0, 1],
-    labels one-hot."""
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``: pixels as float32 in [0, 1], labels one-hot."""
     (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
     x_train, x_test = data.scale(x_train), data.scale(x_test)
     y_train = keras.utils.to_categorical(y_train, data.CLASSES)
     y_test = keras.utils.to_categorical(y_test, data.CLASSES)
     return (x_train, y_train), (x_test, y_test)
 
-
 # Question 2A: the model
 
-
 def build_mlp(hidden=lab.MLP_HIDDEN, l2=0.0, l2_layers="all"):
-    """Flatten, one relu Dense layer per entry of ``hidden``, softmax output.
-
-    ``l2`` puts an L2 weight penalty on the kernels of every hidden layer (``l2_layers="all"``,
-    the handout's "weight decay on hidden units" in question 2D) or of the first one only.
-    """
+    """Flatten, a relu Dense layer per entry of ``hidden``, softmax; ``l2`` penalises the kernels of
+    every hidden layer (the handout's "weight decay on hidden units", 2D) or of the first only."""
     sizes = data.mlp_sizes(hidden)
     layers = [keras.Input(shape=(28, 28)), keras.layers.Flatten()]
     for i, units in enumerate(sizes[1:-1]):
@@ -59,19 +51,14 @@ def build_mlp(hidden=lab.MLP_HIDDEN, l2=0.0, l2_layers="all"):
     layers.append(keras.layers.Dense(sizes[-1], activation="softmax"))
     return keras.Sequential(layers, name=f"mlp_{'_'.join(map(str, hidden))}")
 
-
 # Question 2B: the loss and the optimiser
 
-
 def compile_mlp(model, lr, schedule="constant", total_steps=None):
-    """Plain SGD on the categorical cross-entropy, as in the lab; ``schedule="cosine"`` decays
-    ``lr`` to 0 over ``total_steps``."""
+    """Plain SGD on the categorical cross-entropy, as in the lab (or cosine-decayed to 0)."""
     optimizer = keras.optimizers.SGD(learning_rate=training.learning_rate(lr, schedule, total_steps))
     return training.compile_model(model, optimizer, "categorical_crossentropy")
 
-
 # Question 2C: training, evaluation and the curves
-
 
 def train_lab_mlp(run, args, train, test):
     """Build, compile, fit, evaluate and plot the lab MLP; returns its record."""
@@ -91,16 +78,13 @@ def train_lab_mlp(run, args, train, test):
     return run.write_record(NAME, checkpoint.record(model, history, scores,
                                                     examples={"train": len(y_train), "test": len(y_test)}))
 
-
 # Question 2D: the regularisation study
-
 
 def study_settings(args):
     """What a trial's result depends on; finished trials are reused only when these match."""
     return {"hidden": list(args.study_hidden), "l2_layers": args.l2_layers, "epochs": args.study_epochs,
             "lr": args.lr, "schedule": args.study_schedule, "batch_size": args.batch_size,
             "seed": args.seed, "quick": args.quick, "backend": keras.backend.backend()}
-
 
 def run_trial(settings, splits, job):
     """Train one study MLP, ``job`` = (L2 factor, replicate); return its per-epoch history."""
@@ -117,7 +101,6 @@ def run_trial(settings, splits, job):
     return training.fit(model, x_train, y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
                         validation_data=test, validation_freq=settings["epochs"], verbose=0)
 
-
 def main(args, run):
     """The lab MLP, then (--study) the study, each a part of ``run``: its folder under runs/."""
     load = functools.partial(load_data, quick=args.quick)
@@ -129,7 +112,6 @@ def main(args, run):
             run.part("L2 study", l2_study.run_trials, run, study_settings(args), args.l2, args.replicates,
                      parallel.trainings(NAME, args), run_trial, load)
     return 0
-
 
 if __name__ == "__main__":
     cli.exit_command(main, args, run)

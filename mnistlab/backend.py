@@ -32,10 +32,8 @@ CHATTER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[I
 # under JAX's default threshold of 1 s. (A size limit would need the filelock package.)
 JAX_CACHE = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
 
-
 def choose(default):
-    """``KERAS_BACKEND`` if set, else ``default``, set up before Keras loads; a LabError for one
-    that does not exist, cannot train, or is not installed."""
+    """``KERAS_BACKEND`` if set, else ``default``, checked and set up before Keras loads."""
     name = os.environ.setdefault("KERAS_BACKEND", default)
     usable = ", ".join(sorted(TRAINING_BACKENDS))
     if name in INFERENCE_ONLY:
@@ -60,16 +58,12 @@ def choose(default):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     return name
 
-
 def share_gpu():
-    """On a GPU, each process takes the memory it uses, not most (JAX) or all (TensorFlow) of
-    it, so that a run's workers and other programs fit beside it (unless the user chose)."""
+    """On a GPU each process takes what it uses, not most or all of it: the workers fit beside."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
-
-def compiled_programs():
-    """Where this user's programs keep caches, by the OS, for JAX's compiled programs."""
+def compiled_programs():  # in this user's cache folder, by the OS
     if os.name == "nt":
         home = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
     elif sys.platform == "darwin":
@@ -78,7 +72,6 @@ def compiled_programs():
         home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(home, "mnistlab", "jax")
 
-
 def gpu_reported():
     """Whether the OS reports an NVIDIA GPU (Linux, as on Colab), asked before any backend loads."""
     try:
@@ -86,11 +79,9 @@ def gpu_reported():
     except OSError:
         return False
 
-
 @contextlib.contextmanager
 def quiet():
-    """Hold back what the C++ libraries write to stderr while they start, then pass on every line
-    but their start-up chatter (so a real error still shows)."""
+    """Hold back stderr while the C++ libraries start, then pass on all but their chatter."""
     if os.environ.get("MNISTLAB_LOGS") == "1":
         yield
         return
@@ -116,10 +107,8 @@ def quiet():
                 if line.strip() and not CHATTER.match(line):
                     print(line, file=sys.stderr)
 
-
 def load(name=None):
-    """Keras, on the backend ``choose`` set (``name``, where given), loaded quietly; a stop waits
-    for the import to end (one inside TensorFlow's can abort the process, with no line)."""
+    """Keras on the backend chosen (``name``), loaded quietly, a stop waiting for the import's end."""
     with cli.deferred(), quiet():
         import keras
     if name and keras.backend.backend() != name:
@@ -129,11 +118,9 @@ def load(name=None):
         internals.keep_tensorflow_out()
     return keras
 
-
 @functools.cache  # a process trains on one device
 def device():
-    """What this process trains on: ``GPU: <model>``, or ``CPU: <model>``, asked quietly (where
-    TensorFlow has CUDA support, it probes for a GPU)."""
+    """``GPU: <model>`` or ``CPU: <model>``, asked quietly (TensorFlow probes for CUDA)."""
     import keras
 
     with quiet():
@@ -152,10 +139,8 @@ def device():
             gpus = [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
     return f"GPU: {gpus[0]}" if gpus else f"CPU: {cpu_name()}"
 
-
 def on_cpu():
-    """Whether this process's backend computes on the CPU, where the faster ways of training of
-    ``internals`` were measured."""
+    """Whether the backend computes on the CPU, where ``internals`` was measured."""
     import keras
 
     if keras.backend.backend() == "jax":
@@ -164,7 +149,6 @@ def on_cpu():
         return jax.default_backend() == "cpu"
     return device().startswith("CPU")
 
-
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -172,14 +156,12 @@ def cpu_name():
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
 
-
 def version(package):
     """The installed version of ``package``, or None."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
-
 
 def environment():
     """Machine and versions, for the record of each run."""
@@ -189,15 +171,8 @@ def environment():
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")  # unset: TensorFlow decides by the CPU
     if onednn is not None:
         onednn = "off" if onednn.strip().lower() in ("0", "false", "off", "no") else "on"
-    return {
-        "python": platform.python_version(),
-        "tensorflow": version("tensorflow-cpu") or version("tensorflow"),
-        "keras": keras.__version__,
-        "jax": version("jax"),
-        "numpy": numpy.__version__,
-        "backend": keras.backend.backend(),
-        "onednn": (onednn or "TensorFlow's default for this CPU") if keras.backend.backend() == "tensorflow" else None,
-        "cpu": cpu_name(),
-        "device": device(),
-        "cores": os.cpu_count(),
-    }
+    return {"python": platform.python_version(), "tensorflow": version("tensorflow-cpu") or version("tensorflow"),
+            "keras": keras.__version__, "jax": version("jax"), "numpy": numpy.__version__,
+            "backend": keras.backend.backend(),
+            "onednn": (onednn or "TensorFlow's default for this CPU") if keras.backend.backend() == "tensorflow" else None,
+            "cpu": cpu_name(), "device": device(), "cores": os.cpu_count()}

@@ -1,9 +1,7 @@
 """How a lab command ends: one line and exit 2 for bad input or a failing environment
 (``LabError``), a stop's line and 128 + the signal, quietly for a closed pipe. A stop (Ctrl-C,
-``kill``, a closed terminal) is caught from a command's first line and never lost: one that
-Python drops or a library swallows is raised again.
-
-Light on purpose (the standard library only): it loads at a command's first line.
+``kill``, a closed terminal) is caught from a command's first line, and one that Python drops or
+a library swallows is raised again. The standard library only: it loads at a first line.
 """
 
 import _thread
@@ -25,16 +23,13 @@ CLOSED_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # what a shell reports for `
 # first (s) is the same one delivered twice (to a part of the whole lab and to the lab command).
 AGAIN_AFTER, SAME_STOP = 0.05, 1.0
 
-
 class LabError(Exception):
     """Bad input or environment; the message names the problem and the fix, on one line."""
-
 
 class Stopped(KeyboardInterrupt):
     def __init__(self, signum=signal.SIGINT):
         super().__init__(signum)
         self.signum = signum
-
 
 class LabParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with a pointer to --help) and exit code 2."""
@@ -42,11 +37,9 @@ class LabParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
-
 # The stops raised and not yet ended, with when they came: one that some code swallowed is raised
 # again at the next ``raise_pending`` (an epoch's end, a part's start, the command's end).
 _pending = []
-
 
 def _stop(signum, frame):
     if _pending and time.monotonic() - _pending[-1][1] < SAME_STOP:
@@ -54,11 +47,9 @@ def _stop(signum, frame):
     _pending.append((signum, time.monotonic()))
     raise Stopped(signum)
 
-
 def raise_pending():
     if _pending:
         raise Stopped(_pending[-1][0])
-
 
 def _raise_again_later(signum):
     _pending[:] = [(signum, -SAME_STOP)]  # the stop that was dropped, not a second one
@@ -68,10 +59,9 @@ def _raise_again_later(signum):
     again.daemon = True
     again.start()
 
-
 def _stop_dropped(previous_hook, unraisable):
-    """``sys.unraisablehook``: a stop raised where Python drops exceptions (a garbage-collector
-    callback, as JAX has, a ``__del__``) is raised again in the main thread, not printed."""
+    """``sys.unraisablehook``: a stop raised where Python drops it (JAX's garbage-collector callback)
+    is raised again in the main thread."""
     try:
         signum = stop_signal(unraisable.exc_value)
         if signum is None:
@@ -80,27 +70,22 @@ def _stop_dropped(previous_hook, unraisable):
     except KeyboardInterrupt as exc:  # the stop raised again while this ran
         _raise_again_later(stop_signal(exc))
 
-
 def acted_on():
     """The stop signals this process acts on: all but those already ignored (`nohup`)."""
     return [signum for signum in STOP_SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)]
-
 
 def _handle(handler):
     """``handler`` for each stop signal acted on; returns the handlers it replaced."""
     return {signum: signal.signal(signum, handler) for signum in acted_on()}
 
-
 def _restore(previous):
     for signum, handler in previous.items():
         signal.signal(signum, handler)
 
-
 @contextlib.contextmanager
 def deferred():
-    """Stops that arrive inside are noted, and the first raised once it ends: for what a stop
-    must not cut short, as a C++ library's import (an exception crossing its code can abort the
-    process) or a pool's workers while they start. Signals reach the main thread only."""
+    """Stops noted inside, the first raised at its end: for what a stop must not cut short (a C++
+    library's import, which an exception can abort; a pool while its workers start)."""
     threading = sys.modules.get("threading")
     if threading and threading.current_thread() is not threading.main_thread():
         yield
@@ -114,25 +99,22 @@ def deferred():
         if noted:
             signal.raise_signal(noted[0])
 
-
 def catch_stops():
-    """From now on a stop signal raises Stopped (one ignored, under `nohup`, stays ignored) and a
-    stop Python would drop is raised again; returns what to hand ``release``."""
+    """From now on a stop raises Stopped (one ignored, under `nohup`, stays ignored); returns what
+    ``release`` restores."""
     hook = sys.unraisablehook
     if getattr(hook, "func", None) is not _stop_dropped:
         sys.unraisablehook = functools.partial(_stop_dropped, hook)
     return hook, _handle(_stop)
-
 
 def release(caught):
     hook, previous = caught
     sys.unraisablehook = hook
     _restore(previous)
 
-
 def stop_signal(exc):
-    """The signal behind a stop: a KeyboardInterrupt, or an error raised because one arrived
-    inside a C call (an import, a trace), at any depth of its causes; None for any other error."""
+    """The signal of the KeyboardInterrupt among ``exc``'s causes (one inside a C call surfaces as
+    another error), or None."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
@@ -141,17 +123,14 @@ def stop_signal(exc):
         exc = exc.__cause__ or exc.__context__
     return None
 
-
 def say(prog, text):
     """``prog: text`` as one line on stderr, whatever a path in it holds."""
     print(f"{prog}: {text}".replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr, flush=True)
-
 
 def stopped(prog, signum):
     ended(signum)
     say(prog, f"stopped ({signal.Signals(signum).name}); what had finished is saved, rerun the same command to go on")
     return 128 + signum
-
 
 def cannot_write(where, exc):
     """The LabError for an OS error while writing ``where``, with the fix for its cause."""
@@ -167,25 +146,19 @@ def cannot_write(where, exc):
     reason = " ".join(str(exc.strerror or exc).split())
     return LabError(f"cannot write {where} ({reason}); {fix}, then rerun the same command")
 
-
-def ended(signum):
-    """The stop has reached the top: nothing is pending any more."""
+def ended(signum):  # the stop has reached the top
     _pending.clear()
     return signum
 
-
 def _stop_behind(exc):
-    """The stop ``exc`` was raised by or while handling, or one swallowed before it (inside an
-    import it leaves a module half made, and the next import of it fails); None for none."""
+    """The stop behind ``exc``, or one swallowed before it (a half-made module fails later)."""
     signum = stop_signal(exc)
     if signum is None and _pending and not isinstance(exc, SystemExit):
         signum = _pending[-1][0]
     return signum
 
-
 def ending(prog, exc):
-    """The exit code of ``prog`` ended by ``exc``, its one line said; re-raises what the contract
-    does not cover (a bug: its traceback is the report)."""
+    """The exit code of ``prog`` ended by ``exc``, its line said; a bug is re-raised (its traceback)."""
     signum = _stop_behind(exc)
     if signum is not None:
         return stopped(prog, signum)
@@ -206,7 +179,6 @@ def ending(prog, exc):
         return ending(prog, LabError(f"out of memory ({type(exc).__name__}); pass a smaller --batch-size or smaller "
                                      "layers, or close other programs, then rerun the same command"))
     raise exc
-
 
 def run(main, *args, prog=None):
     """``main(*args)`` under the error contract; returns the exit code."""
@@ -229,10 +201,8 @@ def run(main, *args, prog=None):
     finally:
         release(caught)
 
-
 def exit_now(code):
-    """End the process at once with ``code``, its output flushed and a stopped worker pool's
-    semaphores released (lest the resource tracker warn)."""
+    """End at once, output flushed and a stopped pool's semaphores released (lest the tracker warn)."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
@@ -240,10 +210,8 @@ def exit_now(code):
         sys.modules["multiprocessing.util"]._run_finalizers()
     os._exit(code)
 
-
 def from_now(prog):
-    """A command's first line: from here on a stop is its one line and exit code, even while the
-    libraries load (the excepthook: nothing has been made yet that an orderly exit would save)."""
+    """A command's first line: from here on a stop is its one line, even while the libraries load."""
     catch_stops()
     default_hook = sys.excepthook
 
@@ -254,11 +222,9 @@ def from_now(prog):
         exit_now(stopped(prog, signum))
     sys.excepthook = hook
 
-
 def exit_command(main, *args, prog=None):
-    """``sys.exit(run(main, *args))``, but the process ends at once, its records saved: tearing
-    the interpreter down while the backend's threads compute can crash it, and a stop then would
-    meet the default handlers (no line). The exit functions run here, where a stop says its line."""
+    """``sys.exit(run(main, *args))``, but at once: tearing the interpreter down while the backend's
+    threads compute can crash it; the exit functions run here, where a stop still says its line."""
     prog = prog or os.path.basename(sys.argv[0])
     code = run(main, *args, prog=prog)
     if code <= 128:

@@ -22,30 +22,24 @@ MAX_ARRAY_BYTES = 2**30  # MNIST's largest array, x_train, is 47 MB
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 OFFLINE_HINT = "pass --data /path/to/mnist.npz or set MNIST_NPZ to a local copy of Keras's mnist.npz"
 
-
 def mlp_sizes(hidden):
     """The units of each layer of an MLP on MNIST: the pixels, ``hidden``, the classes."""
     return [PIXELS, *hidden, CLASSES]
-
 
 def autoencoder_sizes(hidden, latent):
     """The units of each layer of the lab's autoencoder, from the pixels back to the pixels."""
     return [PIXELS, hidden, latent, hidden, PIXELS]
 
-
 def dense_parameters(sizes):
     """Weights and biases of dense layers of ``sizes``."""
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
-
 
 def resolve_source(path=None):
     """The local file to read, or None for the Keras download."""
     return path or os.environ.get("MNIST_NPZ") or None
 
-
 def load_mnist(path=None, quick=False):
-    """``(x_train, y_train), (x_test, y_test)`` as checked uint8 arrays; with ``quick``, only the
-    first QUICK_SIZES examples of each (MNIST is already shuffled)."""
+    """``(x_train, y_train), (x_test, y_test)``, checked uint8; ``quick``: the first QUICK_SIZES."""
     source = resolve_source(path)
     if source is None:
         arrays = _download()
@@ -56,12 +50,10 @@ def load_mnist(path=None, quick=False):
     sizes = QUICK_SIZES if quick else (None, None)
     return tuple((arrays[f"x_{split}"][:size], arrays[f"y_{split}"][:size]) for split, size in zip(("train", "test"), sizes))
 
-
 def downloaded_file():
     """Keras's cached download, in KERAS_HOME (~/.keras) or the temporary folder; or None."""
     homes = (os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), os.path.join(tempfile.gettempdir(), ".keras"))
     return next((path for home in homes if os.path.isfile(path := os.path.join(home, "datasets", "mnist.npz"))), None)
-
 
 def _download():
     import keras
@@ -72,11 +64,10 @@ def _download():
         raise LabError(f"could not download MNIST ({type(exc).__name__}); {OFFLINE_HINT}")
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
-
 @functools.lru_cache(maxsize=1)
 def _read_npz(path, stamp):
-    """The read-only arrays of ``path``, read once a process while its ``stamp`` (time and size)
-    stays the same. An array whose header claims more than MNIST's is refused unread."""
+    """The read-only arrays of ``path``, read once while its ``stamp`` holds; a header claiming more
+    than MNIST has is refused unread."""
     if stamp is None:
         raise LabError(f"data file not found: {path}; {OFFLINE_HINT}")
     if os.path.isdir(path):
@@ -117,7 +108,6 @@ def _read_npz(path, stamp):
         array.setflags(write=False)
     return arrays
 
-
 def check_arrays(arrays, source):
     """Raise LabError unless the four arrays look like MNIST."""
     for split in ("train", "test"):
@@ -136,18 +126,15 @@ def check_arrays(arrays, source):
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= CLASSES:
             raise LabError(f"y_{split} in {source} has labels outside 0-9; {use}")
 
-
 def scale(x):
     """uint8 pixels 0-255 as float32 in [0, 1] (divided in place: no second copy of the images)."""
     x = x.astype("float32")
     x /= 255.0
     return x
 
-
 def salt_and_pepper(x, noise_level, rng):
-    """A copy of ``x`` where each pixel is, with probability ``noise_level``, set to 0 (pepper)
-    or 1 (salt) with equal chance, as the lab defines it. ``noise_level`` is a number, or one
-    level per image (shape (N, 1) or (N, 1, 1))."""
+    """``x`` with each pixel, with probability ``noise_level`` (or one per image, shape (N, 1)),
+    set to 0 or 1 with equal chance, as the lab defines it."""
     try:
         noise_level = np.asarray(noise_level, dtype=float)
     except (TypeError, ValueError):
@@ -168,16 +155,13 @@ def salt_and_pepper(x, noise_level, rng):
         block |= (u < level / 2) * one
     return noisy
 
-
 def noisy_copy(x, level, seed):
     """Salt-and-pepper noise from its own seeded generator, so each draw is reproducible."""
     return salt_and_pepper(x, level, np.random.default_rng(seed)).astype("float32", copy=False)
 
-
 def noise_band(level, fixed):
     """The range of training noise levels: ``level`` itself, or a band of mean ``level``."""
     return (level, level) if fixed else (max(0.0, 2 * level - 1), min(1.0, 2 * level))
-
 
 def training_copy(x, level, fixed, seed):
     """Noisy training inputs, each image at its own level drawn from ``noise_band``."""
@@ -185,7 +169,6 @@ def training_copy(x, level, fixed, seed):
     rng = np.random.default_rng(seed)
     levels = rng.uniform(low, high, size=(len(x), 1))
     return salt_and_pepper(x, levels, rng).astype("float32", copy=False)
-
 
 def describe_noise(level, fixed):
     low, high = noise_band(level, fixed)

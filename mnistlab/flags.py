@@ -1,11 +1,7 @@
-"""A lab script's start, in one straight line: its flags (each with the lab's value as its
-default), then what they name checked (the backend, the data file, the output folder, the run to
-go on with), each once, so that --help and every bad input answer at once and alone, before
-Keras loads; then Keras on the script's backend.
-
-    args, run = flags.start(__name__, "mlp_mnist", __doc__)   # at the top of a script
-
-Light on purpose: it loads at a script's first line, so the rest loads once a stop is caught.
+"""A lab script's start in one straight line (``start``): its flags, each with the lab's value as
+its default, then what they name checked once each (backend, data file, output folder, the run to
+go on with), before Keras loads, which it then does. Light on purpose: it loads at a script's
+first line, the rest once stops are caught.
 """
 
 import argparse
@@ -39,13 +35,11 @@ COMMON = {
                             "Lab settings: adam (lr 1e-3), binary cross-entropy, noise 0.4, 32 epochs, batch 64."),
 }
 
-
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show each flag's default, except where there is none to show."""
 
     def _get_help_string(self, action):
         return action.help if action.default is None or action.default is False else super()._get_help_string(action)
-
 
 def _checked(kind, what, accept, requirement):
     """An argparse ``type`` that parses a finite ``kind`` and requires ``accept(value)``."""
@@ -61,13 +55,11 @@ def _checked(kind, what, accept, requirement):
         return value
     return parse
 
-
 positive_int = _checked(int, "a whole number", lambda v: v >= 1, "a positive whole number")
 positive_float = _checked(float, "a number", lambda v: v > 0, "greater than 0")
 non_negative_float = _checked(float, "a number", lambda v: v >= 0, "0 or more")
 fraction = _checked(float, "a number", lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
 seed = _checked(int, "a whole number", lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
-
 
 def add_workers_flags(group, what, workers):
     """``--workers`` (``workers`` by default) and ``--cluster``: where ``what`` train side by side."""
@@ -81,7 +73,6 @@ def add_workers_flags(group, what, workers):
                        help=f"train the {what} as tasks of a Dask cluster instead: its scheduler's address "
                             "(tcp://HOST:8786) or scheduler file; the workers need only the requirements "
                             "installed, this machine sends them the code and the data (docs/cluster.md)")
-
 
 def add_mlp_flags(parser, workers):
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=list(lab.MLP_HIDDEN),
@@ -102,13 +93,11 @@ def add_mlp_flags(parser, workers):
     study.add_argument("--study-epochs", type=positive_int, default=40, help="epochs per study trial")
     add_workers_flags(study, "study trials", workers)
 
-
 def add_cnn_flags(parser, workers):
     parser.add_argument("--model", choices=sorted(CNN_EPOCHS), default="lab", help="the lab's CNN, or the improved one")
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="Adam, or SGD with momentum 0.9")
     parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
                         help="learning rate: cosine-decayed to 0 over the run, or constant")
-
 
 def add_autoencoder_flags(parser, workers):
     parser.add_argument("--noise", type=fraction, default=0.4,
@@ -133,13 +122,10 @@ def add_autoencoder_flags(parser, workers):
                             "MLP trained on noisy digits of every level)")
     add_workers_flags(study, "--per-level autoencoders", workers)
 
-
 ADD_FLAGS = {"mlp_mnist": add_mlp_flags, "cnn_mnist": add_cnn_flags, "denoise_autoencoder": add_autoencoder_flags}
 
-
 def check_fits(parameters, what, flag):
-    """Refuse at once a model whose weights, gradients and optimizer state (about four float32
-    copies) exceed this machine's memory."""
+    """Refuse a model whose weights, gradients and optimizer state (four float32 copies) exceed memory."""
     import psutil
 
     need, have = 16 * parameters, psutil.virtual_memory().total
@@ -148,11 +134,8 @@ def check_fits(parameters, what, flag):
                            f"gradients and optimizer state, more than this machine's {have / 2**30:,.0f} GiB "
                            f"of memory; pass smaller {flag}")
 
-
 def parse(script, argv=None, doc=""):
-    """The flags of ``script`` (``doc`` opens --help), with ``args.changed`` those given another
-    value than the lab's, as runs are labelled (``lab.flag_label``); bad input raises a LabError
-    or, from argparse, exits 2 with one line."""
+    """The flags of ``script``, ``args.changed`` those not at the lab's value (``lab.flag_label``)."""
     from mnistlab import data, parallel
 
     epochs, batch_size, lr, quick_note, epilog = COMMON[script]
@@ -204,7 +187,6 @@ def parse(script, argv=None, doc=""):
         parallel.check_cluster(args.cluster)  # before any training
     return args
 
-
 def prepare(script, args):
     """What ``args`` name, each checked once before Keras loads: the backend, the data file, the
     output folder and the earlier runs; returns the run they go on with, or a new one."""
@@ -216,11 +198,8 @@ def prepare(script, args):
     records.check_outputs(args.out)
     return runs.Run(script, args, records.all_runs(args.out), records.fingerprint(script))
 
-
 def start(module, script, doc):
-    """``(args, run)`` of a script run from the terminal (``module == "__main__"``), its stops
-    caught from here on and Keras loaded on its backend; imported, ``(None, None)``, Keras loaded
-    and nothing global changed."""
+    """``(args, run)`` of a script run as a command, Keras loaded; imported, ``(None, None)``."""
     if module != "__main__":
         from mnistlab import backend
 

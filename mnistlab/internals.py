@@ -12,14 +12,12 @@ and nowhere else; a Keras without them gives the same numbers, only slower.
 
 import functools
 
-
 def keep_tensorflow_out():
     from keras.src.utils import module_utils
 
     handle = getattr(module_utils, "tensorflow", None)
     if handle is not None and handle.module is None:
         handle._available = False
-
 
 @functools.cache  # once a process: every fit, evaluation and prediction after it is fed so
 def feed_untuned():

@@ -15,18 +15,14 @@ NAME = "mlp_l2_study"  # the study's record in a run
 TRIALS = f"{NAME}_trials.json"  # its store of finished trials, the study's resume state
 REFERENCES = {"Hinton": lab.HINTON, "the lab report": lab.LAB_REPORT_MLP}
 
-
 def read_trials(path):
     """The trial store at ``path``, checked trial by trial ({"trials": []} if there is none)."""
     trials = records.ListOf(records.every(records.TRIAL_FIELDS))
     return records.read(path, {"trials": trials}, required=("trials",), what="trials") or {"trials": []}
 
-
 def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
-    """Question 2D: train each (factor, replicate) not yet in the run's trial store on
-    ``trainings``, as ``trial(settings, load(data file), (l2, replicate))`` (module-level
-    functions; it returns the history), saving each as it finishes; then write the study's
-    record, table and figure. Returns its rows."""
+    """Question 2D: ``trial(settings, load(data file), (l2, replicate))`` for each not stored yet, each
+    stored as it finishes; then the study's record, table and figure. Returns its rows."""
     path = a_run.result(TRIALS)
     store = read_trials(path)
     done = {(t["l2"], t["replicate"]) for t in store["trials"] if t["settings"] == settings}
@@ -63,15 +59,12 @@ def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
     plot_study(rows, settings, a_run.plot(f"{NAME}.png"))
     return rows
 
-
 def _timed(trial, data, job):
     clock = Stopwatch()
     return trial(data, job), clock.seconds()
 
-
 def summarise(trials, factors):
-    """For each factor, the mean, std and best final validation accuracy of the replicates that
-    did not diverge (None if all did), and each replicate's (None for a diverged one)."""
+    """Each factor's mean, std and best final validation accuracy over the replicates that did not diverge."""
     rows = []
     for l2 in factors:
         ordered = sorted((t for t in trials if t["l2"] == l2), key=lambda t: t["replicate"])
@@ -83,20 +76,16 @@ def summarise(trials, factors):
                      "accuracies": accuracies})
     return rows
 
-
 def best_row(rows):
     """The factor of the highest mean final validation accuracy, or None if every trial diverged."""
     return max((r for r in rows if r["mean"] is not None), key=lambda r: r["mean"], default=None)
-
 
 def all_trials(rows):
     """The final validation accuracy of every trial that did not diverge, all factors together."""
     return [accuracy for row in rows for accuracy in row.get("accuracies", []) if accuracy is not None]
 
-
 def mean_std_text(mean, std):
     return "–" if mean is None else f"{percent(mean)} ± {percent(std)}"
-
 
 def format_table(rows):
     lines = ["| L2 factor | replicates | mean final val. accuracy | std | best |",
@@ -107,7 +96,6 @@ def format_table(rows):
                      f"{percent(row['std'])} | {percent(row['best'])} |")
     return "\n".join(lines) + "\n"
 
-
 def describe_settings(settings):
     """``L2 on both hidden layers of a 500-300 MLP (SGD lr 0.1, 40 epochs)``."""
     layers = "both hidden layers" if settings["l2_layers"] == "all" else "the first hidden layer"
@@ -115,13 +103,10 @@ def describe_settings(settings):
     return (f"L2 on {layers} of a {'-'.join(map(str, settings['hidden']))} MLP "
             f"({lr}, {plots.plural(settings['epochs'], 'epoch')})")
 
-
 # Figures
 
-
 def _draw_factors(ax, series, factors):
-    """Mean +- std per factor, one line per (label, rows, is_current, show_trials) of
-    ``series``, the factors evenly spaced (they span three orders of magnitude)."""
+    """Mean +- std per factor, a line per (label, rows, is_current, show_trials), the factors evenly spaced."""
     position = {f: i for i, f in enumerate(factors)}
     for i, ((label, rows, current, show_trials), color) in enumerate(zip(series, plots.RUN_COLORS)):
         dodge = 0.08 * (i - (len(series) - 1) / 2)  # side by side: error bars do not hide each other
@@ -145,11 +130,9 @@ def _draw_factors(ax, series, factors):
     ax.set(xlabel="L2 factor (evenly spaced, not to scale)", ylabel="final validation accuracy (%)")
     ax.grid(alpha=0.3)
 
-
 def plot_study(rows, settings, path):
     """One run's study: each replicate, mean +- std per factor, the best mean, the references."""
-    fig = Figure(figsize=(8, 5))
-    ax = fig.subplots()
+    ax = Figure(figsize=(8, 5)).subplots()
     _draw_factors(ax, [("mean ± standard deviation", rows, True, True)], [r["l2"] for r in rows])
     if best_row(rows) is None:
         ax.text(0.5, 0.25, "every trial diverged: no accuracy to show\n(try a smaller --lr)",
@@ -158,12 +141,10 @@ def plot_study(rows, settings, path):
     ax.set_title(f"Question 2D: {describe_settings(settings)},\n"
                  f"{plots.plural(rows[0]['replicates'], 'replicate')} per factor")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9)
-    plots.save_figure(fig, path)
-
+    plots.save_figure(ax.figure, path)
 
 def plot_study_runs(series, path, title, legend_title):
-    """Studies of several runs, ``series`` [(label, study rows, is_current)]: mean +- std per
-    factor, and beside it each run's trials pooled, to rank the runs at a glance."""
+    """Several runs' studies [(label, rows, is_current)]: per factor, and each run's trials pooled."""
     fig = Figure(figsize=(13, 5.2))
     ax, pooled = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.45, 1], "wspace": 0.45})
     factors = sorted({r["l2"] for _, rows, _ in series for r in rows})

@@ -1,6 +1,5 @@
 """The lab's fixed facts, read by the scripts, the report, the bench and the Makefile alike, and
-the whole lab as one command: the three scripts with the flags the lab gives them, each in its
-own process, then the report. Light on purpose: it loads at a command's first line.
+the whole lab as one command, each part in its own process. Light: it loads at a first line.
 
     python -m mnistlab.lab             # the whole lab; stopped, the same command goes on
     python -m mnistlab.lab --quick     # the same on a small subset, under quick/
@@ -51,11 +50,9 @@ NOT_SETTINGS = ("data", "out", "workers", "cluster", "changed")
 CHOICE_FLAGS = ("model", *(flag[2:] for flags in LAB_FLAGS.values() for flag in flags if flag.startswith("--")))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
-
 def default_out(quick):
     """Where a run writes unless --out says: this folder, or quick/ for a --quick run."""
     return "quick" if quick else "."
-
 
 def flag_label(dest, value):
     """A flag as runs are labelled by it: ``lr 0.05``, ``study``, ``l2 1e-06 0.001``."""
@@ -64,23 +61,17 @@ def flag_label(dest, value):
     values = value if isinstance(value, list) else [value]
     return " ".join([dest.replace("_", "-"), *(f"{v:g}" if isinstance(v, float) else str(v) for v in values)])
 
-
 # The whole lab
 
-
 def commands(lab_flags, quick, out):
-    """Each part of the lab and the command that runs it: each script of ``lab_flags`` with its
-    flags, in order, then the report of ``out``."""
+    """Each part and its command: the scripts of ``lab_flags`` in order, then the report."""
     common = [*(["--quick"] if quick else []), "--out", out]
     return [*((script, [sys.executable, os.path.join(ROOT, f"{script}.py"), *common, *flags])
               for script, flags in lab_flags.items()),
             ("report", [sys.executable, "-m", "mnistlab.report", "--out", out])]
 
-
 def run_part(command):
-    """Run ``command`` to its end; returns its exit code and the signal of a stop that reached this
-    process meanwhile (None without one), passed on to the part, which saves what it has done and
-    says its line."""
+    """``command``'s exit code, and the signal of a stop meanwhile (passed on to the part) or None."""
     part = subprocess.Popen(command)
     try:
         return part.wait(), None
@@ -88,7 +79,6 @@ def run_part(command):
         if os.name != "nt" or stop.signum != signal.SIGINT:  # Windows' Ctrl-C reaches the part by itself
             part.send_signal(stop.signum)
         return part.wait(), cli.ended(stop.signum)
-
 
 def main(prog, lab_flags, quick, out):
     """Every part not done yet, in order; a finished part whose code has changed since (or was not
@@ -119,7 +109,6 @@ def main(prog, lab_flags, quick, out):
             return exit_code
     os.remove(path)
     return 0
-
 
 if __name__ == "__main__":
     PROG = f"python -m {__spec__.name}"

@@ -20,9 +20,7 @@ CLASSIFIER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 NAMES = {"mlp_mnist": "lab MLP", "cnn_mnist": "lab CNN", "cnn_improved": "improved CNN"}
 LAB_MLP = NAMES["mlp_mnist"]
 
-
 # The classifiers
-
 
 def classifiers(paths, results_dir):
     """{name: path} to score with: ``paths`` (--classifier), else the best model of questions 2-3
@@ -42,7 +40,6 @@ def classifiers(paths, results_dir):
     found.setdefault(LAB_MLP, saved.get("mlp_mnist", (None, None))[1])
     return found
 
-
 def load_classifier(path):
     """A saved 10-class MNIST classifier (MLP or CNN), for predicting only."""
     import keras
@@ -59,18 +56,14 @@ def load_classifier(path):
                            "expected 28x28 digits to 10 classes; pass an MNIST classifier")
     return model
 
-
 # The per-level autoencoders
-
 
 def level_weights_path(run, level):
     return os.path.join(run.state("per-level"), f"level-{level:g}.npz")
 
-
 def train_levels(run, levels, train, load, trainings, beside):
-    """An autoencoder for each of ``levels`` on ``trainings``, as ``train(load(data file),
-    level)`` (module-level functions; it returns the weights), each kept as it finishes;
-    ``beside()``, this process's own work, on the core the last of them leave idle, if any."""
+    """``train(load(data file), level)`` on ``trainings`` for each of ``levels`` not saved yet, its
+    weights kept as it finishes; ``beside()``, this process's own work, on the core they leave idle."""
     todo = [level for level in levels if not os.path.isfile(level_weights_path(run, level))]
     print(f"Training {plots.plural(len(todo), 'autoencoder')} for the noise levels of the accuracy study"
           + (f" ({len(levels) - len(todo)} already saved)" if len(todo) < len(levels) else "")
@@ -79,7 +72,6 @@ def train_levels(run, levels, train, load, trainings, beside):
     for level, weights in parallel.with_work_beside(results, len(todo), trainings.slots(len(todo)), beside):
         records.write_atomic(level_weights_path(run, level), lambda tmp, weights=weights: np.savez(tmp, *weights))
         print(f"  autoencoder for noise {level:g} trained", flush=True)
-
 
 def saved_level_weights(run, levels):
     """{level: weights} of the per-level autoencoders the run has trained."""
@@ -91,39 +83,31 @@ def saved_level_weights(run, levels):
                 weights[level] = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     return weights
 
-
 # The accuracy study's numbers
-
 
 def over_draws(key, per_level):
     """{key: the mean at each level, key_std: the standard deviation} over each level's draws."""
     means, stds = zip(*map(mean_std, per_level))
     return {key: list(means), f"{key}_std": list(stds)}
 
-
 def by_level(record):
     """For each classifier of a record: [(level, noisy, noisy std, denoised, denoised std)]."""
     return {c["name"]: list(zip(record["noise_levels"], c["accuracy_noisy"], c["accuracy_noisy_std"],
                                 c["accuracy_denoised"], c["accuracy_denoised_std"])) for c in record["classifiers"]}
 
-
 # The rules
-
 
 def helps(noisy, noisy_std, denoised, denoised_std):
     """Denoising helps where it gains more than HELPS_BY and than twice the draws' spread."""
     return denoised - noisy > max(HELPS_BY, 2 * max(noisy_std, denoised_std))
 
-
 def hard_to_read(scores):
     """The first (level, accuracy) of ``scores`` below READABLE, or (None, None)."""
     return next(((level, a) for level, a in scores if a < READABLE), (None, None))
 
-
 def thresholds(levels):
-    """From one classifier's curves: the first level where noisy digits fall below READABLE, the
-    highest level up to which denoised digits stay at READABLE, and the first level, past one
-    where denoising helped, where it no longer does (None where there is none)."""
+    """Where noisy digits first fall below READABLE, up to where denoised ones stay so, where denoising
+    stops helping (None for none), and whether it ever helped."""
     hard = hard_to_read((level, noisy) for level, noisy, *_ in levels)[0]
     kept = None
     for level, _, _, denoised, _ in levels:
@@ -139,13 +123,10 @@ def thresholds(levels):
             break
     return hard, kept, stops, helped
 
-
 # The figure
 
-
 def plot_accuracy_study(study, mode, path):
-    """Question 4C: each classifier's accuracy on noisy (dashed) and denoised (solid) test
-    images against the noise level, its accuracy on clean images as a dotted reference."""
+    """Question 4C: each classifier on noisy (dashed), denoised (solid) and clean (dotted) digits."""
     levels = np.array(study["noise_levels"])
     ax = Figure(figsize=(8.4, 5.2)).subplots()
     for scores, color in zip(study["classifiers"], CLASSIFIER_COLORS):

@@ -24,6 +24,7 @@ import socket
 import sys
 import tempfile
 import threading
+import unittest.mock
 import urllib.parse
 from concurrent.futures import CancelledError
 
@@ -42,13 +43,11 @@ START_HINT = "check that `dask scheduler` runs there and that this machine can r
 
 _worker = {"lock": threading.Lock(), "data": None}  # in a worker process: one training at a time, its data
 
-
 def usable_cores():
     """The cores this process may run on: its affinity (Linux), else those Python sees."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return getattr(os, "process_cpu_count", os.cpu_count)() or 1  # Python 3.13 honours Windows' affinity
-
 
 def core_ids(count):
     """``count`` distinct cores to pin workers to, or Nones where the OS cannot pin."""
@@ -56,22 +55,17 @@ def core_ids(count):
         return sorted(os.sched_getaffinity(0))[:count]
     return [None] * count
 
-
 def default_workers():
     """One per usable core, at most MAX_DEFAULT_WORKERS; one on a GPU, which adds no cores."""
     return 1 if backend.gpu_reported() else min(usable_cores(), MAX_DEFAULT_WORKERS)
 
-
 def worker_count(requested, jobs):
     return max(1, min(requested, jobs, usable_cores()))
 
-
 def trainings(script, args):
-    """Where ``script``'s trainings run, ``Cluster`` or ``Local``: each ``describe(jobs)``s how,
-    has ``slots(jobs)`` at once, and ``run(task, jobs, load)`` yields ``(job, task(load(data
-    file), job))`` for every job as each is done."""
+    """``Cluster`` or ``Local``: ``describe(jobs)``, ``slots(jobs)`` at once, and ``run(task, jobs, load)``
+    yielding ``(job, task(load(data file), job))`` as each is done."""
     return Cluster(args.cluster, script, args.data) if args.cluster else Local(args.workers, args.data)
-
 
 def _loaded(key, load):
     """``load()`` in a worker, kept for its next job of the same ``key`` (the earlier data freed first)."""
@@ -80,11 +74,9 @@ def _loaded(key, load):
         _worker["data"] = key, load()
     return _worker["data"][1]
 
-
 def with_work_beside(results, jobs, slots, work):
-    """Yield ``results`` (of ``jobs`` trainings, ``slots`` at a time), calling ``work()`` here once
-    fewer than ``slots`` still train (never, without such a moment): it takes the core the last
-    ones leave idle. A stop in ``work`` ends the trainings too."""
+    """``results`` of ``jobs`` trainings, ``slots`` at a time; ``work()`` runs here on the core the last
+    ones leave idle, if they do. A stop in ``work`` ends the trainings too."""
     free_after = max(0, jobs - slots + 1)  # results in by then
     with contextlib.closing(results):
         for done in range(jobs):
@@ -92,9 +84,7 @@ def with_work_beside(results, jobs, slots, work):
                 work()
             yield next(results)
 
-
 # On this machine
-
 
 class Local:
     def __init__(self, workers, data_path):
@@ -109,7 +99,6 @@ class Local:
     def run(self, task, jobs, load):
         return run(task, jobs, functools.partial(load, self.data_path), self.workers)
 
-
 def _start(cores):
     core = cores.get()
     if core is not None:
@@ -117,12 +106,10 @@ def _start(cores):
     for signum in TERMINAL_STOPS:
         signal.signal(signum, signal.SIG_IGN)
 
-
 @contextlib.contextmanager
 def started_deaf():
-    """Processes started inside start with TERMINAL_STOPS blocked (a worker importing Keras would
-    print a traceback; a closed terminal would kill the resource tracker), this one gets them as
-    the block ends. Not on Windows, which has no signal masks (docs/platforms.md)."""
+    """Processes started inside start with TERMINAL_STOPS blocked (a worker importing Keras would print a
+    traceback; the resource tracker would die); not on Windows, which has no masks (docs/platforms.md)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -136,14 +123,11 @@ def started_deaf():
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
-
 def _call(task, setup, job):
     return job, task(_loaded(repr(setup), setup), job)  # loaded here: a failure reaches the parent as this job's
 
-
 def run(task, jobs, setup, workers):
-    """Yield ``(job, task(setup(), job))`` for every job as each is done (module-level functions,
-    or partials of them, that workers can import); one worker runs here, on every core."""
+    """``(job, task(setup(), job))`` for every job as each is done; one worker runs here."""
     jobs = list(jobs)
     workers = worker_count(workers, len(jobs))
     if workers == 1:
@@ -160,9 +144,7 @@ def run(task, jobs, setup, workers):
             pool = leaving.enter_context(context.Pool(workers, initializer=_start, initargs=(cores,)))
         yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)
 
-
 # On a Dask cluster
-
 
 def scheduler_address(address):
     """The scheduler's address: ``address`` itself, or the one in a scheduler file."""
@@ -179,7 +161,6 @@ def scheduler_address(address):
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise cli.LabError(f"scheduler file {address} holds no scheduler address ({type(exc).__name__}); "
                            "pass the one `dask scheduler --scheduler-file` wrote, or tcp://HOST:PORT")
-
 
 def check_cluster(address):
     """Refuse a cluster that cannot be used: Dask not installed, no address, nothing listening."""
@@ -203,14 +184,11 @@ def check_cluster(address):
         raise cli.LabError(f"cannot reach the Dask scheduler at {target} ({exc.strerror or exc}); {START_HINT}, "
                            "or drop --cluster to train on this machine")
 
-
 def package_versions():
     return {name: backend.version(name) for name in VERSIONED}
 
-
 class Cluster:
-    """Trainings as tasks of the Dask cluster at ``address``, given ``script``'s code and the data
-    file at ``data_path`` (None: Keras's downloaded copy); a stop, or leaving the loop, cancels them."""
+    """Trainings as tasks of the Dask cluster at ``address``; a stop, or leaving the loop, cancels them."""
 
     def __init__(self, address, script, data_path):
         self.address, self.script, self.data_path = address, script, data_path
@@ -223,11 +201,11 @@ class Cluster:
         return max(1, min(self.workers or 1, jobs))
 
     def run(self, task, jobs, load):
+        from distributed import as_completed
+
         jobs = list(jobs)
         if not jobs:
             return
-        from distributed import as_completed
-
         client = self._connect()
         futures = []
         try:
@@ -305,7 +283,6 @@ class Cluster:
             raise cli.LabError(f"Dask workers kept dying on one task ({exc}); check the workers' memory and "
                                "logs, then rerun the same command") from exc
 
-
 def _upload_code(folder):
     from distributed.diagnostics.plugin import UploadDirectory
 
@@ -315,7 +292,6 @@ def _upload_code(folder):
     for script in lab.SCRIPTS:
         shutil.copy(os.path.join(lab.ROOT, f"{script}.py"), code)
     return UploadDirectory(code, restart_workers=True, update_path=True, mode="all")  # the scheduler reads tasks too
-
 
 class _Unpickler(pickle.Unpickler):
     """Finds a script's functions (``__main__`` on the driver) in its module."""
@@ -327,7 +303,6 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
         return super().find_class(self.script if module in ("__main__", "__mp_main__") else module, name)
 
-
 def _from_bytes(shipped, load):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "mnist.npz")
@@ -335,12 +310,13 @@ def _from_bytes(shipped, load):
             f.write(shipped)
         return load(path)
 
-
 def work(script, backend_name, payload, shipped, job):
-    """One job on a Dask worker, one at a time: Keras on the driver's backend, single-threaded as a
-    pool's worker (threads would sum in another order: other numbers 40 epochs later), the
-    script's task and loader from ``payload``, the data from the file bytes ``shipped``."""
-    with _worker["lock"], _own_python_random():
+    """One job on a Dask worker, one at a time, single-threaded as a pool's worker (threads would
+    sum in another order: other numbers 40 epochs later), on the data file's bytes ``shipped``."""
+    # Keras's seeds for initial weights drawn from this task's own generator: the worker's event
+    # loop draws from the shared one meanwhile (its timers' jitter).
+    own = random.Random()
+    with _worker["lock"], unittest.mock.patch.multiple(random, seed=own.seed, randint=own.randint):
         keras = sys.modules.get("keras")
         if keras and keras.backend.backend() != backend_name:  # another driver's run, since the restart
             raise cli.LabError(f"Dask worker runs Keras on {keras.backend.backend()}, this run on {backend_name}: "
@@ -354,17 +330,3 @@ def work(script, backend_name, payload, shipped, job):
         task, load = _Unpickler(io.BytesIO(payload), script).load()
         key = hashlib.sha256(shipped).hexdigest() + repr(load)
         return task(_loaded(key, functools.partial(_from_bytes, shipped, load)), job)
-
-
-@contextlib.contextmanager
-def _own_python_random():
-    """``random.seed`` and ``randint`` (Keras's seeds for initial weights) on this task's own
-    generator: the worker's event loop draws from the shared one (timers' jitter) meanwhile."""
-    own, shared = random.Random(), {name: getattr(random, name) for name in ("seed", "randint")}
-    for name in shared:
-        setattr(random, name, getattr(own, name))
-    try:
-        yield
-    finally:
-        for name, function in shared.items():
-            setattr(random, name, function)

@@ -20,20 +20,16 @@ LAYER_COLORS = {"Dense": "#dbe9f6", "Conv2D": "#fde5cc", "MaxPooling2D": "#d9f0d
                 "Flatten": "#eeeeee", "Reshape": "#eeeeee", "InputLayer": "#f2f2f2"}
 LOSS_NAMES = {"categorical_crossentropy": "categorical cross-entropy", "binary_crossentropy": "binary cross-entropy"}
 
-
 def save_figure(fig, path):
     """Write a PNG in one step (never half-written)."""
     records.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png"))
     return path
 
-
 def wrap(text, width):
     return "\n".join(textwrap.wrap(text, width)) or text
 
-
 def plural(n, word):
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
 
 def plot_curves(history, metric, path, title, loss_name="loss"):
     """Training and validation ``metric`` per epoch; accuracy is shown in %, the loss by its name."""
@@ -62,11 +58,9 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     ax.legend(loc="lower right" if metric == "accuracy" else "upper right")
     return save_figure(ax.figure, path)
 
-
 def loss_name(model):
     """The Keras name of a compiled model's loss, as the record keeps it."""
     return model.loss if isinstance(model.loss, str) else type(model.loss).__name__
-
 
 def plot_training(history, model, plot, name, title):
     """A fit's curves (where recorded) and diagram, as ``plot(NAME_accuracy.png)``, ..."""
@@ -76,11 +70,9 @@ def plot_training(history, model, plot, name, title):
             plot_curves(history, metric, plot(f"{name}_{metric}.png"), f"{title}: {words} per epoch", loss)
     plot_model_diagram(model, plot(f"{name}_model.png"), title)
 
-
 def print_summary(model):
     """Keras's layer table, at a fixed width in a terminal too narrow for Keras to draw it."""
     model.summary(line_length=None if shutil.get_terminal_size().columns >= 60 else 88)
-
 
 def describe_layer(layer):
     """One readable line for a layer: its kind and the settings that matter."""
@@ -100,10 +92,8 @@ def describe_layer(layer):
         text += f", L2 {config['kernel_regularizer']['config'].get('l2', 0):g}"
     return text
 
-
 def layer_table(model, prefix=""):
-    """The model's layers from input to output (those of a nested model, an encoder, named by it),
-    as a record keeps them."""
+    """The model's layers from input to output, a nested model's named by it, as records keep them."""
     rows = [] if prefix else [{"layer": "Input", "kind": "InputLayer", "activation": None,
                                "output_shape": list(model.inputs[0].shape), "parameters": 0}]
     for layer in model.layers:
@@ -115,7 +105,6 @@ def layer_table(model, prefix=""):
                      "activation": activation if activation != "linear" else None,
                      "output_shape": list(layer.output.shape), "parameters": layer.count_params()})
     return rows
-
 
 def plot_model_diagram(model, path, title):
     """The model as stacked boxes: layer, output shape and parameter count, input at the top."""
@@ -137,7 +126,6 @@ def plot_model_diagram(model, path, title):
     ax.set_title(f"{title}\n{model.count_params():,} trainable parameters in total", fontsize=12)
     return save_figure(ax.figure, path)
 
-
 def plot_confusion_matrix(true, predicted, path, title):
     """Counts of (true, predicted) digit pairs, coloured on a log scale so rare errors show; returns them."""
     counts = np.zeros((CLASSES, CLASSES), dtype=int)
@@ -156,16 +144,14 @@ def plot_confusion_matrix(true, predicted, path, title):
     save_figure(ax.figure, path)
     return counts
 
-
 def inch_axes(fig, width, height):
-    """A frameless axes over the bottom ``width`` x ``height`` inches of ``fig``, its units inches
-    from its top left corner, downwards: many small images on one axes (an axes each is slow)."""
+    """A frameless axes over ``fig``'s bottom ``width`` x ``height`` inches, in inches from its top
+    left corner: many small images on one axes (an axes each is slow)."""
     fig_w, fig_h = fig.get_size_inches()
     ax = fig.add_axes((0, 0, width / fig_w, height / fig_h))
     ax.set_axis_off()
     ax.set(xlim=(0, width), ylim=(height, 0))
     return ax
-
 
 def draw_image(ax, image, x, y, size, *, framed=False, caption=None, fontsize=8.5, **imshow):
     """``image`` as a ``size``-inch square at (``x``, ``y``) of an ``inch_axes``, captioned above."""
@@ -176,11 +162,9 @@ def draw_image(ax, image, x, y, size, *, framed=False, caption=None, fontsize=8.
         ax.text(x + size / 2, y - 0.06, caption, ha="center", va="bottom", fontsize=fontsize)
     return shown
 
-
 def image_grid(images, columns, *, size, gap, band, captions=(), names=(), left=0.0, right=0.0, top=0.5, **draw):
-    """A figure of ``images`` in rows of ``columns``, each ``size`` inches square, ``gap`` apart,
-    below a ``band`` for its caption; ``names`` [(text, colour)] left of each row, in ``left``
-    inches. Returns the figure, its axes and the last image drawn."""
+    """A figure of ``images`` in rows of ``columns``, each ``size`` inches square, ``gap`` apart, under a
+    ``band`` for its caption, ``names`` [(text, colour)] of the rows left; with its axes, last image."""
     rows = max(1, -(-len(images) // columns))
     width, height = left + columns * (size + gap), rows * (size + band)
     fig = Figure(figsize=(width + right, height + top))
@@ -193,7 +177,6 @@ def image_grid(images, columns, *, size, gap, band, captions=(), names=(), left=
         ax.text(left - 0.08, row * (size + band) + band + size / 2, text, ha="right", va="center", fontsize=10, color=color)
     return fig, ax, shown
 
-
 def plot_digit_grid(images, captions, path, title, columns=10):
     """Digits in a grid, each under its short caption; ``images`` in [0, 1]."""
     lines = max((str(caption).count("\n") + 1 for caption in captions), default=1)
@@ -202,15 +185,12 @@ def plot_digit_grid(images, captions, path, title, columns=10):
     fig.suptitle(title, fontsize=12)
     return save_figure(fig, path)
 
-
 def run_style(current):
     """The run just made stands out; the runs it is compared with stay readable behind it."""
     return dict(linewidth=2.8, alpha=1.0, zorder=3) if current else dict(linewidth=1.4, alpha=0.75, zorder=2)
 
-
 def plot_runs(curves, metric, path, title, legend_title):
-    """Runs compared, ``curves`` [(label, per-epoch values, is_current)]: one line each, identical
-    curves (a rerun with the same seed) sharing one."""
+    """``curves`` [(label, per-epoch values, is_current)], identical ones (same seed) as one line."""
     accuracy = "accuracy" in metric
     groups = {}  # identical curves together, in the order of their first run
     for label, values, current in curves:

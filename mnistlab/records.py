@@ -1,14 +1,8 @@
-"""What runs write and read back: files written in one step and read strictly, every field a
-record may hold and its kind, the runs found under OUT/runs, the few numbers every part states
-the same way, and the fingerprint of a script's code. Every JSON is strict (null, never NaN).
-
-A run folder, ``OUT/runs/<script>-<date>-<time>-<flags>/`` (format ``FORMAT``), holds
-``run.json`` (``RUN_FIELDS``; ``settings``: every flag but ``lab.NOT_SETTINGS``; ``code``:
-``fingerprint``; ``status``: ``running``, ``complete``, or ``interrupted in PART[ at epoch K]``),
-``results/NAME.json`` (records, ``RECORD_FIELDS``: every fit's fields, then each script's),
-``results/mlp_l2_study_trials.json`` (the study's finished trials, ``TRIAL_FIELDS``),
-``plots/``, and until it completes ``state/`` (backups, ``BACKUP_FIELDS``; weights later parts
-load). Complete, its run.json is also published as ``OUT/results/<main record>_run.json``.
+"""What runs write and read back: files written in one step and read strictly (JSON with null,
+never NaN), every field a record may hold and its kind, the runs found, the numbers every part
+states alike, a script's code fingerprinted. A run's folder holds ``run.json`` (``RUN_FIELDS``),
+``results/`` (records, ``RECORD_FIELDS``; the study's trials, ``TRIAL_FIELDS``), ``plots/`` and,
+until complete, ``state/`` (backups, ``BACKUP_FIELDS``); docs/runs.md tells the layout.
 """
 
 import ast
@@ -24,9 +18,7 @@ from mnistlab.cli import LabError, cannot_write
 
 FORMAT = 1  # of run.json and the records; a later layout raises it, and reads this one
 
-
 # Files
-
 
 def write_atomic(path, write, what=None):
     """``write(tmp_path)``, then the finished file moved into place in one step; a failed write
@@ -43,13 +35,11 @@ def write_atomic(path, write, what=None):
         if os.path.isfile(tmp):
             os.remove(tmp)
 
-
 def write_text(path, text):
     def dump(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
     write_atomic(path, dump)
-
 
 def finite_or_none(data):
     """``data`` with every float that is not finite (a diverged loss) as None."""
@@ -61,14 +51,11 @@ def finite_or_none(data):
         return [finite_or_none(value) for value in data]
     return data
 
-
 def write_json(path, data):
     write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
 
-
 def _not_json(token):
     raise ValueError(f"{token} is not a JSON number")  # Python reads NaN and Infinity; no record holds them
-
 
 def writable(folder):
     """None if files can be written in ``folder`` (made if need be), else the OSError."""
@@ -79,39 +66,31 @@ def writable(folder):
     except OSError as exc:
         return exc
 
-
 def check_outputs(out):
     """Refuse, before any training, an output folder whose plots/ and results/ cannot be written."""
     for folder in (os.path.join(out, "plots"), os.path.join(out, "results")):
         if exc := writable(folder):
             raise LabError(f"cannot write to {folder} ({exc.strerror}); pass --out to a writable folder")
 
-
 # The kinds a field may hold
-
 
 NUMBER = (int, float)
 OPTIONAL_NUMBER = (int, float, type(None))  # None: a number a diverged run has not got
 OPTIONAL_INT = (int, type(None))
 
-
 class ListOf(NamedTuple):
     item: object
     nonempty: bool = False
 
-
 class MapOf(NamedTuple):  # a dict whose values are each of kind ``value``
     value: object
-
 
 class Fields(NamedTuple):
     fields: dict
     required: tuple = ()
 
-
 def every(fields):  # Fields that must all be there
     return Fields(fields, tuple(fields))
-
 
 def fits(value, kind):
     """Whether ``value`` is of ``kind`` (a type, a tuple of them, ListOf, MapOf or Fields)."""
@@ -123,7 +102,6 @@ def fits(value, kind):
         return (isinstance(value, dict) and all(key in value for key in kind.required)
                 and all(fits(value[key], sub) for key, sub in kind.fields.items() if key in value))
     return isinstance(value, kind)
-
 
 NUMBERS = ListOf(OPTIONAL_NUMBER)
 HISTORY = MapOf(ListOf(OPTIONAL_NUMBER, nonempty=True))  # per metric, one number an epoch
@@ -165,7 +143,6 @@ TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_acc
                 "diverged_at_epoch": OPTIONAL_INT, "history": HISTORY, "wall_seconds": NUMBER}
 BACKUP_FIELDS = {"epoch": int, "weights": str, "shuffle": dict}
 
-
 def read(path, fields=RECORD_FIELDS, required=(), what="something"):
     """The JSON dict at ``path`` ({} if there is none) whose fields hold what ``fields`` says; a
     truncated or hand-edited file (it may hold hours of work), or a newer format's, is refused."""
@@ -193,24 +170,19 @@ def read(path, fields=RECORD_FIELDS, required=(), what="something"):
                        "update the project, or pass --out to another folder")
     return data
 
-
 def write_record(path, record):
     record = {"format": FORMAT, **record}
     write_json(path, record)
     return record
 
-
 # Runs found
 
-
 KILLED = "killed (its process is gone; rerun its command to go on)"
-
 
 def alive(pid):
     import psutil  # here: this module loads at a command's first line
 
     return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
-
 
 def all_runs(out):
     """Every run under OUT/runs (run.json, its path and name), oldest first."""
@@ -229,24 +201,19 @@ def all_runs(out):
         found.append(meta)
     return sorted(found, key=lambda meta: (meta["started"], meta["name"]))
 
-
 def record_of(meta, name=None):
     """A run's main record (or record ``name``), or {} when it has not written one yet."""
     name = name or (meta.get("records") or [meta["script"]])[0]
     return read(os.path.join(meta["path"], "results", f"{name}.json"))
 
-
 # Numbers said the same way everywhere
-
 
 def percent(fraction):
     """``0.9847`` as ``98.47%``; "–" for a number there is none of (a diverged run's)."""
     return "–" if fraction is None else f"{100 * fraction:.2f}%"
 
-
 def fmt_seconds(seconds):
     return "–" if seconds is None else f"{seconds:,.0f} s"
-
 
 def mean_std(values):
     """The mean and the sample standard deviation (0 for a single value)."""
@@ -255,12 +222,10 @@ def mean_std(values):
     values = np.asarray(values, dtype=float)
     return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else 0.0)
 
-
 def diverged_at(history):
     """The first epoch (from 1) whose training loss is not a finite number, or None."""
     return next((epoch for epoch, loss in enumerate(history.get("loss", []), 1)
                  if loss is None or not math.isfinite(loss)), None)
-
 
 class Stopwatch:
     def __init__(self):
@@ -269,19 +234,15 @@ class Stopwatch:
     def seconds(self):
         return round(time.perf_counter() - self.start, 2)
 
-
 # A script's code, fingerprinted: a run stopped before its script was edited (a Dropout added to
 # build_mlp) is not resumed by the edited one, and runs whose flags agree but whose code does not
 # are told apart. Comments and layout are not code.
 
-
 MODULE_LEVEL = "module-level statements"
 
-
 def of_file(path):
-    """``{"file", "fingerprint", "definitions"}``: digests of each top-level function and class
-    of the script at ``path`` (the rest as MODULE_LEVEL) and of the modules beside it that it
-    imports, named ``module.definition`` (``mlp_mnist.build_mlp``); None where one cannot be read."""
+    """Digests of each top-level definition of the script at ``path`` (the rest as MODULE_LEVEL) and
+    of the modules beside it that it imports (``mlp_mnist.build_mlp``); None if one is unreadable."""
     trees = {}
     try:
         with open(path, encoding="utf-8") as f:
@@ -308,7 +269,6 @@ def of_file(path):
     return {"file": os.path.basename(path), "fingerprint": hashlib.sha256(whole.encode()).hexdigest()[:12],
             "definitions": definitions}
 
-
 def fingerprint(script):
     """``of_file`` of ``script`` as this process loaded it (run, in a pool worker, or imported)."""
     import sys
@@ -319,15 +279,12 @@ def fingerprint(script):
             return of_file(path)
     return None
 
-
 def modules_of(fingerprint):
     """The modules beside the script whose definitions ``fingerprint`` holds (``mlp_mnist``)."""
     return {name.partition(".")[0] for name in fingerprint["definitions"] if "." in name}
 
-
 def edited(before, now):
-    """The definitions added, removed or changed between two fingerprints, but those of a module
-    only one of them recorded; [] if one is unknown."""
+    """The definitions changed between two fingerprints (not a module only one recorded); [] if unknown."""
     if not before or not now:
         return []
     both = set.intersection(*({name.partition(".")[0] for name in side["definitions"] if "." in name}
@@ -336,10 +293,9 @@ def edited(before, now):
                  if "." not in name or name.partition(".")[0] in both} for side in (before, now))
     return [name for name in [*new, *(name for name in old if name not in new)] if old.get(name) != new.get(name)]
 
-
 def changed_since(stopped, now, file):
-    """Why work done with the code ``stopped`` cannot go on with the code ``now`` of the script
-    ``file`` and the modules it imports (an edit, or one that cannot be ruled out), or None."""
+    """Why work done with the code ``stopped`` cannot go on under ``now`` (an edit, or one that cannot
+    be ruled out), or None."""
     if not now:
         return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
     unrecorded = [f"{name}.py" for name in sorted(modules_of(now) - modules_of(stopped))] if stopped else [file]

@@ -1,7 +1,6 @@
-"""Runs: one run of a lab script in its own folder (``Run``), going on after a stop, and once
-complete published to ``OUT/plots`` and ``OUT/results`` (what REPORT.md reads) and compared
-with the script's latest runs, each labelled by the flags and code it differs by; and the runs
-command. A run's files: ``records``.
+"""Runs: a lab script's run in its own folder (``Run``), going on after a stop, once complete
+published to OUT/plots and OUT/results and compared with the latest runs, each labelled by the
+flags and code it differs by; and the runs command.
 
     python -m mnistlab.runs [--out DIR]                        # DIR/runs, newest first
     python -m mnistlab.runs compare [--out DIR] RUN [RUN ...]   # those runs (a unique prefix will do)
@@ -32,7 +31,6 @@ RUNS_SUMMARY = {"workers": int, "machine": str, "runs": records.ListOf(records.e
                                              "std": records.OPTIONAL_NUMBER})),
     "all_trials": records.every({"mean": records.OPTIONAL_NUMBER, "std": records.OPTIONAL_NUMBER, "trials": int})}))}
 
-
 def folder_name(script, changed, when):
     """``script-YYYYmmdd-HHMMSS-flags``: ``lr 0.05`` becomes ``lr0.05``, ``model improved``
     ``model-improved``, ``l2 1e-06 0.001`` ``l2_1e-06,0.001``."""
@@ -44,16 +42,12 @@ def folder_name(script, changed, when):
         tokens.append(re.sub(r"[^A-Za-z0-9.,_+-]", "", name + (joiner + value if value else "")))
     return "-".join([script, when.strftime("%Y%m%d-%H%M%S"), *tokens])[:120]
 
-
 def settings(values):  # what a run computes
     return {key: value for key, value in values.items() if key not in lab.NOT_SETTINGS}
 
-
 class Run:
-    """The run of ``script`` with the flags ``args`` and the code ``fingerprint``: the newest of the
-    ``earlier`` runs with the same settings, stopped, not running elsewhere and of the same known
-    code, else a new one; written once entered (``with`` around its parts). Complete, it is
-    published and compared; stopped or failed, marked interrupted, for the same command to go on."""
+    """The run of ``script``: the newest ``earlier`` one stopped with these settings and this known
+    code, else a new one, written once entered; complete, published and compared."""
 
     def __init__(self, script, args, earlier, fingerprint):
         self.script, self.out, self.earlier = script, args.out, earlier
@@ -95,8 +89,8 @@ class Run:
         return self
 
     def part(self, name, work, *args):
-        """``work(*args)`` as the part ``name``, unless finished in an earlier session (then None).
-        A part run inside another's work (beside it) names it (``within``), whose time holds its own."""
+        """``work(*args)`` as the part ``name`` unless finished in an earlier session; run inside
+        another's work, it names that one (``within``)."""
         cli.raise_pending()
         earlier = self.meta["parts"].get(name, {})
         if earlier.get("status") == "complete":
@@ -188,13 +182,10 @@ class Run:
         print(f"Run {self.name} complete; its figures and numbers are also in {self.out}/plots "
               f"and {self.out}/results", flush=True)
 
-
 # Runs compared
-
 
 def label(changed):
     return ", ".join(changed) if changed else "lab defaults"
-
 
 def legend_labels(metas):
     """Each run's flags less those all share, and a title naming the shared ones."""
@@ -206,10 +197,8 @@ def legend_labels(metas):
     return labels, (("flags and code" if edited else "flags") + " that differ from the lab's"
                     + (f" (all runs: {label(shared)})" if shared else ""))
 
-
 def with_edits(metas):
-    """``metas`` (oldest first), each ``changed`` also naming the definitions of its script edited
-    since the first run of that script: the same flags with another model are told apart."""
+    """``metas`` (oldest first), each ``changed`` naming its script's definitions edited since the first."""
     first = {}
     for meta in metas:
         first.setdefault(meta["script"], meta)
@@ -217,26 +206,21 @@ def with_edits(metas):
         [f"{EDITED}{', '.join(edits)}"] if (edits := records.edited(first[meta["script"]].get("code"), meta.get("code")))
         else [])]} for meta in metas]
 
-
 def runs_and_studies(metas, out, stem, study_stem, current=None):
     """``compare`` the runs in STEM and ``studies`` in STUDY_STEM; returns both tables."""
     metas = with_edits(metas)
     return compare(metas, out, stem, current), studies(metas, out, study_stem, current)
 
-
 def fmt_metric(metric, value):
     return percent(value) if "accuracy" in metric else "–" if value is None else f"{value:.4f}"
-
 
 def fmt_parts(meta):  # lab MLP 12 s, L2 study interrupted (80 s)
     return ", ".join(f"{name} {fmt_seconds(part['wall_seconds'])}" if part["status"] == "complete"
                      else f"{name} {part['status']} ({fmt_seconds(part['wall_seconds'])})"
                      for name, part in meta.get("parts", {}).items()) or meta["status"]
 
-
 def compare(metas, out, stem, current=None):
-    """One curve per run (validation accuracy, or loss for the autoencoder) in OUT/plots/STEM.png
-    and a table in OUT/results/STEM.md; returns the table."""
+    """A curve per run in OUT/plots/STEM.png and a table in OUT/results/STEM.md; returns the table."""
     kept = [records.record_of(meta) for meta in metas]
     for meta, record in zip(metas, kept):
         if not record.get("history"):
@@ -265,10 +249,8 @@ def compare(metas, out, stem, current=None):
     records.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     return table
 
-
 def studies(metas, out, stem, current=None):
-    """The L2 studies of ``metas``, per factor and pooled, in OUT/results/STEM.json and .md and
-    OUT/plots/STEM.png; returns the Markdown ("" when no run made one)."""
+    """The L2 studies of ``metas`` in OUT/results/STEM.json and .md and OUT/plots/STEM.png; their table."""
     made = [(meta, study) for meta in metas if (study := records.record_of(meta, l2_study.NAME))]
     if not made:
         return ""
@@ -293,7 +275,6 @@ def studies(metas, out, stem, current=None):
     records.write_text(os.path.join(out, "results", f"{stem}.md"), table)
     return table
 
-
 def format_runs_table(summary):
     factors = sorted({row["l2"] for entry in summary["runs"] for row in entry["factors"]})
     lines = ["| run | differing flags | " + " | ".join(f"L2 {f:g}" for f in factors)
@@ -312,9 +293,7 @@ def format_runs_table(summary):
                                "(their number in brackets). Wall time: the study's trials, "
                                f"{summary['workers']} at a time, on {summary['machine']}.\n")
 
-
 # The runs command
-
 
 def find(metas, prefix, out):
     matches = [meta for meta in metas if meta["name"].startswith(prefix)]
@@ -326,7 +305,6 @@ def find(metas, prefix, out):
                        "list them with python -m mnistlab.runs --out " + out)
     raise LabError(f"{prefix!r} matches {len(matches)} runs ({', '.join(m['name'] for m in matches[:3])}"
                    f"{', ...' if len(matches) > 3 else ''}); give more of the name")
-
 
 def main(argv=None):
     parser = cli.LabParser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -362,7 +340,6 @@ def main(argv=None):
     print(f"Wrote {args.out}/plots/runs_compare.png and {args.out}/results/runs_compare.md"
           + (f", and the studies' {args.out}/plots/runs_compare_l2_study.png and .md" if study else ""))
     return 0
-
 
 if __name__ == "__main__":
     cli.exit_command(main, None, prog=PROG)

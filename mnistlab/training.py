@@ -18,17 +18,13 @@ keras = backend.load()  # quietly, whoever imports this module first
 
 STEPS_PER_EXECUTION = 32  # batches per call into the backend: the same math, far less overhead a step
 
-
 def set_seed(seed):
-    """Seed Python, NumPy and the backend. On CPU these models' kernels are already
-    deterministic (tests/test_*.py check it); TensorFlow's op-determinism mode only slows them."""
+    """Seed Python, NumPy and the backend; on a CPU these models' kernels are deterministic already."""
     keras.utils.set_random_seed(seed)
-
 
 def learning_rate(lr, schedule, total_steps):
     """``lr`` held constant, or (``"cosine"``) decayed along a cosine to 0 over ``total_steps``."""
     return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps) if schedule == "cosine" else lr
-
 
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), steps_per_execution=STEPS_PER_EXECUTION)
@@ -36,10 +32,8 @@ def compile_model(model, optimizer, loss, metrics=("accuracy",)):
         internals.feed_untuned()
     return model
 
-
 class SaveProgress(keras.callbacks.Callback):
-    """Hand ``save`` the history so far (after ``history``, the epochs before this fit) after
-    every epoch; an epoch trained again replaces its earlier entry."""
+    """``save`` the history so far (``history``: before this fit) after every epoch."""
 
     def __init__(self, save, history):
         super().__init__()
@@ -50,12 +44,10 @@ class SaveProgress(keras.callbacks.Callback):
             self.history[key] = self.history.get(key, [])[:epoch] + [float(value)]
         self.save({key: list(values) for key, values in self.history.items()})
 
-
 class BackupAndRestore(keras.callbacks.Callback):
-    """After every epoch, the model's weights and its optimizer's state, in a file of that epoch's
-    own, then the metadata naming it (one step): a kill at any instant leaves the last whole
-    epoch. The metadata also keeps NumPy's global random state, from which Keras on JAX shuffles.
-    At the start of its first fit it restores both: the fit goes on as the unstopped one would."""
+    """After every epoch, the weights and optimizer state in a file of that epoch's own, then the
+    metadata naming it with NumPy's random state (Keras on JAX shuffles from it); restored both at
+    its first fit's start, the fit goes on as the unstopped one would."""
 
     def __init__(self, folder):
         super().__init__()
@@ -83,10 +75,8 @@ class BackupAndRestore(keras.callbacks.Callback):
             if other.endswith(".weights.h5") and other != name:
                 os.remove(os.path.join(self.folder, other))
 
-
 def read_backup(folder):
     return records.read(os.path.join(folder, "training_metadata.json"), records.BACKUP_FIELDS, required=("epoch",))
-
 
 def restore(model, folder):
     """Load the backup in ``folder``, if any, into ``model`` (compiled), and NumPy's random state."""
@@ -107,10 +97,8 @@ def restore(model, folder):
                              "state": {"key": np.array(shuffle["key"], dtype=np.uint32), "pos": shuffle["pos"]}})
     return True
 
-
 class StopOnDivergence(keras.callbacks.Callback):
-    """End the fit after the first epoch whose loss is not finite, saying so once: every later
-    epoch would only carry the NaN on. A stop some library swallowed is raised here too."""
+    """End the fit after the first epoch whose loss is not finite, saying so; a stop swallowed is raised."""
 
     def __init__(self, say):
         super().__init__()
@@ -125,13 +113,10 @@ class StopOnDivergence(keras.callbacks.Callback):
                 print(f"Epoch {epoch + 1}: the training loss became {float(loss)}: the training diverged "
                       "and stops here; try a smaller --lr", flush=True)
 
-
 def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_freq=1, verbose=None,
         checkpoint=None):
-    """``model.fit``; returns the per-epoch history as a dict of lists, ending after the first
-    epoch whose loss is not finite. With a ``Checkpoint`` it goes on after the epochs done (their
-    history first), backs up each epoch and records its progress. ``x`` may be a function of the
-    epoch that gives its inputs (fresh noise every epoch: one ``fit`` call each)."""
+    """``model.fit``'s history, ending at the first epoch whose loss is not finite; with a ``Checkpoint``,
+    after the epochs done, each epoch backed up and recorded. ``x`` may be a function of the epoch."""
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose  # a bar in a terminal, a line in logs
     initial_epoch, merged, callbacks = 0, {}, [StopOnDivergence(say=verbose != 0)]
     if checkpoint:
@@ -153,18 +138,14 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
             break
     return merged
 
-
 def made_ahead(make, epochs):
-    """``(epoch, make(epoch))`` for each of ``epochs``, the next epoch's made in a thread while
-    the caller trains on this one's (NumPy's noise releases the GIL): two epochs' inputs in
-    memory at a time, not the whole run's."""
+    """``(epoch, make(epoch))`` for each of ``epochs``, the next one's made in a thread meanwhile."""
     with concurrent.futures.ThreadPoolExecutor(1) as thread:
         coming = None
         for epoch, following in itertools.zip_longest(epochs, epochs[1:]):
             inputs = coming.result() if coming else make(epoch)
             coming = thread.submit(make, following) if following is not None else None
             yield epoch, inputs
-
 
 def evaluate(model, x, y, batch_size):
     """The compiled loss and metrics on ``(x, y)``, printed and returned as a dict of floats."""
@@ -173,11 +154,9 @@ def evaluate(model, x, y, batch_size):
     print("Test " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return scores
 
-
 @dataclasses.dataclass
 class Checkpoint:
-    """Where the fit of one record stands: the epochs done and their history, its backup's
-    folder, ``save(history)`` after each epoch, and what the record says from its first epoch on."""
+    """Where the fit of one record stands, and what its record says from the first epoch on."""
     done: int
     history: dict
     folder: str
@@ -192,10 +171,8 @@ class Checkpoint:
                 "wall_seconds": self.clock.seconds(), "diverged_at_epoch": records.diverged_at(history),
                 **{f"test_{k}": v for k, v in scores.items()}}
 
-
 def checkpoint(run, name, args):
-    """The ``Checkpoint`` of record ``name``'s fit of ``args.epochs`` in ``run``; a backup without
-    the history of its epochs is dropped, and the fit starts afresh."""
+    """Record ``name``'s fit in ``run``; a backup without its epochs' history starts afresh."""
     first = {"name": name, "config": vars(args), "environment": backend.environment()}
     folder = run.backup(name)
     done = read_backup(folder).get("epoch", 0)

@@ -1,5 +1,11 @@
-"""``python -m mnistlab.report``: the lab report, its sections in the handout's order, the banner
-and the wall times, written to OUT/REPORT.md."""
+"""The lab report, written from a folder's own records: one section per question of the
+handout, in its order, each answered with tables, figures and sentences computed from the
+records in ``results/`` (and the figures in ``plots/``). Nothing in it is copied from an earlier
+run: rerun with other flags, and the report describes that run, saying where it differs from
+the lab's settings.
+
+    python -m mnistlab.report [--out DIR]     # writes DIR/REPORT.md
+"""
 
 from mnistlab import cli
 
@@ -15,7 +21,6 @@ from mnistlab.report.common import provenance, read_records, wall_times, write  
 
 SECTIONS = mlp.SECTIONS + cnn.SECTIONS + autoencoder.SECTIONS  # the handout's order
 
-
 def render(out):
     found = read_records(out)
     lines = ["# The Keras MNIST lab: report", "",
@@ -28,11 +33,8 @@ def render(out):
     lines += wall_times(found)
     return "\n".join(lines).rstrip() + "\n"
 
-
 def main(argv=None):
-    import mnistlab.report
-
-    parser = cli.LabParser(prog=PROG, description=mnistlab.report.__doc__.split("\n\n")[0])
+    parser = cli.LabParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=".", help="the folder holding results/ and plots/")
     args = parser.parse_args(argv)
     if not os.path.isdir(os.path.join(args.out, "results")):
@@ -42,7 +44,6 @@ def main(argv=None):
     records.write_text(path, render(args.out))
     print(f"Wrote {path}")
     return 0
-
 
 if __name__ == "__main__":
     cli.exit_command(main, None, prog=PROG)

@@ -9,7 +9,6 @@ from mnistlab.records import percent
 NAME = "denoise_autoencoder"
 LAB_REPORT_LEVEL = 0.6  # where the lab report judged that denoising stops holding up
 
-
 def autoencoder(records, dae, out):
     config = dae["config"]
     encoder = [row for row in dae["layers"] if row["layer"].startswith("encoder")]
@@ -26,14 +25,13 @@ def autoencoder(records, dae, out):
         "way to reproduce clean digits is to encode what digits look like and drop the rest: the "
         "network learns to denoise.",
         "",
-    ] + prose.BINARY_CROSS_ENTROPY + (diverged(dae, NAME) or [
+    ] + prose.BLOCKS["BINARY_CROSS_ENTROPY"] + (diverged(dae, NAME) or [
         f"**Trained** with the given settings: Adam at {config['lr']:g}, {config['epochs']} epochs, batch "
         f"{config['batch_size']}. The training loss ended at {dae['history']['loss'][-1]:.4f} and the loss "
         f"on noisy test digits at {dae['history']['val_loss'][-1]:.4f}.", ""])
     lines += figure(out, "denoise_autoencoder_model.png", "The autoencoder: encoder, then decoder, with each "
                                                           "layer's output shape.")
     return lines + figure(out, "denoise_autoencoder_loss.png", "Its binary cross-entropy per epoch.")
-
 
 def noise_levels(records, dae, out):
     if diverged(dae, NAME):
@@ -64,11 +62,8 @@ def noise_levels(records, dae, out):
         + ". " + at_lab_report_level(levels) + closer(dae["reconstruction"]), ""]
     return lines
 
-
 def hard_to_read(dae, name, levels):
-    """4B's judgement: where a stand-in for an eye that knows salt-and-pepper noise (the run's
-    reader, a classifier trained on noisy digits) falls below READABLE, beside what the
-    classifier trained on clean digits, which has never seen noise, makes of the same digits."""
+    """4B: where the reader (an eye that knows the noise) falls below READABLE, beside the classifier."""
     readable, note = noise_study.READABLE, caveat(dae, NAME)
     clean_level, clean_accuracy = noise_study.hard_to_read((level, noisy) for level, noisy, *_ in levels)
     clean_says = (f"**noise {clean_level:g}**{'' if 'reader' in dae else ' in this run' + note} ({percent(clean_accuracy)})"
@@ -95,7 +90,6 @@ def hard_to_read(dae, name, levels):
                     for lv, r, r_std, (_, c, c_std, *_) in zip(dae["noise_levels"], reader["accuracy_noisy"],
                                                                reader["accuracy_noisy_std"], levels)])]
 
-
 def at_lab_report_level(levels):
     """This run's numbers where the lab report judged that denoising stops holding up."""
     judged = f"The lab report judged that denoising holds up to about {LAB_REPORT_LEVEL:g}"
@@ -103,7 +97,6 @@ def at_lab_report_level(levels):
     if at is None:
         return f"({judged}.) "
     return f"{judged}; here, at {LAB_REPORT_LEVEL:g}, denoised digits are read at {percent(at[1])} against {percent(at[0])} noisy. "
-
 
 def closer(reconstruction):
     """Where the denoised images are closer to the clean ones than the noisy images are."""
@@ -115,7 +108,6 @@ def closer(reconstruction):
             f"{levels_text(better)}"
             + (f", and further from them at {levels_text(r['noise_level'] for r in reconstruction if r['noise_level'] not in better)}"
                if len(better) < len(reconstruction) else "") + ".")
-
 
 def accuracy_against_noise(records, dae, out):
     if diverged(dae, NAME):
@@ -154,8 +146,7 @@ def accuracy_against_noise(records, dae, out):
         lines.append(text + ".")
     if len(names) > 1:
         lines += two_classifiers(curves, names, len(dae["noise_levels"]))
-    return lines + prose.DENOISING_DISCUSSION
-
+    return lines + prose.BLOCKS["DENOISING_DISCUSSION"]
 
 def two_classifiers(curves, names, count):
     """How the first two classifiers compare, on noisy digits and after denoising."""
@@ -172,10 +163,8 @@ def two_classifiers(curves, names, count):
                "looking digit, which both read well." if abs(denoised_gap) < abs(noisy_gap) else
                "Denoising does not narrow the gap.")]
 
-
 def generating(records, dae, out):
-    return prose.GENERATING + figures(out, prose.GENERATED_FIGURES)
-
+    return prose.BLOCKS["GENERATING"] + figures(out, prose.GENERATED_FIGURES)
 
 AUTOENCODER = Section("4A", "What the denoising autoencoder does, and its loss", "Explain what the model does",
                       autoencoder, NAME, "layers config history/loss history/val_loss", "python denoise_autoencoder.py")

@@ -8,11 +8,9 @@ from mnistlab.report import prose
 from mnistlab.report.common import Section, caveat, figure, figures, layers_table, shape, test_count
 from mnistlab.records import percent
 
-
 def errors(record):
     """The test digits a record's model got wrong."""
     return round((1 - record["test_accuracy"]) * test_count(record))
-
 
 def cnn_model(records, cnn, out):
     mlp = records["mlp_mnist"]
@@ -43,7 +41,7 @@ def cnn_model(records, cnn, out):
     lines += [
         "**The layers not used before**:",
         "",
-        prose.CONVOLUTION,
+        *prose.BLOCKS["CONVOLUTION"],
         f"- `MaxPooling2D` 2×2: keeps the largest value of each 2×2 block, halving each map's height and "
         f"width. In this run the maps go {' → '.join(sizes)} pixels (each unpadded 5×5 convolution trims "
         "4, each pooling halves): a detector that fires anywhere in a block still counts, so a stroke "
@@ -52,7 +50,6 @@ def cnn_model(records, cnn, out):
         "- `Flatten`, `Dense` with softmax: as in the MLP, on the last maps instead of the pixels.", ""]
     lines += figures(out, prose.CNN_FIGURES)
     return lines + improved_cnn(records["cnn_improved"], cnn, out)
-
 
 def improved_cnn(improved, cnn, out):
     """Beyond the lab: the improved CNN's accuracy and the layers it adds to the lab CNN's."""
@@ -71,10 +68,9 @@ def improved_cnn(improved, cnn, out):
     return lines + figure(out, "cnn_improved_feature_maps.png", "The improved CNN's feature maps, after each "
                                                                 "convolution's batch norm and ReLU.")
 
-
 def cnn_versus_dense(records, _, out):
     cnn, mlp = records["cnn_mnist"], records["mlp_mnist"]
-    lines = list(prose.CONVOLUTIONS_SUIT_IMAGES)
+    lines = list(prose.BLOCKS["CONVOLUTIONS_SUIT_IMAGES"])
     first = next((row for row in cnn.get("layers", []) if row["kind"] == "Conv2D"), None)
     if first and mlp.get("test_accuracy") is not None:
         outputs = math.prod(first["output_shape"][1:])
@@ -92,7 +88,6 @@ def cnn_versus_dense(records, _, out):
             "many more multiplications per parameter (each filter is applied at every position), so "
             "an epoch costs more computation than the MLP's.", ""]
     return lines
-
 
 SECTIONS = (
     Section("3A", "A convolutional network, and how good it gets",

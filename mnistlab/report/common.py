@@ -7,10 +7,8 @@ from typing import Callable, NamedTuple, Optional, Union
 from mnistlab import data, l2_study, lab, records, runs
 from mnistlab.records import diverged_at
 
-
 def read_records(out):
-    """Each record in OUT/results ({} where missing), the published run.json files under
-    "runs", and the Hinton experiment's comparison under "hinton"."""
+    """Each record in OUT/results ({} if missing), the runs' run.json ("runs"), the Hinton experiment's."""
     read = lambda name, fields=records.RECORD_FIELDS: records.read(os.path.join(out, "results", f"{name}.json"), fields)
     found = {name: read(name) for facts in lab.SCRIPTS.values() for name in facts["records"]}
     found["runs"] = {name: read(f"{name}_run", records.RUN_FIELDS) for facts in lab.SCRIPTS.values()
@@ -19,14 +17,11 @@ def read_records(out):
     found["hinton"] = records.read(hinton, runs.RUNS_SUMMARY, required=("runs",))
     return found
 
-
 HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the pre-declared arms of experiments/hinton/README.md
-
 
 def script_of(name):
     """The script that writes record ``name``."""
     return next(script for script, facts in lab.SCRIPTS.items() if name in facts["records"])
-
 
 def caveat(record, name):
     """What sets record ``name``'s numbers apart from the lab's: a quick subset, other flags,
@@ -44,7 +39,6 @@ def caveat(record, name):
         notes.append(f"backend {backend}")
     return f" *({'; '.join(notes)})*" if notes else ""
 
-
 def diverged(record, name):
     """A paragraph for a fit whose loss stopped being a number, or [] for one that did not."""
     epoch = diverged_at(record.get("history", {}))
@@ -53,17 +47,13 @@ def diverged(record, name):
     return [f"**This run diverged**{caveat(record, name)}: its training loss stopped being a number in epoch {epoch}, "
             "so the training stopped there and its numbers answer nothing; rerun with a smaller `--lr`.", ""]
 
-
 def points(difference):
     return f"{100 * difference:+.2f} points"
-
 
 def levels_text(levels):
     return ", ".join(f"{level:g}" for level in levels)
 
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 
 def figure(out, name, caption):
     """A figure of plots/ with its caption; nothing if not drawn; a note if it is not a PNG."""
@@ -80,11 +70,9 @@ def figure(out, name, caption):
                 "that made this part to draw it again.)*", ""]
     return [f"![{caption}](plots/{name})", "", f"*{caption}*", ""]
 
-
 def figures(out, captions):
-    """``figure`` for each (name, caption) of ``captions``."""
-    return [line for name, caption in captions for line in figure(out, name, caption)]
-
+    """``figure`` for each {name: caption} of ``captions``."""
+    return [line for name, caption in captions.items() for line in figure(out, name, caption)]
 
 def table(header, rows):
     """A Markdown table; a header starting with # is a column of numbers, aligned right."""
@@ -92,25 +80,20 @@ def table(header, rows):
              "|" + "|".join("---:" if h.startswith("#") else "---" for h in header) + "|"]
     return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows] + [""]
 
-
 def shape(output_shape):
     return "×".join(str(d) for d in output_shape[1:])
-
 
 def layers_table(record):
     """The table of a record's layers (layer, output shape, parameters) and their total."""
     rows = [(row["layer"], shape(row["output_shape"]), f"{row['parameters']:,}") for row in record["layers"]]
     return table(["layer", "output shape", "#parameters"], rows + [("**total**", "", f"**{record['parameters']:,}**")])
 
-
 def heading(number, words, quote):
     return [f"## {number}. {words}", "", f"> The handout: \"{quote}\"", ""]
 
-
 class Section(NamedTuple):
-    """A section: its number, heading (or a function of its record), the handout's question, and
-    ``body(records, record, out)``, its answer from records[``name``] once that holds each path
-    of ``field`` ("history/loss test_loss"); until then a line names the ``command`` to run."""
+    """A section answered by ``body(records, record, out)`` once records[``name``] holds each path of
+    ``field``; until then a line names the ``command`` that makes it."""
     number: str
     words: Union[str, Callable]
     quote: str
@@ -119,7 +102,6 @@ class Section(NamedTuple):
     field: str = ""
     command: str = ""
 
-
 def holds(record, path):
     """Whether ``record`` has the field at ``path`` ("history/val_accuracy")."""
     for key in path.split("/"):
@@ -127,7 +109,6 @@ def holds(record, path):
             return False
         record = record[key]
     return True
-
 
 def write(section, records, out):
     """The section's heading, then its answer, or the command that makes its record."""
@@ -139,11 +120,9 @@ def write(section, records, out):
         return lines + [f"*Not in this folder's records yet: `{section.command}` makes them.*", ""]
     return lines + section.body(records, record, out)
 
-
 def test_count(record):
     """The number of test digits a record was scored on."""
     return record.get("examples", {}).get("test", 10_000)
-
 
 def provenance(records):
     """The banner: where the numbers come from, and how they differ from the lab's settings."""
@@ -162,7 +141,6 @@ def provenance(records):
                   + ". Numbers marked so below come from them.", ""]
     return lines + machines(records)
 
-
 def machines(records):
     """The machine and versions the records were made with, or each of them, with its records."""
     made = {}
@@ -177,10 +155,9 @@ def machines(records):
         return [f"Machine: {text}.", ""] if made else []
     return ["Machines:", ""] + [f"- {text} (`{'`, `'.join(names)}`)" for text, names in made.items()] + [""]
 
-
 def wall_times(records):
-    """Each part's wall time and backend, their total, then the improved CNN's. A part that ran
-    inside another, beside its work, is named so, and counted in that one's time only."""
+    """Each part's wall time and backend (one run within another counted once), their total, then
+    the improved CNN's."""
     def rows(mains):
         found = []
         for main in mains:

@@ -9,7 +9,6 @@ from mnistlab.report import prose
 from mnistlab.report.common import HINTON_EXPERIMENT, Section, caveat, diverged, figure, layers_table, test_count
 from mnistlab.records import percent
 
-
 def preprocessing(records, _, out):
     mlp = records["mlp_mnist"]
     sizes = mlp.get("examples")
@@ -20,8 +19,7 @@ def preprocessing(records, _, out):
         "28×28 grey-level images as 8-bit integers from 0 (paper) to 255 (ink), and their labels 0-9. "
         "Each script then prepares them the same way (its `load_data`):",
         "",
-    ] + prose.PREPROCESSING
-
+    ] + prose.BLOCKS["PREPROCESSING"]
 
 def mlp_layers(records, mlp, out):
     dense = [row for row in mlp["layers"] if row["kind"] == "Dense"]
@@ -39,23 +37,21 @@ def mlp_layers(records, mlp, out):
         f"- **Input {sizes[0]}**: one number per pixel of a 28×28 image; a dense layer sees the "
         "image as a flat vector.",
         f"- **Output {sizes[-1]}**: one neuron per digit class, 0 to 9.",
-    ] + prose.MLP_UNITS
+    ] + prose.BLOCKS["MLP_UNITS"]
     return lines + figure(out, "mlp_mnist_model.png", "The lab MLP as this run built it: each layer's output shape "
                                                       "and parameter count.")
-
 
 def mlp_loss(records, mlp, out):
     figures = figure(out, "mlp_mnist_loss.png", "The lab MLP's cross-entropy per epoch, on the training and the test set.")
     if diverged(mlp, "mlp_mnist"):
-        return prose.CROSS_ENTROPY + diverged(mlp, "mlp_mnist") + figures
+        return prose.BLOCKS["CROSS_ENTROPY"] + diverged(mlp, "mlp_mnist") + figures
     loss, first = mlp["history"]["loss"][-1], mlp["history"]["loss"][0]
-    lines = prose.CROSS_ENTROPY + [
+    lines = prose.BLOCKS["CROSS_ENTROPY"] + [
         f"**In this run**{caveat(mlp, 'mlp_mnist')}: the training loss fell from {first:.3f} in the first "
         f"epoch to {loss:.4f} in the last; the test loss is {mlp['test_loss']:.4f}, so the network gives "
         f"the right digit a probability of {math.exp(-mlp['test_loss']):.1%} on average (geometric mean "
         "over the test images, e^−loss).", ""]
     return lines + figures
-
 
 def mlp_curves(records, mlp, out):
     if diverged(mlp, "mlp_mnist"):
@@ -80,11 +76,9 @@ def mlp_curves(records, mlp, out):
     return lines + figure(out, "mlp_mnist_accuracy.png", "The lab MLP's training and validation (test-set) "
                                                          "accuracy per epoch.")
 
-
 def study_title(study):
     hidden = "-".join(map(str, study["settings"]["hidden"])) if study else "-".join(map(str, lab.STUDY_HIDDEN))
     return f"The {hidden} MLP with L2 weight decay, against Hinton's {percent(lab.HINTON)}"
-
 
 def mlp_study(records, study, out):
     mlp = records["mlp_mnist"]
@@ -105,11 +99,10 @@ def mlp_study(records, study, out):
     typical_std = sum(r["std"] for r in rows if r["std"] is not None) / len(means)
     lines += best_and_gap(rows, best, note, tests, means, typical_std)
     lines += hinton_experiment(records["hinton"], out)
-    lines += [prose.HINTON_GAP.format(hinton=percent(lab.HINTON))
+    lines += [prose.BLOCKS["HINTON_GAP"][0].format(hinton=percent(lab.HINTON))
               + f" Here the replicates of one factor differ by {100 * typical_std:.2f} points (standard deviation) "
               "by their initial weights alone, so a best of many runs sits above a typical one.", ""]
     return lines
-
 
 def best_and_gap(rows, best, note, tests, means, typical_std):
     """Question 2D's numbers: the best trial and factor, and the best factor's gap to Hinton set
@@ -138,7 +131,6 @@ def best_and_gap(rows, best, note, tests, means, typical_std):
            if spread < 2 * typical_std else "the factor matters more than the luck of the initial weights."),
         ""]
 
-
 def hinton_experiment(summary, out):
     """The Hinton experiment (experiments/hinton), from its comparison's JSON, when the folder has it."""
     arms = [entry for entry in summary.get("runs", []) if entry["all_trials"]["mean"] is not None]
@@ -160,7 +152,6 @@ def hinton_experiment(summary, out):
     if os.path.isfile(os.path.join(out, figure_path)):
         lines += [f"![the arms compared]({figure_path})", ""]
     return lines
-
 
 SECTIONS = (
     Section("1", "Preprocessing the digits", "Explain the data pre-processing", preprocessing),
