@@ -57,6 +57,10 @@ def write_npz(path, **overrides):
     return str(path)
 
 
+def pytest_xdist_auto_num_workers(config):
+    return os.cpu_count() + 1  # the tests wait on their subprocesses' start-up: one more keeps the cores busy
+
+
 def pytest_collection_modifyitems(items):
     """The slow tests first, the fast ones after them: the test processes, handed tests in this
     order, then end at nearly the same time instead of one waiting for the other's last long test."""

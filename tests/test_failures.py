@@ -334,20 +334,20 @@ def test_help_answers_on_a_platform_without_sighup_or_cpu_affinity(script, other
 
 
 @POSIX
-@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
-def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch(signal_name, tiny_npz, tmp_path):
-    signum = getattr(signal, signal_name)
+def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch(tiny_npz, tmp_path):
+    """Killed (SIGKILL), then the same command stopped (SIGTERM), each half-way through epoch 3's backup."""
     argv = ["mlp_mnist.py", "--data", tiny_npz, *SMALL["mlp_mnist.py"], "--out", str(tmp_path)]
-    stopped = run_with_stop(argv, signum, after="backup-write")
-    [folder] = (tmp_path / "runs").iterdir()
-    backup = folder / "state" / "backup" / "mlp_mnist"
-    if signum == signal.SIGKILL:  # no word, no chance to tidy up: the half-written file is left
-        assert stopped.returncode == -signal.SIGKILL and stopped.stderr == ""
-        assert (backup / "epoch-3.weights.h5").exists()
-    else:
-        assert stopped.returncode == 128 + signum
-        assert stopped.stderr.count("\n") == 1 and "stopped (SIGTERM)" in stopped.stderr
-    assert json.loads((backup / "training_metadata.json").read_text())["weights"] == "epoch-2.weights.h5"
+    for signum in (signal.SIGKILL, signal.SIGTERM):
+        stopped = run_with_stop(argv, signum, after="backup-write")
+        [folder] = (tmp_path / "runs").iterdir()
+        backup = folder / "state" / "backup" / "mlp_mnist"
+        if signum == signal.SIGKILL:  # no word, no chance to tidy up: the half-written file is left
+            assert stopped.returncode == -signal.SIGKILL and stopped.stderr == ""
+            assert (backup / "epoch-3.weights.h5").exists()
+        else:
+            assert stopped.returncode == 128 + signum
+            assert stopped.stderr.count("\n") == 1 and "stopped (SIGTERM)" in stopped.stderr
+        assert json.loads((backup / "training_metadata.json").read_text())["weights"] == "epoch-2.weights.h5"
 
     result = run_script(*argv)
     assert result.returncode == 0 and result.stderr == ""
@@ -499,30 +499,30 @@ def test_a_stop_while_workers_start_or_a_trial_computes_is_one_line(moment, work
 
 @POSIX
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGHUP"])
-def test_ctrl_c_or_a_closed_terminal_while_the_workers_import_keras_is_one_line(signal_name, tiny_npz, tmp_path):
+def test_ctrl_c_or_a_closed_terminal_while_the_workers_import_keras_is_one_line(tiny_npz, tmp_path):
     """A terminal's stop reaches the whole process group: the workers too, while they import the
     script and Keras, and multiprocessing's resource tracker. Only the command's line is said,
-    no process is left, and the same command goes on."""
+    no process is left, and the same command goes on (stopped again by the other signal first)."""
     argv = [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1", "--hidden", "8",
             "--study", "--study-hidden", "16", "--study-epochs", "1", "--l2", "1e-3", "--replicates", "2",
             "--workers", "2", "--out", str(tmp_path)]
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=user_env(), start_new_session=True, preexec_fn=as_in_a_terminal)
-    try:
-        for line in process.stdout:
-            if "2 at a time" in line:  # the pool starts now; its workers take seconds to import Keras
-                time.sleep(0.5)
-                os.killpg(process.pid, getattr(signal, signal_name))
-                break
-        stdout, stderr = process.communicate(timeout=120)
-        assert (process.returncode, stderr) == (128 + getattr(signal, signal_name),
-                                                stop_line("mlp_mnist.py", signal_name)), stdout
-    finally:
-        left = session_processes(process.pid)
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-    assert left == []
+    for signal_name in ("SIGINT", "SIGHUP"):
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=user_env(), start_new_session=True, preexec_fn=as_in_a_terminal)
+        try:
+            for line in process.stdout:
+                if "2 at a time" in line:  # the pool starts now; its workers take seconds to import Keras
+                    time.sleep(0.5)
+                    os.killpg(process.pid, getattr(signal, signal_name))
+                    break
+            stdout, stderr = process.communicate(timeout=120)
+            assert (process.returncode, stderr) == (128 + getattr(signal, signal_name),
+                                                    stop_line("mlp_mnist.py", signal_name)), stdout
+        finally:
+            left = session_processes(process.pid)
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+        assert left == []
     result = run_script(*argv[1:])
     assert (result.returncode, result.stderr) == (0, ""), result.stdout
 
