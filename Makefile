@@ -13,7 +13,7 @@ LAB_FLAGS = $(shell $(PYTHON) -m mnistlab.lab $(1))
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv --clear $(VENV)
-	$(VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
 # Every part at lab settings, then REPORT.md from the run's own results/ and plots/ (the order
@@ -63,7 +63,7 @@ COLAB_VENV ?= .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
 $(COLAB_STAMP): requirements-colab.txt
 	$(COLAB_PYTHON) -m venv --clear $(COLAB_VENV)
-	$(COLAB_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r requirements-colab.txt
+	$(COLAB_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-colab.txt
 	touch $(COLAB_STAMP)
 
 test-colab: $(COLAB_STAMP)
