@@ -50,8 +50,7 @@ NOT_SETTINGS = ("data", "out", "workers", "cluster", "changed")
 CHOICE_FLAGS = ("model", *(flag[2:] for flags in LAB_FLAGS.values() for flag in flags if flag.startswith("--")))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the scripts are
 
-def default_out(quick):
-    """Where a run writes unless --out says: this folder, or quick/ for a --quick run."""
+def default_out(quick):  # where a run writes unless --out says
     return "quick" if quick else "."
 
 def flag_label(dest, value):

@@ -101,8 +101,7 @@ def helps(noisy, noisy_std, denoised, denoised_std):
     """Denoising helps where it gains more than HELPS_BY and than twice the draws' spread."""
     return denoised - noisy > max(HELPS_BY, 2 * max(noisy_std, denoised_std))
 
-def hard_to_read(scores):
-    """The first (level, accuracy) of ``scores`` below READABLE, or (None, None)."""
+def hard_to_read(scores):  # the first (level, accuracy) below READABLE
     return next(((level, a) for level, a in scores if a < READABLE), (None, None))
 
 def thresholds(levels):

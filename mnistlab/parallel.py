@@ -209,8 +209,11 @@ class Cluster:
         client = self._connect()
         futures = []
         try:
+            present = len(client.scheduler_info()["workers"])
             with tempfile.TemporaryDirectory() as folder:
                 client.register_plugin(_upload_code(folder), name=CODE_FOLDER)  # restarts the workers
+            with contextlib.suppress(TimeoutError):  # back, before the data is sent to each of them
+                client.wait_for_workers(present, timeout=CONNECT_SECONDS)
             self._note_versions(client)
             source = data.resolve_source(self.data_path) or data.downloaded_file()
             if source is None:

@@ -58,8 +58,7 @@ def plot_curves(history, metric, path, title, loss_name="loss"):
     ax.legend(loc="lower right" if metric == "accuracy" else "upper right")
     return save_figure(ax.figure, path)
 
-def loss_name(model):
-    """The Keras name of a compiled model's loss, as the record keeps it."""
+def loss_name(model):  # as the record keeps it
     return model.loss if isinstance(model.loss, str) else type(model.loss).__name__
 
 def plot_training(history, model, plot, name, title):

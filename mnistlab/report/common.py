@@ -120,8 +120,7 @@ def write(section, records, out):
         return lines + [f"*Not in this folder's records yet: `{section.command}` makes them.*", ""]
     return lines + section.body(records, record, out)
 
-def test_count(record):
-    """The number of test digits a record was scored on."""
+def test_count(record):  # the test digits a record was scored on
     return record.get("examples", {}).get("test", 10_000)
 
 def provenance(records):
