@@ -11,9 +11,14 @@ LAB_FLAGS = $(shell $(PYTHON) -m mnistlab.lab $(1))
 
 .PHONY: lab quick quick-mlp quick-cnn improved hinton test test-colab bench clean
 
+# The installed modules byte-compiled once, on every core (pip compiles one at a time; where
+# PYTHONDONTWRITEBYTECODE is set, nothing would keep what each process compiles). A module that
+# does not compile (another Python's file) is left to fail where it is imported, as with pip.
+COMPILE = $(1)/bin/python -m compileall -qq -j 0 -x '/tests?/' $(1)/lib || true
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv --clear $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r requirements.txt
+	$(call COMPILE,$(VENV))
 	touch $(STAMP)
 
 # Every part at lab settings, then REPORT.md from the run's own results/ and plots/ (the order
@@ -63,7 +68,8 @@ COLAB_VENV ?= .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
 $(COLAB_STAMP): requirements-colab.txt
 	$(COLAB_PYTHON) -m venv --clear $(COLAB_VENV)
-	$(COLAB_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-colab.txt
+	$(COLAB_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r requirements-colab.txt
+	$(call COMPILE,$(COLAB_VENV))
 	touch $(COLAB_STAMP)
 
 test-colab: $(COLAB_STAMP)

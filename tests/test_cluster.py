@@ -194,7 +194,16 @@ def wait_for_line(process, text):
     raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
 
 
-def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on(own_dask_cluster, tiny_npz, tmp_path):
+OLDER_KERAS = """
+import importlib.metadata
+_version = importlib.metadata.version
+importlib.metadata.version = lambda name: "3.0.0" if name == "keras" else _version(name)
+"""
+
+
+def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on_with_other_versions_named(
+        own_dask_cluster, tmp_path_factory, tiny_npz, tmp_path):
+    """The rerun's cluster comes back with a worker of another Keras: named in one line before the trials."""
     dask_cluster = own_dask_cluster
     command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path), "--cluster", dask_cluster.file]
     run = script(*command)
@@ -206,11 +215,15 @@ def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on(own
     saved = trials(tmp_path)
     assert 1 <= len(saved) < 4
 
+    older = tmp_path_factory.mktemp("older_keras")
+    (older / "sitecustomize.py").write_text(OLDER_KERAS)
     dask_cluster.start_scheduler()
-    dask_cluster.start_worker()
+    dask_cluster.start_worker("older", env={"PYTHONPATH": str(older)})
     code, out, err = finish(script(*command))
-    assert (code, err) == (0, "")
-    assert f"{len(saved)} already saved" in out
+    assert code == 0 and err.count("\n") == 1, err
+    assert err.startswith("warning: workers with other versions than this machine's (keras ")
+    assert "(keras 3.0.0)" in err and "tcp://127.0.0.1:" in err
+    assert f"{len(saved)} already saved" in out and f"trial {len(saved) + 1}/4" in out
     assert sorted(trials(tmp_path)) == sorted(set(trials(tmp_path))) and len(trials(tmp_path)) == 4
 
 
@@ -233,28 +246,3 @@ def test_the_exact_unreachable_address_from_the_shell(tmp_path):
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("mlp_mnist.py: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1")
     assert os.listdir(tmp_path) == []
-
-
-OLDER_KERAS = """
-import importlib.metadata
-_version = importlib.metadata.version
-importlib.metadata.version = lambda name: "3.0.0" if name == "keras" else _version(name)
-"""
-
-
-def test_workers_with_other_versions_are_named_in_one_line_before_the_trials(tmp_path_factory, tiny_npz, tmp_path):
-    cluster = LocalDask(tmp_path_factory.mktemp("dask"))
-    older = tmp_path_factory.mktemp("older_keras")
-    (older / "sitecustomize.py").write_text(OLDER_KERAS)
-    try:
-        cluster.start_scheduler()
-        cluster.start_worker("older", env={"PYTHONPATH": str(older)})
-        run = script("mlp_mnist.py", "--quick", "--hidden", "16", "--study-hidden", "32", "--l2", "1e-6",
-                     "--data", tiny_npz, "--out", str(tmp_path), "--cluster", cluster.file)
-        code, out, err = finish(run)
-    finally:
-        cluster.stop()
-    assert code == 0 and err.count("\n") == 1, err
-    assert err.startswith("warning: workers with other versions than this machine's (keras ")
-    assert "(keras 3.0.0)" in err and "tcp://127.0.0.1:" in err
-    assert "trial 1/2" in out
