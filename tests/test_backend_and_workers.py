@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 
 import pytest
@@ -73,6 +74,7 @@ def test_the_keras_internals_the_project_uses_are_still_there():
 
 def describe_worker(offset, job):
     """A job for the pool: its result, and which process on which cores computed it."""
+    time.sleep(0.5)  # long enough that the other worker, started at the same time, takes jobs too
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return offset + job * job, os.getpid(), cores
 
