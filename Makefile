@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(PYVER)
 # The flags `make lab` gives each script, from their one home (mnistlab/lab.py).
 LAB_FLAGS = $(shell $(PYTHON) -m mnistlab.lab $(1))
 
-.PHONY: lab quick quick-mlp quick-cnn improved hinton test test-colab bench clean
+.PHONY: lab quick quick-mlp quick-cnn improved hinton test crashtest test-colab bench clean
 
 # The installed modules byte-compiled once, on every core (pip compiles one at a time; where
 # PYTHONDONTWRITEBYTECODE is set, nothing would keep what each process compiles). A module that
@@ -61,6 +61,11 @@ hinton: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Every crash point in turn (tests/test_crash.py): the quick scripts and the quick lab killed
+# with SIGKILL at each atomic write, before and after its rename, then rerun; its time in docs/runs.md.
+crashtest: $(STAMP)
+	MNISTLAB_CRASHTEST=1 $(PY) -m pytest tests/test_crash.py
 
 # The project on Colab's own versions (requirements-colab.txt, Python 3.13): the fast tests, then
 # the three scripts' quick runs and the report, whose stderr must stay empty (no CUDA probe).

@@ -137,8 +137,7 @@ def plot_misclassified(x, true, probabilities, path, title):
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != true)
     wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:SUREST_ERRORS]
-    captions = [f"true {true[i]}, said {predicted[i]}\n{probabilities[i, predicted[i]]:.0%} sure"
-                for i in wrong]
+    captions = [f"true {true[i]}, said {predicted[i]}\n{probabilities[i, predicted[i]]:.0%} sure" for i in wrong]
     plots.plot_digit_grid(x[wrong], captions, path,
                           f"{title}: the {len(wrong)} wrong answers it was surest of "
                           f"(of {len(np.flatnonzero(predicted != true))} errors)")

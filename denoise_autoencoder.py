@@ -67,8 +67,7 @@ def build_autoencoder(hidden, latent):
         keras.layers.Dense(hidden, activation="relu"),
         keras.layers.Dense(pixels, activation="sigmoid"),
     ], name="decoder")
-    autoencoder = keras.Sequential([keras.Input(shape=(pixels,)), encoder, decoder],
-                                   name="denoising_autoencoder")
+    autoencoder = keras.Sequential([keras.Input(shape=(pixels,)), encoder, decoder], name="denoising_autoencoder")
     return autoencoder, encoder, decoder
 
 def compile_autoencoder(model, lr):
@@ -140,8 +139,7 @@ def plot_denoising(autoencoder, x_test, labels, seed, path, title):
                                  vmin=0, vmax=1, names=[(name, "#b2182b" if name.startswith("noisy") else "black")
                                                         for name, _ in rows])
     count = "ten" if len(picks) == 10 else len(picks)
-    fig.suptitle(f"{title}: the same {count} test digits, noisy and denoised, at each noise level",
-                 fontsize=12)
+    fig.suptitle(f"{title}: the same {count} test digits, noisy and denoised, at each noise level", fontsize=12)
     plots.save_figure(fig, path)
     return scores
 
@@ -240,8 +238,7 @@ def accuracy_study(args, classifiers, reader, denoisers, x_test, labels):
             x_denoised = denoiser.predict(x_noisy, batch_size=1024, verbose=0)
             read_per_draw.append(accuracy(reader, x_noisy, labels))
             for name, model in classifiers.items():
-                per_draw[name].append((accuracy(model, x_noisy, labels),
-                                       accuracy(model, x_denoised, labels)))
+                per_draw[name].append((accuracy(model, x_noisy, labels), accuracy(model, x_denoised, labels)))
         read["noisy"].append(read_per_draw)
         for name, draws in per_draw.items():
             draws = np.array(draws)
@@ -276,7 +273,7 @@ def study_accuracy(run, args, models, images):
     denoisers = per_level_denoisers(args, autoencoder, noise_study.saved_level_weights(run, args.levels))
     study = accuracy_study(args, models, reader, denoisers, x_test, y_test.argmax(axis=1))
     noise_study.plot_accuracy_study(study, mode, run.plot("denoise_accuracy.png"))
-    run.update_record(NAME, {**study, "study_mode": mode})
+    run.write_record(NAME, {**run.read_record(NAME), **study, "study_mode": mode})
     print(f"Wrote {run.result(NAME + '.json')} and figures under {run.plots}")
 
 def main(args, run):

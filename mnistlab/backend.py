@@ -139,16 +139,6 @@ def device():
             gpus = [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
     return f"GPU: {gpus[0]}" if gpus else f"CPU: {cpu_name()}"
 
-def on_cpu():
-    """Whether the backend computes on the CPU, where ``internals`` was measured."""
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.default_backend() == "cpu"
-    return device().startswith("CPU")
-
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -156,8 +146,7 @@ def cpu_name():
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
 
-def version(package):
-    """The installed version of ``package``, or None."""
+def version(package):  # or None
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -169,8 +158,7 @@ def environment():
     import numpy
 
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")  # unset: TensorFlow decides by the CPU
-    if onednn is not None:
-        onednn = "off" if onednn.strip().lower() in ("0", "false", "off", "no") else "on"
+    onednn = onednn and ("off" if onednn.strip().lower() in ("0", "false", "off", "no") else "on")
     return {"python": platform.python_version(), "tensorflow": version("tensorflow-cpu") or version("tensorflow"),
             "keras": keras.__version__, "jax": version("jax"), "numpy": numpy.__version__,
             "backend": keras.backend.backend(),

@@ -70,17 +70,10 @@ def _stop_dropped(previous_hook, unraisable):
     except KeyboardInterrupt as exc:  # the stop raised again while this ran
         _raise_again_later(stop_signal(exc))
 
-def acted_on():
-    """The stop signals this process acts on: all but those already ignored (`nohup`)."""
-    return [signum for signum in STOP_SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)]
-
 def _handle(handler):
-    """``handler`` for each stop signal acted on; returns the handlers it replaced."""
-    return {signum: signal.signal(signum, handler) for signum in acted_on()}
-
-def _restore(previous):
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+    """``handler`` for each stop signal not already ignored (`nohup`); returns the handlers it replaced."""
+    return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
 
 @contextlib.contextmanager
 def deferred():
@@ -95,7 +88,8 @@ def deferred():
     try:
         yield
     finally:
-        _restore(previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if noted:
             signal.raise_signal(noted[0])
 
@@ -110,7 +104,8 @@ def catch_stops():
 def release(caught):
     hook, previous = caught
     sys.unraisablehook = hook
-    _restore(previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 def stop_signal(exc):
     """The signal of the KeyboardInterrupt among ``exc``'s causes (one inside a C call surfaces as

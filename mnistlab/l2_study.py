@@ -88,8 +88,7 @@ def mean_std_text(mean, std):
     return "–" if mean is None else f"{percent(mean)} ± {percent(std)}"
 
 def format_table(rows):
-    lines = ["| L2 factor | replicates | mean final val. accuracy | std | best |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = ["| L2 factor | replicates | mean final val. accuracy | std | best |", "|---:|---:|---:|---:|---:|"]
     for row in rows:
         diverged = f" ({row['diverged']} diverged)" if row.get("diverged") else ""
         lines.append(f"| {row['l2']:g} | {row['replicates']}{diverged} | {percent(row['mean'])} | "
@@ -112,8 +111,7 @@ def _draw_factors(ax, series, factors):
         dodge = 0.08 * (i - (len(series) - 1) / 2)  # side by side: error bars do not hide each other
         if show_trials:
             xs = [position[r["l2"]] + dodge for r in rows for a in r["accuracies"] if a is not None]
-            ax.scatter(xs, [100 * a for a in all_trials(rows)], s=18, color=color, alpha=0.35,
-                       label="each replicate")
+            ax.scatter(xs, [100 * a for a in all_trials(rows)], s=18, color=color, alpha=0.35, label="each replicate")
         scored = [r for r in rows if r["mean"] is not None]  # a factor whose every trial diverged has none
         ax.errorbar([position[r["l2"]] + dodge for r in scored], [100 * r["mean"] for r in scored],
                     yerr=[100 * r["std"] for r in scored], fmt="o-", capsize=4, color=color,

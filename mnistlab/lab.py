@@ -102,8 +102,13 @@ def main(prog, lab_flags, quick, out):
             ran[name] = now
             os.makedirs(os.path.dirname(path), exist_ok=True)
             records.write_json(path, {"done": done, "code": ran})
-        if stop and not exit_code:  # the part finished as the stop came: the stop's line is this command's
+        if stop and exit_code <= 0:  # the part finished, or died, as the stop came: the stop's line is this command's
             return cli.stopped(prog, stop)
+        if exit_code < 0:  # killed by a signal (POSIX)
+            signame = signal.Signals(-exit_code).name
+            cli.say(prog, f"{name} was killed ({signame}{'; it may have run out of memory' * (signame == 'SIGKILL')}); "
+                          "what had finished is saved, rerun the same command to go on")
+            return 128 - exit_code
         if exit_code:
             return exit_code
     os.remove(path)

@@ -3,6 +3,7 @@ the per-level autoencoders trained side by side and kept as they finish, each cl
 accuracy over noise draws, the figure against the noise level, and the rules by which the report
 says where digits get hard to read and where denoising stops helping (as ``l2_study`` for 2D)."""
 
+import itertools
 import math
 import os
 
@@ -108,11 +109,8 @@ def thresholds(levels):
     """Where noisy digits first fall below READABLE, up to where denoised ones stay so, where denoising
     stops helping (None for none), and whether it ever helped."""
     hard = hard_to_read((level, noisy) for level, noisy, *_ in levels)[0]
-    kept = None
-    for level, _, _, denoised, _ in levels:
-        if denoised < READABLE:
-            break
-        kept = level
+    readable = list(itertools.takewhile(lambda row: row[3] >= READABLE, levels))  # denoised, from level 0 on
+    kept = readable[-1][0] if readable else None
     helped, stops = False, None
     for level, *scores in levels:
         if helps(*scores):

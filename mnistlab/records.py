@@ -6,10 +6,12 @@ until complete, ``state/`` (backups, ``BACKUP_FIELDS``); docs/runs.md tells the 
 """
 
 import ast
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from typing import NamedTuple
@@ -17,23 +19,43 @@ from typing import NamedTuple
 from mnistlab.cli import LabError, cannot_write
 
 FORMAT = 1  # of run.json and the records; a later layout raises it, and reads this one
+TEMPORARY = re.compile(r"\.tmp-(\d+)(\.|$)")  # in a file's name while it is written: never read nor published
 
 # Files
 
 def write_atomic(path, write, what=None):
-    """``write(tmp_path)``, then the finished file moved into place in one step; a failed write
-    leaves the earlier file, no temporary one, and a LabError naming the file (or ``what``)."""
+    """``write(tmp_path)``, then the finished file on the disk and moved into place in one step: a
+    failed write, or a crash, leaves the earlier file and a LabError naming the file (or ``what``)."""
     folder, name = os.path.split(path)
     stem, dot, extensions = name.partition(".")
     tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
     try:
         write(tmp)
+        to_disk(tmp)
         os.replace(tmp, path)
+        to_disk(folder or ".")
     except OSError as exc:
         raise cannot_write(what or f"{name} in {folder or '.'}", exc) from None
     finally:
         if os.path.isfile(tmp):
             os.remove(tmp)
+
+def to_disk(path):
+    """Flush the file or folder ``path`` to the disk; not a folder on Windows, which cannot."""
+    if os.path.isdir(path) and os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY if os.path.isdir(path) else os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+def remove_temporaries(folder):
+    """What writes cut short by a crash left in ``folder`` (their process gone)."""
+    for name in os.listdir(folder):
+        if (match := TEMPORARY.search(name)) and not alive({"pid": int(match[1])}):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
 
 def write_text(path, text):
     def dump(tmp):
@@ -110,7 +132,8 @@ PART = Fields({"status": str, "wall_seconds": NUMBER, "records": ListOf(str), "w
               required=("status", "wall_seconds", "records"))
 RUN_FIELDS = {"format": int, "script": str, "status": str, "started": str, "changed": ListOf(str),
               "records": ListOf(str), "settings": dict, "wall_seconds": NUMBER, "parts": MapOf(PART),
-              "pid": OPTIONAL_INT, "code": every({"file": str, "fingerprint": str, "definitions": MapOf(str)})}
+              "pid": OPTIONAL_INT, "pid_started": OPTIONAL_NUMBER,
+              "code": every({"file": str, "fingerprint": str, "definitions": MapOf(str)})}
 STUDY_SETTINGS = Fields({"hidden": ListOf(int, nonempty=True), "l2_layers": str, "epochs": int, "lr": NUMBER,
                          "schedule": str, "batch_size": int, "seed": int, "quick": bool, "backend": str},
                         required=("hidden", "l2_layers", "epochs", "lr", "batch_size"))
@@ -170,19 +193,21 @@ def read(path, fields=RECORD_FIELDS, required=(), what="something"):
                        "update the project, or pass --out to another folder")
     return data
 
-def write_record(path, record):
-    record = {"format": FORMAT, **record}
-    write_json(path, record)
-    return record
-
 # Runs found
 
 KILLED = "killed (its process is gone; rerun its command to go on)"
+UNPUBLISHED = "finished, not yet published (rerun its command to publish it)"
 
-def alive(pid):
+def alive(meta):
+    """Whether the process ``meta`` names runs: its ``pid`` started at ``pid_started`` (a later one given the id is not it)."""
     import psutil  # here: this module loads at a command's first line
 
-    return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
+    pid, started = meta.get("pid"), meta.get("pid_started")
+    try:
+        process = psutil.Process(pid) if isinstance(pid, int) and pid > 0 else None
+        return process is not None and (not started or abs(process.create_time() - started) < 1)
+    except psutil.Error:  # gone, a zombie, or another user's
+        return False
 
 def all_runs(out):
     """Every run under OUT/runs (run.json, its path and name), oldest first."""
@@ -193,7 +218,7 @@ def all_runs(out):
         if not meta:
             continue
         meta = {"changed": [], "parts": {}, **meta, "path": os.path.join(folder, name), "name": name}
-        if meta["status"] == "running" and not alive(meta.get("pid")):  # killed before it could say so
+        if meta["status"] == "running" and not alive(meta):  # killed before it could say so
             meta["status"] = KILLED
             for part in meta["parts"].values():
                 if part["status"] == "running":

@@ -17,6 +17,8 @@ import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 
+import psutil  # noqa: E402
+
 from mnistlab import l2_study, lab, plots, records  # noqa: E402
 from mnistlab.cli import LabError  # noqa: E402
 from mnistlab.records import fmt_seconds, percent  # noqa: E402
@@ -51,18 +53,23 @@ class Run:
 
     def __init__(self, script, args, earlier, fingerprint):
         self.script, self.out, self.earlier = script, args.out, earlier
-        values, self.meta = settings(vars(args)), None
+        values, self.meta, self.finished = settings(vars(args)), None, False  # finished: all but published
         for meta in reversed(earlier):
-            if (meta["script"] == script and meta["status"] != "complete" and settings(meta.get("settings", {})) == values
-                    and not (meta["status"] == "running" and records.alive(meta.get("pid")))):
-                why = records.changed_since(meta.get("code"), fingerprint, f"{script}.py")
-                if why:
-                    print(f"Not resuming run {meta['name']}: {why}; starting a new run", flush=True)
-                else:
-                    print(f"Resuming run {meta['name']} ({meta['status']})", flush=True)
-                    self.meta = {key: value for key, value in meta.items() if key not in ("path", "name")}
-                    self.root = meta["path"]
+            if meta["script"] != script or meta["status"] == "complete" or settings(meta.get("settings", {})) != values:
+                continue
+            if records.alive(meta):
+                print(f"Run {meta['name']} of these settings still runs (process {meta['pid']}); not resuming it", flush=True)
+                continue
+            why = records.changed_since(meta.get("code"), fingerprint, f"{script}.py")
+            if why:
+                print(f"Not resuming run {meta['name']}: {why}; starting a new run", flush=True)
                 break
+            self.finished = meta["status"] == records.UNPUBLISHED
+            print(f"Run {meta['name']} finished earlier; publishing it, nothing trained again" if self.finished
+                  else f"Resuming run {meta['name']} ({meta['status']})", flush=True)
+            self.meta = {key: value for key, value in meta.items() if key not in ("path", "name")}
+            self.root = meta["path"]
+            break
         if self.meta is None:
             now = datetime.datetime.now()
             self.root = os.path.join(args.out, "runs", folder_name(script, args.changed, now))
@@ -85,7 +92,7 @@ class Run:
             os.makedirs(folder, exist_ok=True)
         self.meta.setdefault("records", [])
         self.current, self.clock = None, records.Stopwatch()  # the part in progress
-        self._save(status="running", pid=os.getpid())
+        self._save(status="running", pid=os.getpid(), pid_started=psutil.Process().create_time())
         return self
 
     def part(self, name, work, *args):
@@ -94,8 +101,9 @@ class Run:
         cli.raise_pending()
         earlier = self.meta["parts"].get(name, {})
         if earlier.get("status") == "complete":
-            print(f"{name}: finished in an earlier session of this run ({fmt_seconds(earlier['wall_seconds'])}); "
-                  "not trained again", flush=True)
+            if not self.finished:
+                print(f"{name}: finished in an earlier session of this run ({fmt_seconds(earlier['wall_seconds'])}); "
+                      "not trained again", flush=True)
             return None
         if earlier:
             print(f"{name}: going on where it stopped", flush=True)
@@ -128,10 +136,9 @@ class Run:
             if name not in names:
                 names.append(name)
         self._save()
-        return records.write_record(self.result(f"{name}.json"), record)
-
-    def update_record(self, name, fields):
-        return self.write_record(name, {**self.read_record(name), **fields})
+        record = {"format": records.FORMAT, **record}
+        records.write_json(self.result(f"{name}.json"), record)
+        return record
 
     def read_record(self, name):
         return records.read(self.result(f"{name}.json"))
@@ -154,31 +161,29 @@ class Run:
         if kind is not None:
             stopped = self.current and self.meta["parts"][self.current]["status"]
             where = f" in {self.current}{stopped[len('interrupted'):]}" if stopped else ""
-            self._save(status="interrupted" + where, pid=None, wall_seconds=wall)
+            self._save(status="interrupted" + where, pid=None, pid_started=None, wall_seconds=wall)
             return False
         shutil.rmtree(os.path.join(self.root, "state"), ignore_errors=True)
-        self._save(status="complete", pid=None, wall_seconds=wall)
-        try:
-            self._publish()
-            mine = {**self.meta, "path": self.root, "name": self.name}
-            metas = sorted([*(m for m in self.earlier if m["script"] == self.script and m["name"] != self.name
-                              and records.record_of(m)), mine], key=lambda m: (m["started"], m["name"]))
-            runs_and_studies(metas[-LATEST:], self.out, f"{self.script}_runs", f"{l2_study.NAME}_runs", self.name)
-            print(f"Compared with earlier runs: {self.out}/plots/{self.script}_runs.png, "
-                  f"{self.out}/results/{self.script}_runs.md")
-        except BaseException:  # every part done, but not yet published: the same command does it
-            self._save(status="interrupted while publishing")
-            raise
+        self._save(status=records.UNPUBLISHED, wall_seconds=wall)  # complete once published, whatever stops it
+        complete = {**self.meta, "status": "complete", "pid": None, "pid_started": None}
+        self._publish(complete)
+        metas = sorted([*(m for m in self.earlier if m["script"] == self.script and m["name"] != self.name
+                          and records.record_of(m)), {**complete, "path": self.root, "name": self.name}],
+                       key=lambda m: (m["started"], m["name"]))
+        runs_and_studies(metas[-LATEST:], self.out, f"{self.script}_runs", f"{l2_study.NAME}_runs", self.name)
+        self._save(**complete)
+        print(f"Compared with earlier runs: {self.out}/plots/{self.script}_runs.png, "
+              f"{self.out}/results/{self.script}_runs.md")
         return False
 
-    def _publish(self):
-        copies = [(os.path.join(self.root, "run.json"),
-                   os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"))]
+    def _publish(self, complete):
+        records.write_json(os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"), complete)
         for kind in ("plots", "results"):
-            copies += [(os.path.join(self.root, kind, name), os.path.join(self.out, kind, name))
-                       for name in sorted(os.listdir(os.path.join(self.root, kind)))]
-        for source, target in copies:
-            records.write_atomic(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
+            records.remove_temporaries(os.path.join(self.out, kind))
+            for name in sorted(os.listdir(os.path.join(self.root, kind))):
+                if not records.TEMPORARY.search(name):
+                    records.write_atomic(os.path.join(self.out, kind, name),
+                                         lambda tmp, name=name: shutil.copyfile(os.path.join(self.root, kind, name), tmp))
         print(f"Run {self.name} complete; its figures and numbers are also in {self.out}/plots "
               f"and {self.out}/results", flush=True)
 

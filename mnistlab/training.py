@@ -28,7 +28,7 @@ def learning_rate(lr, schedule, total_steps):
 
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), steps_per_execution=STEPS_PER_EXECUTION)
-    if keras.backend.backend() == "tensorflow" and backend.on_cpu():  # where it was measured
+    if keras.backend.backend() == "tensorflow" and backend.device().startswith("CPU"):  # where it was measured
         internals.feed_untuned()
     return model
 
@@ -65,7 +65,7 @@ class BackupAndRestore(keras.callbacks.Callback):
                                                                                     + 2**16)), what=f"in {self.folder}")
         os.remove(probe)
         name = f"epoch-{epoch + 1}.weights.h5"
-        self.model.save_weights(os.path.join(self.folder, name), overwrite=True)
+        records.write_atomic(os.path.join(self.folder, name), self.model.save_weights)  # before the metadata naming it
         state = np.random.get_state(legacy=False)
         records.write_json(os.path.join(self.folder, "training_metadata.json"), {
             "epoch": epoch + 1, "weights": name, "shuffle": {"key": state["state"]["key"].tolist(),

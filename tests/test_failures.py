@@ -185,7 +185,7 @@ elif after == "backup-write":  # half-way through writing epoch 3's backup
     real_save_weights = keras.Model.save_weights
     def save_weights(self, filepath, *args, **kwargs):
         real_save_weights(self, filepath, *args, **kwargs)
-        if os.path.basename(filepath) == "epoch-3.weights.h5":
+        if os.path.basename(filepath).startswith("epoch-3."):  # its temporary name, until whole
             with open(filepath, "r+b") as f:
                 f.truncate(os.path.getsize(filepath) // 2)
             stop()
@@ -341,9 +341,9 @@ def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch
         stopped = run_with_stop(argv, signum, after="backup-write")
         [folder] = (tmp_path / "runs").iterdir()
         backup = folder / "state" / "backup" / "mlp_mnist"
-        if signum == signal.SIGKILL:  # no word, no chance to tidy up: the half-written file is left
+        if signum == signal.SIGKILL:  # no word, no chance to tidy up: the half-written file is left, under its temporary name
             assert stopped.returncode == -signal.SIGKILL and stopped.stderr == ""
-            assert (backup / "epoch-3.weights.h5").exists()
+            assert len(list(backup.glob("epoch-3.tmp-*.weights.h5"))) == 1 and not (backup / "epoch-3.weights.h5").exists()
         else:
             assert stopped.returncode == 128 + signum
             assert stopped.stderr.count("\n") == 1 and "stopped (SIGTERM)" in stopped.stderr

@@ -163,9 +163,6 @@ def two_classifiers(curves, names, count):
                "looking digit, which both read well." if abs(denoised_gap) < abs(noisy_gap) else
                "Denoising does not narrow the gap.")]
 
-def generating(records, dae, out):
-    return prose.BLOCKS["GENERATING"] + figures(out, prose.GENERATED_FIGURES)
-
 AUTOENCODER = Section("4A", "What the denoising autoencoder does, and its loss", "Explain what the model does",
                       autoencoder, NAME, "layers config history/loss history/val_loss", "python denoise_autoencoder.py")
 NOISE_LEVELS = Section("4B", "Noisy and denoised digits from noise 0 to 1",
@@ -177,5 +174,6 @@ ACCURACY = Section("4C", "Does denoising help the classifiers?",
                    f"python denoise_autoencoder.py {' '.join(lab.LAB_FLAGS[NAME])}")
 GENERATING = Section("4D", "Generating digits with the decoder alone",
                      "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "
-                     "'hand-written' digits?", generating, NAME, "", "python denoise_autoencoder.py")
+                     "'hand-written' digits?", lambda records, dae, out: prose.BLOCKS["GENERATING"]
+                     + figures(out, prose.GENERATED_FIGURES), NAME, "", "python denoise_autoencoder.py")
 SECTIONS = (AUTOENCODER, NOISE_LEVELS, ACCURACY, GENERATING)

@@ -32,8 +32,7 @@ def cnn_model(records, cnn, out):
     per_class = cnn.get("per_class_accuracy") or []
     present = [d for d, accuracy in enumerate(per_class) if accuracy is not None]
     if present:
-        worst = min(present, key=lambda d: per_class[d])
-        best = max(present, key=lambda d: per_class[d])
+        worst, best = min(present, key=per_class.__getitem__), max(present, key=per_class.__getitem__)
         absent = [str(d) for d in range(len(per_class)) if d not in present]
         lines += [f"Per digit, it is weakest on {worst}s ({percent(per_class[worst])} right) and strongest on "
                   f"{best}s ({percent(per_class[best])}); the confusion matrix shows which digits it takes for which."

@@ -19,10 +19,6 @@ def read_records(out):
 
 HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the pre-declared arms of experiments/hinton/README.md
 
-def script_of(name):
-    """The script that writes record ``name``."""
-    return next(script for script, facts in lab.SCRIPTS.items() if name in facts["records"])
-
 def caveat(record, name):
     """What sets record ``name``'s numbers apart from the lab's: a quick subset, other flags,
     another backend; "" for a record made at the lab's settings."""
@@ -35,7 +31,7 @@ def caveat(record, name):
     if flags:
         notes.append("flags: " + ", ".join(flags))
     backend = record.get("environment", {}).get("backend")
-    if backend and backend != lab.SCRIPTS[script_of(name)]["backend"]:
+    if backend and backend not in (facts["backend"] for facts in lab.SCRIPTS.values() if name in facts["records"]):
         notes.append(f"backend {backend}")
     return f" *({'; '.join(notes)})*" if notes else ""
 
