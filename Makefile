@@ -63,7 +63,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Every crash point in turn (tests/test_crash.py): the quick scripts and the quick lab killed
-# with SIGKILL at each atomic write, before and after its rename, then rerun; its time in docs/runs.md.
+# with SIGKILL at each atomic write, before and after its rename, then rerun; its time in docs/bad-input.md.
 crashtest: $(STAMP)
 	MNISTLAB_CRASHTEST=1 $(PY) -m pytest tests/test_crash.py
 

@@ -24,7 +24,7 @@ from mnistlab import lab, records
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 EVERY_POINT = pytest.mark.skipif(not os.environ.get("MNISTLAB_CRASHTEST"),
-                                 reason="every crash point in turn: make crashtest (docs/testing.md)")
+                                 reason="every crash point in turn: make crashtest (docs/bad-input.md)")
 
 CRASH_SITE = """
 import os, re, signal, sys
