@@ -61,13 +61,14 @@ def run(command, site, **crash):
 
 
 def finished_parts(out):
-    """{run folder: the parts its run.json calls complete}, and whether it was all done but publishing."""
-    parts, unpublished = {}, False
+    """{run folder: the parts its run.json calls complete}, and its status, of each run not complete."""
+    parts, statuses = {}, set()
     for path in (out / "runs").glob("*/run.json"):
         meta = json.loads(path.read_text())
-        parts[path.parent.name] = [name for name, part in meta["parts"].items() if part["status"] == "complete"]
-        unpublished |= meta["status"] == records.UNPUBLISHED
-    return parts, unpublished
+        if meta["status"] != "complete":  # complete (and published): the same command makes a new run
+            parts[path.parent.name] = [name for name, part in meta["parts"].items() if part["status"] == "complete"]
+            statuses.add(meta["status"])
+    return parts, statuses
 
 
 def assert_whole(out):
@@ -103,10 +104,10 @@ def crash_then_go_on(command, site, out, **crash):
     if crashed.returncode == 0:
         return None, crashed
     assert crashed.returncode == -signal.SIGKILL and crashed.stderr == "", crashed.stderr
-    parts, unpublished = finished_parts(out)
+    parts, statuses = finished_parts(out)
     again = run(command, site)
     assert again.returncode == 0 and again.stderr == "", again.stderr
-    if unpublished:
+    if records.UNPUBLISHED in statuses:
         assert "finished earlier; publishing it, nothing trained again\n" in again.stdout
         assert "Epoch" not in again.stdout and "Resuming" not in again.stdout
     else:
