@@ -33,18 +33,18 @@ def write_atomic(path, write, what=None):
         write(tmp)
         to_disk(tmp)
         os.replace(tmp, path)
-        to_disk(folder or ".")
+        to_disk(folder or ".", folder=True)
     except OSError as exc:
         raise cannot_write(what or f"{name} in {folder or '.'}", exc) from None
     finally:
         if os.path.isfile(tmp):
             os.remove(tmp)
 
-def to_disk(path):
-    """Flush the file or folder ``path`` to the disk; not a folder on Windows, which cannot."""
-    if os.path.isdir(path) and os.name == "nt":
+def to_disk(path, folder=False):
+    """Flush the file (or ``folder``) ``path`` to the disk; not a folder on Windows, which cannot."""
+    if folder and os.name == "nt":
         return
-    fd = os.open(path, os.O_RDONLY if os.path.isdir(path) else os.O_RDWR)
+    fd = os.open(path, os.O_RDONLY if folder else os.O_RDWR)
     try:
         os.fsync(fd)
     finally:

@@ -180,10 +180,9 @@ class Run:
         records.write_json(os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"), complete)
         for kind in ("plots", "results"):
             records.remove_temporaries(os.path.join(self.out, kind))
-            for name in sorted(os.listdir(os.path.join(self.root, kind))):
-                if not records.TEMPORARY.search(name):
-                    records.write_atomic(os.path.join(self.out, kind, name),
-                                         lambda tmp, name=name: shutil.copyfile(os.path.join(self.root, kind, name), tmp))
+            for name in sorted(n for n in os.listdir(os.path.join(self.root, kind)) if not records.TEMPORARY.search(n)):
+                records.write_atomic(os.path.join(self.out, kind, name),
+                                     lambda tmp: shutil.copyfile(os.path.join(self.root, kind, name), tmp))
         print(f"Run {self.name} complete; its figures and numbers are also in {self.out}/plots "
               f"and {self.out}/results", flush=True)
 

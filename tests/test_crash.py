@@ -31,7 +31,7 @@ import os, re, signal, sys
 sys.path.insert(0, os.environ["MNISTLAB_ROOT"])
 from mnistlab import records
 flushes, flush = [], records.to_disk
-def to_disk(path):
+def to_disk(path, **folder):
     flushes.append(path)
     pattern, at = os.environ.get("MNISTLAB_CRASH"), int(os.environ.get("MNISTLAB_CRASH_AT", 0))
     here = os.environ.get("MNISTLAB_CRASH_IN", "") in " ".join(sys.argv)
@@ -40,7 +40,7 @@ def to_disk(path):
     if os.environ.get("MNISTLAB_FLUSHES"):
         with open(os.environ["MNISTLAB_FLUSHES"], "a") as f:
             f.write(f"{path}\\n")
-    flush(path)
+    flush(path, **folder)
 records.to_disk = to_disk
 """
 
