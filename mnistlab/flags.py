@@ -32,8 +32,7 @@ COMMON = {
                   "Adam rate to 0 over 12 epochs reaches it (docs/scripts.md)."),
     "denoise_autoencoder": (32, 64, 1e-3, "at most 2 epochs for every autoencoder and for a lab MLP trained "
                                           "here, and 2 noise draws per level",
-                            "Lab settings: adam (lr 1e-3), binary cross-entropy, noise 0.4, 32 epochs, batch 64."),
-}
+                            "Lab settings: adam (lr 1e-3), binary cross-entropy, noise 0.4, 32 epochs, batch 64.")}
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show each flag's default, except where there is none to show."""

@@ -55,7 +55,8 @@ def run_trials(a_run, settings, factors, replicates, trainings, trial, load):
     wall, workers = round(clock.seconds(), 1), trainings.slots(len(todo))
     a_run.write_record(NAME, {"settings": settings, "rows": rows, "trials_run": len(todo), "workers": workers,
                               "wall_seconds": wall})
-    records.write_text(a_run.result(f"{NAME}.md"), table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time\n")
+    records.write_text(a_run.result(f"{NAME}.md"),
+                       table + f"\n{len(todo)} trials trained in {wall:.0f} s, {workers} at a time, in run {a_run.named()}\n")
     plot_study(rows, settings, a_run.plot(f"{NAME}.png"))
     return rows
 

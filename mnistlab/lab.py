@@ -33,16 +33,13 @@ NOISE_FIGURE_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # question 4B
 SCRIPTS = {
     "mlp_mnist": {"backend": "jax", "records": ("mlp_mnist", "mlp_l2_study")},
     "cnn_mnist": {"backend": "tensorflow", "records": ("cnn_mnist", "cnn_improved")},
-    "denoise_autoencoder": {"backend": "jax", "records": ("denoise_autoencoder",)},
-}
+    "denoise_autoencoder": {"backend": "jax", "records": ("denoise_autoencoder",)}}
 
 # The flags the whole lab runs each script with: every part at the lab's settings, the models kept
 # for question 4C, and the autoencoder retrained at each of 4B's levels as the lab report did.
 LAB_FLAGS = {
-    "mlp_mnist": ("--study", "--save-model"),
-    "cnn_mnist": ("--save-model",),
-    "denoise_autoencoder": ("--per-level", "--fixed-noise", "--levels", *(f"{level:g}" for level in NOISE_FIGURE_LEVELS)),
-}
+    "mlp_mnist": ("--study", "--save-model"), "cnn_mnist": ("--save-model",),
+    "denoise_autoencoder": ("--per-level", "--fixed-noise", "--levels", *(f"{level:g}" for level in NOISE_FIGURE_LEVELS))}
 # The flags by kind: where a run reads and writes and on how many cores (not what it computes,
 # so a stopped run goes on whatever they say), and what runs and is kept rather than how it
 # trains (the report does not call a run made with them one of other settings).

@@ -139,7 +139,7 @@ STUDY_SETTINGS = Fields({"hidden": ListOf(int, nonempty=True), "l2_layers": str,
                         required=("hidden", "l2_layers", "epochs", "lr", "batch_size"))
 RECORD_FIELDS = {
     # every fit's
-    "format": int, "name": str, "status": str, "config": dict, "environment": dict, "history": HISTORY,
+    "format": int, "run": str, "name": str, "status": str, "config": dict, "environment": dict, "history": HISTORY,
     "loss": str, "examples": every({"train": int, "test": int}),
     "layers": ListOf(every({"layer": str, "kind": str, "output_shape": ListOf(OPTIONAL_INT), "parameters": int}),
                      nonempty=True),
@@ -160,8 +160,7 @@ RECORD_FIELDS = {
                                  "accuracy_noisy_std": NUMBERS, "accuracy_denoised": NUMBERS,
                                  "accuracy_denoised_std": NUMBERS}), nonempty=True),
     "reader": every({"name": str, "accuracy_clean": OPTIONAL_NUMBER, "accuracy_noisy": NUMBERS,
-                     "accuracy_noisy_std": NUMBERS}),
-}
+                     "accuracy_noisy_std": NUMBERS})}
 TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_accuracy": OPTIONAL_NUMBER,
                 "diverged_at_epoch": OPTIONAL_INT, "history": HISTORY, "wall_seconds": NUMBER}
 BACKUP_FIELDS = {"epoch": int, "weights": str, "shuffle": dict}

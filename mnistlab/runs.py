@@ -52,7 +52,7 @@ class Run:
     code, else a new one, written once entered; complete, published and compared."""
 
     def __init__(self, script, args, earlier, fingerprint):
-        self.script, self.out, self.earlier = script, args.out, earlier
+        self.script, self.out, self.earlier, self.args = script, args.out, earlier, args
         values, self.meta, self.finished = settings(vars(args)), None, False  # finished: all but published
         for meta in reversed(earlier):
             if meta["script"] != script or meta["status"] == "complete" or settings(meta.get("settings", {})) != values:
@@ -80,6 +80,9 @@ class Run:
                          "started": now.isoformat(timespec="seconds"), "wall_seconds": 0.0, "parts": {}}
         self.name = os.path.basename(self.root)
         self.plots, self.results = os.path.join(self.root, "plots"), os.path.join(self.root, "results")
+
+    def named(self):  # mlp_mnist-20261206-101500-lr0.05 (lr 0.05)
+        return f"{self.name} ({label(self.meta['changed'])})"
 
     def plot(self, name):
         return os.path.join(self.plots, name)
@@ -131,12 +134,12 @@ class Run:
         return "interrupted"
 
     def write_record(self, name, record):
-        """Write JSON record ``name``, one of the run's and of the part's; returns it."""
+        """Write JSON record ``name``, one of the run's and of the part's, naming the run and its flags; returns it."""
         for names in (self.meta["records"], self.meta["parts"][self.current]["records"] if self.current else []):
             if name not in names:
                 names.append(name)
         self._save()
-        record = {"format": records.FORMAT, **record}
+        record = {"format": records.FORMAT, "run": self.name, "config": vars(self.args), **record}
         records.write_json(self.result(f"{name}.json"), record)
         return record
 
@@ -177,7 +180,8 @@ class Run:
         return False
 
     def _publish(self, complete):
-        records.write_json(os.path.join(self.out, "results", f"{self.meta['records'][0]}_run.json"), complete)
+        for record in self.meta["records"]:  # the run that made each record, beside it
+            records.write_json(os.path.join(self.out, "results", f"{record}_run.json"), {**complete, "name": self.name})
         for kind in ("plots", "results"):
             records.remove_temporaries(os.path.join(self.out, kind))
             for name in sorted(n for n in os.listdir(os.path.join(self.root, kind)) if not records.TEMPORARY.search(n)):

@@ -173,7 +173,7 @@ class Checkpoint:
 
 def checkpoint(run, name, args):
     """Record ``name``'s fit in ``run``; a backup without its epochs' history starts afresh."""
-    first = {"name": name, "config": vars(args), "environment": backend.environment()}
+    first = {"name": name, "environment": backend.environment()}
     folder = run.backup(name)
     done = read_backup(folder).get("epoch", 0)
     history = run.read_record(name).get("history", {}) if done else {}

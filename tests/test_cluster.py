@@ -84,28 +84,17 @@ class LocalDask:
             self.kill(process)
 
 
-def started_cluster(tmp_path_factory, workers):
-    """A scheduler and ``workers`` one-thread workers, ended by their ids after the tests that use them."""
+@pytest.fixture
+def dask_cluster(tmp_path_factory):
+    """A scheduler and one one-thread worker, ended by their ids after the test (with every
+    scheduler and worker the test adds)."""
     cluster = LocalDask(tmp_path_factory.mktemp("dask"))
     try:
         cluster.start_scheduler()
-        for _ in range(workers):
-            cluster.start_worker()
+        cluster.start_worker()
         yield cluster
     finally:
         cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
-    """Two workers, for the module's tests (a worker that a test adds, it kills)."""
-    yield from started_cluster(tmp_path_factory, 2)
-
-
-@pytest.fixture
-def own_dask_cluster(tmp_path_factory):
-    """One worker, for a test that kills the scheduler."""
-    yield from started_cluster(tmp_path_factory, 1)
 
 
 def script(name, *args, env=None, **popen):
@@ -134,10 +123,69 @@ def trial_histories(out):
     return sorted((t["l2"], t["replicate"], t["history"]) for t in json.loads(store.read_text())["trials"])
 
 
-def test_study_on_the_cluster_gives_the_local_numbers_even_when_a_worker_dies_mid_trial(dask_cluster, tiny_npz, tmp_path):
-    """The study's own 500-300 MLP over several epochs: every epoch's loss as the local pool's
-    to the float32 rounding of a sum (the issue's bar: the rows to 0.1 points), with a worker
-    killed while it trains a trial, which Dask runs again elsewhere: each trial recorded once."""
+def wait_for_line(process, text):
+    """Read ``process``'s stdout up to the line holding ``text``; returns what was read."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+    raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
+
+
+OLDER_KERAS = """
+import importlib.metadata
+_version = importlib.metadata.version
+importlib.metadata.version = lambda name: "3.0.0" if name == "keras" else _version(name)
+"""
+
+
+def test_a_stop_a_lost_scheduler_and_a_lost_worker_lose_nothing_and_the_cluster_gives_the_local_numbers(
+        dask_cluster, other_platform, tmp_path_factory, tiny_npz, tmp_path):
+    """One cluster through a user's session: a stop cancels the run's tasks there; the same command
+    goes on from the trial store and loses its scheduler (one line); the cluster comes back with a
+    worker of another Keras, named in one line before the trials, and the run ends with each trial
+    once. Then, against the local pool: the study's own 500-300 MLP over several epochs, every
+    epoch's loss as the pool's to the float32 rounding of a sum (the issue's bar: the rows to 0.1
+    points), with a worker killed while it trains a trial, which Dask runs again elsewhere (each
+    trial recorded once); and the per-level autoencoders' table, the pool's with two workers as on
+    macOS or Windows (no CPU affinity, no SIGHUP; the study's pool runs so in test_failures.py)."""
+    stopped = tmp_path / "stopped"
+    command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(stopped), "--cluster", dask_cluster.file]
+    run = script(*command)
+    wait_for_line(run, "trial 1/4")
+    run.send_signal(signal.SIGTERM)
+    code, _, err = finish(run)
+    assert code == 128 + signal.SIGTERM
+    assert err == "mlp_mnist.py: stopped (SIGTERM); what had finished is saved, rerun the same command to go on\n"
+    with dask_cluster.client() as client:
+        dask_cluster.wait_for(lambda: not client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)),
+                              "the cluster's tasks cancelled")
+    first = len(trials(stopped))
+
+    run = script(*command)
+    wait_for_line(run, f"trial {first + 1}/4")
+    dask_cluster.kill(dask_cluster.processes[0])  # the scheduler
+    code, _, err = finish(run)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"lost the Dask scheduler at {dask_cluster.file}" in err and "rerun the same command" in err
+    saved = trials(stopped)
+    assert first < len(saved) < 4
+
+    older = tmp_path_factory.mktemp("older_keras")
+    (older / "sitecustomize.py").write_text(OLDER_KERAS)
+    dask_cluster.start_scheduler()
+    older_worker = dask_cluster.start_worker("older", env={"PYTHONPATH": str(older)})
+    code, out, err = finish(script(*command))
+    assert code == 0 and err.count("\n") == 1, err
+    assert err.startswith("warning: workers with other versions than this machine's (keras ")
+    assert "(keras 3.0.0)" in err and "tcp://127.0.0.1:" in err
+    assert f"{len(saved)} already saved" in out and f"trial {len(saved) + 1}/4" in out
+    assert sorted(trials(stopped)) == sorted(set(trials(stopped))) and len(trials(stopped)) == 4
+    dask_cluster.kill(older_worker)
+    dask_cluster.wait_for(lambda: not dask_cluster.workers(), "the older worker gone")
+
+    dask_cluster.start_worker()
     flags = ["--epochs", "1", "--study", "--study-epochs", "3", "--l2", "1e-6", "1e-3", "--replicates", "2",
              "--workers", "1", "--data", tiny_npz]
     local = finish(script("mlp_mnist.py", *flags, "--out", str(tmp_path / "local")))
@@ -164,11 +212,6 @@ def test_study_on_the_cluster_gives_the_local_numbers_even_when_a_worker_dies_mi
     for (l2, ours), (_, theirs) in zip(study_rows(tmp_path / "dask"), study_rows(tmp_path / "local")):
         assert np.allclose(ours, theirs, atol=0.001), l2
 
-
-def test_per_level_autoencoders_on_the_cluster_give_the_local_pools_table(dask_cluster, other_platform, tiny_npz,
-                                                                          tmp_path):
-    """The local pool with two workers as on macOS or Windows (no CPU affinity, no SIGHUP; the
-    study's pool runs so in test_failures.py, after a stop while it starts), then the cluster."""
     flags = ["--quick", "--per-level", "--fixed-noise", "--levels", "0", "1", "--draws", "1",
              "--classifier-epochs", "1", "--data", tiny_npz]
     tables, outputs = [], []
@@ -182,63 +225,6 @@ def test_per_level_autoencoders_on_the_cluster_give_the_local_pools_table(dask_c
     assert tables[0] == tables[1]
     assert "Training 2 autoencoders for the noise levels of the accuracy study, 2 at a time" in outputs[0]
     assert "2 autoencoders" in outputs[1] and "as tasks of the Dask cluster" in outputs[1]
-
-
-def wait_for_line(process, text):
-    """Read ``process``'s stdout up to the line holding ``text``; returns what was read."""
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if text in line:
-            return "".join(lines)
-    raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
-
-
-OLDER_KERAS = """
-import importlib.metadata
-_version = importlib.metadata.version
-importlib.metadata.version = lambda name: "3.0.0" if name == "keras" else _version(name)
-"""
-
-
-def test_the_scheduler_lost_mid_study_ends_in_one_line_and_the_rerun_goes_on_with_other_versions_named(
-        own_dask_cluster, tmp_path_factory, tiny_npz, tmp_path):
-    """The rerun's cluster comes back with a worker of another Keras: named in one line before the trials."""
-    dask_cluster = own_dask_cluster
-    command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path), "--cluster", dask_cluster.file]
-    run = script(*command)
-    wait_for_line(run, "trial 1/4")
-    dask_cluster.kill(dask_cluster.processes[0])  # the scheduler
-    code, _, err = finish(run)
-    assert code == 2 and err.count("\n") == 1, err
-    assert f"lost the Dask scheduler at {dask_cluster.file}" in err and "rerun the same command" in err
-    saved = trials(tmp_path)
-    assert 1 <= len(saved) < 4
-
-    older = tmp_path_factory.mktemp("older_keras")
-    (older / "sitecustomize.py").write_text(OLDER_KERAS)
-    dask_cluster.start_scheduler()
-    dask_cluster.start_worker("older", env={"PYTHONPATH": str(older)})
-    code, out, err = finish(script(*command))
-    assert code == 0 and err.count("\n") == 1, err
-    assert err.startswith("warning: workers with other versions than this machine's (keras ")
-    assert "(keras 3.0.0)" in err and "tcp://127.0.0.1:" in err
-    assert f"{len(saved)} already saved" in out and f"trial {len(saved) + 1}/4" in out
-    assert sorted(trials(tmp_path)) == sorted(set(trials(tmp_path))) and len(trials(tmp_path)) == 4
-
-
-def test_a_stop_cancels_the_runs_tasks_on_the_cluster(dask_cluster, tiny_npz, tmp_path):
-    """(A rerun after a stop goes on from the trial store as after a lost scheduler, tested above.)"""
-    command = ["mlp_mnist.py", *STUDY, "--data", tiny_npz, "--out", str(tmp_path), "--cluster", dask_cluster.file]
-    run = script(*command)
-    wait_for_line(run, "trial 1/4")
-    run.send_signal(signal.SIGTERM)
-    code, _, err = finish(run)
-    assert code == 128 + signal.SIGTERM
-    assert err == "mlp_mnist.py: stopped (SIGTERM); what had finished is saved, rerun the same command to go on\n"
-    with dask_cluster.client() as client:
-        dask_cluster.wait_for(lambda: not client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)),
-                              "the cluster's tasks cancelled")
 
 
 def test_the_exact_unreachable_address_from_the_shell(tmp_path):

@@ -80,7 +80,8 @@ def test_its_numbers_are_the_records_and_say_they_come_from_a_quick_run(quick_fo
     for name in ("mlp_l2_study.png", "cnn_mnist_feature_maps.png", "denoise_accuracy.png", "generate_random.png"):
         assert f"(plots/{name})" in text
     # each part's wall time, from its run.json
-    assert f"| `mlp_mnist.py`: L2 study | {study['settings']['backend']} |" in text
+    assert (f"| `mlp_mnist.py`: L2 study *(flags: hidden 48 24, study-hidden 40 20, l2 0.0001 0.001)* | "
+            f"{study['settings']['backend']} |") in text
 
 
 @pytest.mark.slow
@@ -174,12 +175,39 @@ def test_a_part_run_beside_another_is_named_so_and_counted_once_in_the_total():
 
     def part(seconds, **within):
         return {"status": "complete", "wall_seconds": seconds, "records": [], **within}
-    runs = {"mlp_mnist": {"script": "mlp_mnist", "parts": {"lab MLP": part(6.0)}},
-            "denoise_autoencoder": {"script": "denoise_autoencoder", "parts": {
+    runs = {"mlp_mnist": {"script": "mlp_mnist", "records": ["mlp_mnist"], "parts": {"lab MLP": part(6.0)}},
+            "denoise_autoencoder": {"script": "denoise_autoencoder", "records": ["denoise_autoencoder"], "parts": {
                 "per-level autoencoders": part(120.0), "autoencoder": part(45.0, within="per-level autoencoders"),
                 "accuracy study": part(20.0)}}}
-    records = {"runs": {name: runs.get(name, {}) for name in (*lab.SCRIPTS, "cnn_improved")},
-               **{name: {"environment": {"backend": "jax"}} for name in (*lab.SCRIPTS, "cnn_improved")}}
+    names = [name for facts in lab.SCRIPTS.values() for name in facts["records"]]
+    records = {"runs": {name: runs.get(name, {}) for name in names},
+               **{name: {"environment": {"backend": "jax"}} for name in names}}
     text = "\n".join(wall_times(records))
     assert "| `denoise_autoencoder.py`: autoencoder (beside the per-level autoencoders, within their time) | jax | 45 |" in text
     assert "| **the lab's parts** |  | **146** |" in text  # 6 + 120 + 20
+
+
+@pytest.mark.slow
+def test_results_of_two_runs_side_by_side_are_each_named_by_their_own_run(tiny_npz, tmp_path, capsys):
+    """The study from one run, the lab MLP from a later one without a study: each record, the
+    study's table, the published run record and the report's sections name the run that made them."""
+    import mlp_mnist
+
+    common = ["--data", tiny_npz, "--epochs", "1", "--hidden", "8", "--out", str(tmp_path)]
+    assert run_main(mlp_mnist.main, [*common, "--study", "--study-hidden", "16", "--l2", "0.001", "--replicates", "1",
+                                     "--study-epochs", "1", "--workers", "1"], capsys)[0] == 0
+    assert run_main(mlp_mnist.main, [*common, "--lr", "0.05"], capsys)[0] == 0
+    assert report.main(["--out", str(tmp_path)]) == 0
+    (studied,), (later,) = ([p.name for p in (tmp_path / "runs").iterdir() if ("study" in p.name) == with_study]
+                            for with_study in (True, False))
+    study, mlp = record(tmp_path, "mlp_l2_study"), record(tmp_path, "mlp_mnist")
+    assert (study["run"], mlp["run"]) == (studied, later)
+    assert "l2 0.001" in study["config"]["changed"] and "lr 0.05" in mlp["config"]["changed"]
+    assert f"in run {studied} (epochs 1, hidden 8, " in (tmp_path / "results" / "mlp_l2_study.md").read_text()
+    assert record(tmp_path, "mlp_mnist_run")["name"] == later
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "lr 0.05" not in section(text, "2D") and "l2 0.001, replicates 1" in section(text, "2D")
+    assert "lr 0.05" in section(text, "2C") and "l2 0.001" not in section(text, "2C")
+    assert "`mlp_mnist` flags: epochs 1, lr 0.05, hidden 8; `mlp_l2_study` flags: epochs 1, hidden 8, " in text
+    assert "| `mlp_mnist.py`: lab MLP *(flags: epochs 1, lr 0.05, hidden 8)* | jax |" in text.split("## Wall time")[1]
+    assert "| `mlp_mnist.py`: L2 study *(flags: epochs 1, hidden 8, study-hidden 16, l2 0.001," in text.split("## Wall time")[1]

@@ -37,10 +37,7 @@ def cnn_model(records, cnn, out):
         lines += [f"Per digit, it is weakest on {worst}s ({percent(per_class[worst])} right) and strongest on "
                   f"{best}s ({percent(per_class[best])}); the confusion matrix shows which digits it takes for which."
                   + (f" The test set holds no {', no '.join(absent)}." if absent else ""), ""]
-    lines += [
-        "**The layers not used before**:",
-        "",
-        *prose.BLOCKS["CONVOLUTION"],
+    lines += ["**The layers not used before**:", "", *prose.BLOCKS["CONVOLUTION"],
         f"- `MaxPooling2D` 2×2: keeps the largest value of each 2×2 block, halving each map's height and "
         f"width. In this run the maps go {' → '.join(sizes)} pixels (each unpadded 5×5 convolution trims "
         "4, each pooling halves): a detector that fires anywhere in a block still counts, so a stroke "
@@ -94,5 +91,4 @@ SECTIONS = (
             cnn_model, "cnn_mnist", "layers test_accuracy config", f"python cnn_mnist.py {' '.join(lab.LAB_FLAGS['cnn_mnist'])}"),
     Section("3B", "Why convolutions suit images better than dense layers",
             "Discuss the differences and potential benefits of using convolutional layers over fully connected "
-            "ones for the particular application?", cnn_versus_dense),
-)
+            "ones for the particular application?", cnn_versus_dense))

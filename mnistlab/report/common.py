@@ -19,19 +19,19 @@ def read_records(out):
 
 HINTON_EXPERIMENT = os.path.join("experiments", "hinton")  # the pre-declared arms of experiments/hinton/README.md
 
-def caveat(record, name):
+def caveat(record, name, flags_only=False):
     """What sets record ``name``'s numbers apart from the lab's: a quick subset, other flags,
-    another backend; "" for a record made at the lab's settings."""
+    another backend (``flags_only``: the flags); "" for a record made at the lab's settings."""
     config = record.get("config", {})
     notes = []
-    if config.get("quick"):
+    if config.get("quick") and not flags_only:
         notes.append("quick subset")
     flags = [flag for flag in config.get("changed", [])
              if flag != "quick" and flag.split(" ")[0] not in lab.CHOICE_FLAGS]
     if flags:
         notes.append("flags: " + ", ".join(flags))
     backend = record.get("environment", {}).get("backend")
-    if backend and backend not in (facts["backend"] for facts in lab.SCRIPTS.values() if name in facts["records"]):
+    if backend and not flags_only and backend not in (facts["backend"] for facts in lab.SCRIPTS.values() if name in facts["records"]):
         notes.append(f"backend {backend}")
     return f" *({'; '.join(notes)})*" if notes else ""
 
@@ -122,15 +122,15 @@ def test_count(record):  # the test digits a record was scored on
 def provenance(records):
     """The banner: where the numbers come from, and how they differ from the lab's settings."""
     lines = []
-    made = {script: records[script] for script in lab.SCRIPTS if records[script]}
+    made = {name: records[name] for facts in lab.SCRIPTS.values() for name in facts["records"] if records[name]}
     if any(record.get("config", {}).get("quick") for record in made.values()):
         train, test = data.QUICK_SIZES
         lines += [f"> **A quick run.** These records come from `--quick` runs: {train:,} training and "
                   f"{test:,} test digits and 1-2 epochs. They show that every part works; their numbers "
                   "do not answer the lab and are not comparable with its references. `make lab` makes "
                   "the lab's numbers.", ""]
-    others = [f"`{script}` {caveat(record, script).strip(' *()')}" for script, record in made.items()
-              if caveat(record, script) and not record.get("config", {}).get("quick")]
+    others = [f"`{name}` {caveat(record, name).strip(' *()')}" for name, record in made.items()
+              if caveat(record, name) and not record.get("config", {}).get("quick")]
     if others:
         lines += ["> **Settings that differ from the lab's**: " + "; ".join(others)
                   + ". Numbers marked so below come from them.", ""]
@@ -151,17 +151,21 @@ def machines(records):
     return ["Machines:", ""] + [f"- {text} (`{'`, `'.join(names)}`)" for text, names in made.items()] + [""]
 
 def wall_times(records):
-    """Each part's wall time and backend (one run within another counted once), their total, then
-    the improved CNN's."""
-    def rows(mains):
+    """Each part's wall time and backend, from the run that made its record, with that run's flags
+    (one part within another counted once), their total, then the improved CNN's."""
+    def rows(names):
         found = []
-        for main in mains:
-            meta, backend = records["runs"][main], records[main].get("environment", {}).get("backend", "–")
-            for name, part in meta.get("parts", {}).items():
-                beside = f" (beside the {part['within']}, within their time)" if "within" in part else ""
-                found.append((f"`{meta['script']}.py`: {name}{beside}", backend, part["wall_seconds"], not beside))
+        for name in names:
+            meta, record = records["runs"][name], records[name]
+            backend = (record.get("environment") or record.get("settings", {})).get("backend", "–")
+            for part_name, part in meta.get("parts", {}).items():
+                if (part["records"] or meta["records"])[0] == name:  # a part without records: its run's first
+                    beside = f" (beside the {part['within']}, within their time)" if "within" in part else ""
+                    found.append((f"`{meta['script']}.py`: {part_name}{beside}{caveat(record, name, flags_only=True)}",
+                                  backend, part["wall_seconds"], not beside))
         return found
-    lab_rows, beyond = rows(lab.SCRIPTS), rows(["cnn_improved"])
+    lab_rows = rows(name for facts in lab.SCRIPTS.values() for name in facts["records"] if name != "cnn_improved")
+    beyond = rows(["cnn_improved"])
     if not lab_rows + beyond:
         return []
     cells = [(name, backend, f"{seconds:,.0f}") for name, backend, seconds, _ in lab_rows]

@@ -83,7 +83,7 @@ def study_title(study):
 def mlp_study(records, study, out):
     mlp = records["mlp_mnist"]
     settings, rows = study["settings"], study["rows"]
-    note = caveat(mlp, "mlp_mnist")
+    note = caveat(study, "mlp_mnist")  # the study's own run's flags: another run may have made the lab MLP
     tests = test_count(mlp)
     lines = [f"The study{note}: {l2_study.describe_settings(settings)}, batch {settings['batch_size']}; "
               f"{len(rows)} L2 factors × {rows[0]['replicates']} replicates, each replicate starting from its "
@@ -163,5 +163,4 @@ SECTIONS = (
             "Train the network for 10 epochs and plot the training and validation accuracy for each epoch.",
             mlp_curves, "mlp_mnist", "history/accuracy history/val_accuracy", "python mlp_mnist.py"),
     Section("2D", study_title, "How close do you get to Hintons result?",
-            mlp_study, l2_study.NAME, "rows settings", "python mlp_mnist.py --study"),
-)
+            mlp_study, l2_study.NAME, "rows settings", "python mlp_mnist.py --study"))
