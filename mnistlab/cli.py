@@ -88,8 +88,7 @@ def deferred():
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        release((sys.unraisablehook, previous))  # the handlers as they were
         if noted:
             signal.raise_signal(noted[0])
 

@@ -26,7 +26,8 @@ import tempfile
 import threading
 import unittest.mock
 import urllib.parse
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 from mnistlab import backend, cli, data, lab
 
@@ -132,8 +133,7 @@ def run(task, jobs, setup, workers):
     workers = worker_count(workers, len(jobs))
     if workers == 1:
         data = setup() if jobs else None
-        for job in jobs:
-            yield job, task(data, job)
+        yield from ((job, task(data, job)) for job in jobs)
         return
     context = multiprocessing.get_context("spawn")  # on every OS (Windows' only one): a fork would copy threads
     with contextlib.ExitStack() as leaving:  # normally or on a stop, it terminates the workers
@@ -141,8 +141,15 @@ def run(task, jobs, setup, workers):
             cores = context.Queue()
             for core in core_ids(workers):
                 cores.put(core)
-            pool = leaving.enter_context(context.Pool(workers, initializer=_start, initargs=(cores,)))
-        yield from pool.imap_unordered(functools.partial(_call, task, setup), jobs)
+            pool = ProcessPoolExecutor(workers, context, initializer=_start, initargs=(cores,))
+            leaving.callback(pool.shutdown, cancel_futures=True)  # its workers ended first, not once they finish
+            leaving.callback(lambda: [process.terminate() for process in multiprocessing.active_children()])
+            futures = [pool.submit(_call, task, setup, job) for job in jobs]
+        try:
+            yield from (future.result() for future in as_completed(futures))
+        except BrokenProcessPool:  # a worker killed (the OOM killer's SIGKILL): its training is lost, not awaited
+            raise cli.LabError("a worker process was killed (it may have run out of memory: --workers 1 holds less); "
+                               "what had finished is saved, rerun the same command to go on") from None
 
 # On a Dask cluster
 

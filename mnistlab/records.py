@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from typing import NamedTuple
@@ -197,10 +198,14 @@ def read(path, fields=RECORD_FIELDS, required=(), what="something"):
 KILLED = "killed (its process is gone; rerun its command to go on)"
 UNPUBLISHED = "finished, not yet published (rerun its command to publish it)"
 
+def this_process():
+    """This process's identity, which ``alive`` checks: its id and its start time."""
+    import psutil  # here: this module loads at a command's first line
+    return {"pid": os.getpid(), "pid_started": psutil.Process().create_time()}
+
 def alive(meta):
     """Whether the process ``meta`` names runs: its ``pid`` started at ``pid_started`` (a later one given the id is not it)."""
-    import psutil  # here: this module loads at a command's first line
-
+    import psutil
     pid, started = meta.get("pid"), meta.get("pid_started")
     try:
         process = psutil.Process(pid) if isinstance(pid, int) and pid > 0 else None
@@ -242,7 +247,6 @@ def fmt_seconds(seconds):
 def mean_std(values):
     """The mean and the sample standard deviation (0 for a single value)."""
     import numpy as np  # here: this module loads at a command's first line
-
     values = np.asarray(values, dtype=float)
     return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else 0.0)
 
@@ -295,8 +299,6 @@ def of_file(path):
 
 def fingerprint(script):
     """``of_file`` of ``script`` as this process loaded it (run, in a pool worker, or imported)."""
-    import sys
-
     for name in ("__main__", "__mp_main__", script):
         path = getattr(sys.modules.get(name), "__file__", None) or ""
         if os.path.basename(path) == f"{script}.py":
@@ -311,8 +313,7 @@ def edited(before, now):
     """The definitions changed between two fingerprints (not a module only one recorded); [] if unknown."""
     if not before or not now:
         return []
-    both = set.intersection(*({name.partition(".")[0] for name in side["definitions"] if "." in name}
-                              for side in (before, now)))
+    both = modules_of(before) & modules_of(now)
     old, new = ({name: digest for name, digest in side["definitions"].items()
                  if "." not in name or name.partition(".")[0] in both} for side in (before, now))
     return [name for name in [*new, *(name for name in old if name not in new)] if old.get(name) != new.get(name)]

@@ -17,8 +17,6 @@ import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 
-import psutil  # noqa: E402
-
 from mnistlab import l2_study, lab, plots, records  # noqa: E402
 from mnistlab.cli import LabError  # noqa: E402
 from mnistlab.records import fmt_seconds, percent  # noqa: E402
@@ -95,7 +93,7 @@ class Run:
             os.makedirs(folder, exist_ok=True)
         self.meta.setdefault("records", [])
         self.current, self.clock = None, records.Stopwatch()  # the part in progress
-        self._save(status="running", pid=os.getpid(), pid_started=psutil.Process().create_time())
+        self._save(status="running", **records.this_process())
         return self
 
     def part(self, name, work, *args):
@@ -343,8 +341,7 @@ def main(argv=None):
     chosen = sorted(chosen.values(), key=lambda m: (m["started"], m["name"]))
     records.check_outputs(args.out)
     table, study = runs_and_studies(chosen, args.out, "runs_compare", "runs_compare_l2_study")
-    print(table)
-    print(study)
+    print(table, study, sep="\n")
     print(f"Wrote {args.out}/plots/runs_compare.png and {args.out}/results/runs_compare.md"
           + (f", and the studies' {args.out}/plots/runs_compare_l2_study.png and .md" if study else ""))
     return 0

@@ -499,25 +499,38 @@ def test_a_stop_while_workers_start_or_a_trial_computes_is_one_line(moment, work
 
 @POSIX
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
-def test_ctrl_c_or_a_closed_terminal_while_the_workers_import_keras_is_one_line(tiny_npz, tmp_path):
+def test_ctrl_c_a_closed_terminal_or_a_killed_worker_while_the_workers_start_is_one_line(tiny_npz, tmp_path):
     """A terminal's stop reaches the whole process group: the workers too, while they import the
     script and Keras, and multiprocessing's resource tracker. Only the command's line is said,
-    no process is left, and the same command goes on (stopped again by the other signal first)."""
+    no process is left, and the same command goes on (stopped again by the other signal first).
+    Then the OOM killer takes a worker: the command ends at once with one line, where the pool
+    used to wait forever for the lost training, its other worker ended too; and the same command
+    trains every trial, each once."""
+    import psutil
+
     argv = [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", tiny_npz, "--epochs", "1", "--hidden", "8",
             "--study", "--study-hidden", "16", "--study-epochs", "1", "--l2", "1e-3", "--replicates", "2",
             "--workers", "2", "--out", str(tmp_path)]
-    for signal_name in ("SIGINT", "SIGHUP"):
+    for signal_name in ("SIGINT", "SIGHUP", "SIGKILL"):
         process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=user_env(), start_new_session=True, preexec_fn=as_in_a_terminal)
         try:
             for line in process.stdout:
                 if "2 at a time" in line:  # the pool starts now; its workers take seconds to import Keras
-                    time.sleep(0.5)
-                    os.killpg(process.pid, getattr(signal, signal_name))
+                    if signal_name == "SIGKILL":  # to one worker, as the OOM killer sends it
+                        deadline = time.monotonic() + 60
+                        while len(workers := [p for p in psutil.Process(process.pid).children()
+                                              if "spawn_main" in " ".join(p.cmdline())]) < 2:
+                            assert time.monotonic() < deadline, "the pool's two workers did not start"
+                            time.sleep(0.1)
+                        workers[0].kill()
+                    else:
+                        time.sleep(0.5)
+                        os.killpg(process.pid, getattr(signal, signal_name))
                     break
             stdout, stderr = process.communicate(timeout=120)
-            assert (process.returncode, stderr) == (128 + getattr(signal, signal_name),
-                                                    stop_line("mlp_mnist.py", signal_name)), stdout
+            assert (process.returncode, stderr) == ((2, KILLED_WORKER) if signal_name == "SIGKILL" else (
+                128 + getattr(signal, signal_name), stop_line("mlp_mnist.py", signal_name))), stdout
         finally:
             left = session_processes(process.pid)
             for pid in left:
@@ -525,6 +538,12 @@ def test_ctrl_c_or_a_closed_terminal_while_the_workers_import_keras_is_one_line(
         assert left == []
     result = run_script(*argv[1:])
     assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    [store] = (tmp_path / "runs").glob("*/results/mlp_l2_study_trials.json")
+    assert sorted((t["l2"], t["replicate"]) for t in json.loads(store.read_text())["trials"]) == [(1e-3, 0), (1e-3, 1)]
+
+
+KILLED_WORKER = ("mlp_mnist.py: error: a worker process was killed (it may have run out of memory: --workers 1 "
+                 "holds less); what had finished is saved, rerun the same command to go on\n")
 
 
 def session_processes(session, within=10):

@@ -27,9 +27,7 @@ def render(out):
              f"Written by `{PROG}` from the records in this folder's `results/` and the figures in "
              "`plots/`: every number and every comparison below is computed from them, so the report "
              "describes the runs that made them.", ""]
-    lines += provenance(found)
-    for section in SECTIONS:
-        lines += write(section, found, out)
+    lines += provenance(found) + [line for section in SECTIONS for line in write(section, found, out)]
     lines += wall_times(found)
     return "\n".join(lines).rstrip() + "\n"
 
