@@ -38,12 +38,12 @@ def cnn_model(records, cnn, out):
                   f"{best}s ({percent(per_class[best])}); the confusion matrix shows which digits it takes for which."
                   + (f" The test set holds no {', no '.join(absent)}." if absent else ""), ""]
     lines += ["**The layers not used before**:", "", *prose.BLOCKS["CONVOLUTION"],
-        f"- `MaxPooling2D` 2×2: keeps the largest value of each 2×2 block, halving each map's height and "
-        f"width. In this run the maps go {' → '.join(sizes)} pixels (each unpadded 5×5 convolution trims "
-        "4, each pooling halves): a detector that fires anywhere in a block still counts, so a stroke "
-        "shifted by a pixel changes little, and the next layer sees a wider part of the digit for the "
-        "same filter size.",
-        "- `Flatten`, `Dense` with softmax: as in the MLP, on the last maps instead of the pixels.", ""]
+              f"- `MaxPooling2D` 2×2: keeps the largest value of each 2×2 block, halving each map's height and "
+              f"width. In this run the maps go {' → '.join(sizes)} pixels (each unpadded 5×5 convolution trims "
+              "4, each pooling halves): a detector that fires anywhere in a block still counts, so a stroke "
+              "shifted by a pixel changes little, and the next layer sees a wider part of the digit for the "
+              "same filter size.",
+              "- `Flatten`, `Dense` with softmax: as in the MLP, on the last maps instead of the pixels.", ""]
     lines += figures(out, prose.CNN_FIGURES)
     return lines + improved_cnn(records["cnn_improved"], cnn, out)
 
