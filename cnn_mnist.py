@@ -34,8 +34,7 @@ TITLES = {"lab": "Lab CNN", "improved": "Improved CNN"}
 # The data (question 1)
 
 def load_data(path=None, quick=False):
-    """MNIST as ``(x_train, y_train), (x_test, y_test)``: 28x28x1 images (the channel axis
-    Conv2D expects) as float32 in [0, 1], labels one-hot."""
+    """MNIST as 28x28x1 images (the channel axis Conv2D expects) in [0, 1], float32, labels one-hot."""
     (x_train, y_train), (x_test, y_test) = data.load_mnist(path, quick)
     x_train, x_test = data.scale(x_train)[..., np.newaxis], data.scale(x_test)[..., np.newaxis]
     y_train = keras.utils.to_categorical(y_train, data.CLASSES)
@@ -144,7 +143,8 @@ def plot_misclassified(x, true, probabilities, path, title):
 
 def plot_filters(model, path, title):
     """The first convolution's kernels, red for positive and blue for negative weights."""
-    kernels = model.get_layer(index=first_conv_index(model)).get_weights()[0][:, :, 0, :]
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    kernels = conv.get_weights()[0][:, :, 0, :]
     count, limit = kernels.shape[-1], np.abs(kernels).max()
     fig, ax, image = plots.image_grid(np.moveaxis(kernels, -1, 0), 8, size=0.75, gap=0.28, band=0.3, right=1.2,
                                       top=0.9, captions=[f"filter {i + 1}" for i in range(count)], framed=True,
@@ -157,12 +157,8 @@ def plot_filters(model, path, title):
                  label="weight")
     plots.save_figure(fig, path)
 
-def first_conv_index(model):
-    return next(i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D))
-
 def feature_stages(model):
-    """The layers question 3A's figure shows, each convolution's block to its ReLU and each pooling,
-    and their names (``Conv2D 32 × 5×5, relu``, ``... + batch norm + ReLU``)."""
+    """Question 3A's stages and names: each convolution's block up to its ReLU, and each pooling."""
     layers, stages = model.layers, []
     for i, layer in enumerate(layers):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):

@@ -84,8 +84,7 @@ def new_denoiser(args, seed):
 # Questions 4A, 4B and 4D: training, the denoising figure and the decoder's digits
 
 def train_autoencoder(run, args, images):
-    """Fit the lab autoencoder noisy -> clean, evaluate it, draw its figures (4B, 4D); its weights
-    are kept in the run's state for the accuracy study."""
+    """Fit the lab autoencoder noisy -> clean, evaluate it, draw its figures (4B, 4D)."""
     (x_train, y_train), (x_test, y_test) = images
     autoencoder, encoder, decoder = new_denoiser(args, args.seed)
     plots.print_summary(autoencoder)
@@ -121,8 +120,7 @@ def reconstruction_scores(clean, images):
     return bce, (10 * np.log10(1.0 / mse) if mse > 0 else None)
 
 def plot_denoising(autoencoder, x_test, labels, seed, path, title):
-    """Question 4B: clean digits, then noisy and denoised rows at each noise level; returns the
-    reconstruction loss and PSNR of noisy and denoised test images at each level."""
+    """Question 4B: clean, noisy and denoised digits at each level; returns each level's BCE and PSNR."""
     picks = np.array([np.flatnonzero(labels == digit)[0] for digit in np.unique(labels)])  # each digit the set holds
     rows = [("clean", x_test[picks])]
     scores = []
@@ -195,8 +193,7 @@ def train_denoiser(args, splits, level):
 READER = "lab MLP trained on noisy digits of every level"
 
 def train_lab_mlp(args, x, y, test, what):
-    """The lab MLP of question 2 trained here as ``what`` on ``x`` (images, or a function of the
-    epoch), validated only after its last epoch: the study scores the finished model."""
+    """The lab MLP trained here as ``what`` on ``x`` (or a function of the epoch), validated at its end."""
     print(f"\nTraining {what} ({args.classifier_epochs} epochs)")
     training.set_seed(args.seed)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lab.MLP_LR)
@@ -205,8 +202,7 @@ def train_lab_mlp(args, x, y, test, what):
     return model
 
 def per_level_denoisers(args, autoencoder, weights):
-    """The autoencoder for a noise level: one model loaded with that level's ``weights`` (compiled
-    once, not once a level), else the trained ``autoencoder``."""
+    """The autoencoder for a level: one model (compiled once) loaded with its ``weights``, else ``autoencoder``."""
     if not weights:
         return lambda level: autoencoder
     spare = build_autoencoder(args.hidden, args.latent)[0]
@@ -225,8 +221,7 @@ def accuracy(classifier, x, labels):
     return float(np.mean(predictions.argmax(axis=1) == labels))
 
 def accuracy_study(args, classifiers, reader, denoisers, x_test, labels):
-    """Each classifier's accuracy (mean and std over noise draws) on the same noisy and denoised test
-    images at each level, and the ``reader``'s (4B) on the noisy ones."""
+    """Each classifier's accuracy over noise draws on noisy and denoised digits; the ``reader``'s on noisy."""
     scores = {name: {"clean": accuracy(model, x_test, labels), "noisy": [], "denoised": []}
               for name, model in classifiers.items()}
     read = {"clean": accuracy(reader, x_test, labels), "noisy": []}
@@ -277,8 +272,7 @@ def study_accuracy(run, args, models, images):
     print(f"Wrote {run.result(NAME + '.json')} and figures under {run.plots}")
 
 def main(args, run):
-    """The autoencoder (4A, 4B, 4D), the per-level ones (--per-level) and the accuracy study (4C),
-    each a part of ``run``: its folder under runs/."""
+    """The autoencoder (4A, 4B, 4D), the per-level ones and the accuracy study (4C), each a part of ``run``."""
     models = {name: noise_study.load_classifier(path) if path else None
               for name, path in noise_study.classifiers(args.classifier, os.path.join(args.out, "results")).items()}
     # Loaded once, when a part first needs them: the per-level autoencoders train first, in

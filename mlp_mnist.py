@@ -40,8 +40,7 @@ def load_data(path=None, quick=False):
 # Question 2A: the model
 
 def build_mlp(hidden=lab.MLP_HIDDEN, l2=0.0, l2_layers="all"):
-    """Flatten, a relu Dense layer per entry of ``hidden``, softmax; ``l2`` penalises the kernels of
-    every hidden layer (the handout's "weight decay on hidden units", 2D) or of the first only."""
+    """Flatten, relu Dense layers of ``hidden``, softmax; ``l2`` on every hidden kernel (2D) or the first's."""
     sizes = data.mlp_sizes(hidden)
     layers = [keras.Input(shape=(28, 28)), keras.layers.Flatten()]
     for i, units in enumerate(sizes[1:-1]):

@@ -1,7 +1,5 @@
 """The Keras backend a script runs on, chosen and checked before Keras is imported, Keras loaded
-quietly, and the machine it runs on. TensorFlow, absl and XLA write start-up lines straight to
-stderr as their C++ libraries load (which ones depends on the CPU): ``quiet`` holds them back
-while Keras loads. MNISTLAB_LOGS=1 shows them, for debugging.
+quietly (without the C++ libraries' start-up lines; MNISTLAB_LOGS=1 shows them), and the machine.
 """
 
 import contextlib

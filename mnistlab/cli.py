@@ -1,7 +1,6 @@
 """How a lab command ends: one line and exit 2 for bad input or a failing environment
-(``LabError``), a stop's line and 128 + the signal, quietly for a closed pipe. A stop (Ctrl-C,
-``kill``, a closed terminal) is caught from a command's first line, and one that Python drops or
-a library swallows is raised again. The standard library only: it loads at a first line.
+(``LabError``), a stop's line and 128 + the signal (caught from the first line, raised again where
+dropped or swallowed), quietly for a closed pipe. The standard library only: it loads at a first line.
 """
 
 import _thread
@@ -60,8 +59,7 @@ def _raise_again_later(signum):
     again.start()
 
 def _stop_dropped(previous_hook, unraisable):
-    """``sys.unraisablehook``: a stop raised where Python drops it (JAX's garbage-collector callback)
-    is raised again in the main thread."""
+    """``sys.unraisablehook``: a stop Python drops (in JAX's garbage-collector callback) raised again."""
     try:
         signum = stop_signal(unraisable.exc_value)
         if signum is None:
@@ -93,8 +91,7 @@ def deferred():
             signal.raise_signal(noted[0])
 
 def catch_stops():
-    """From now on a stop raises Stopped (one ignored, under `nohup`, stays ignored); returns what
-    ``release`` restores."""
+    """From now on a stop raises Stopped (one ignored, under `nohup`, stays so); returns what ``release`` restores."""
     hook = sys.unraisablehook
     if getattr(hook, "func", None) is not _stop_dropped:
         sys.unraisablehook = functools.partial(_stop_dropped, hook)
@@ -107,8 +104,7 @@ def release(caught):
         signal.signal(signum, handler)
 
 def stop_signal(exc):
-    """The signal of the KeyboardInterrupt among ``exc``'s causes (one inside a C call surfaces as
-    another error), or None."""
+    """The signal of a KeyboardInterrupt among ``exc``'s causes (a C call's surfaces as another error), or None."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):

@@ -1,8 +1,5 @@
-"""MNIST: its sizes, loaded and checked, its pixels scaled, and the lab's salt-and-pepper noise.
-
-Source order: an explicit path (``--data``), else the ``MNIST_NPZ`` environment variable, else
-``keras.datasets.mnist.load_data()`` (which downloads once and caches).
-"""
+"""MNIST: its sizes, loaded (``--data``, else ``MNIST_NPZ``, else Keras's download) and checked,
+its pixels scaled, and the lab's salt-and-pepper noise."""
 
 import functools
 import os
@@ -66,8 +63,7 @@ def _download():
 
 @functools.lru_cache(maxsize=1)
 def _read_npz(path, stamp):
-    """The read-only arrays of ``path``, read once while its ``stamp`` holds; a header claiming more
-    than MNIST has is refused unread."""
+    """The read-only arrays of ``path``, read once while its ``stamp`` holds; oversized ones refused unread."""
     if stamp is None:
         raise LabError(f"data file not found: {path}; {OFFLINE_HINT}")
     if os.path.isdir(path):
@@ -126,31 +122,21 @@ def check_arrays(arrays, source):
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= CLASSES:
             raise LabError(f"y_{split} in {source} has labels outside 0-9; {use}")
 
-def aligned(x, dtype=None):
-    """A copy of ``x`` (as ``dtype``) on a 64-byte boundary, which JAX's CPU backend takes without a copy."""
-    dtype = np.dtype(dtype or x.dtype)
-    memory = np.empty(x.size * dtype.itemsize + 64, np.uint8)
-    start = -memory.ctypes.data % 64
-    copy = memory[start:start + x.size * dtype.itemsize].view(dtype).reshape(x.shape)
-    copy[...] = x
-    return copy
-
 def scale(x):
     """uint8 pixels 0-255 as float32 in [0, 1] (divided in place: no second copy of the images)."""
-    x = aligned(x, "float32")
+    x = x.astype("float32")
     x /= 255.0
     return x
 
 def salt_and_pepper(x, noise_level, rng):
-    """``x`` with each pixel, with probability ``noise_level`` (or one per image, shape (N, 1)),
-    set to 0 or 1 with equal chance, as the lab defines it."""
+    """``x``, each pixel at odds ``noise_level`` (or one per image, (N, 1)) set to 0 or 1, as the lab says."""
     try:
         noise_level = np.asarray(noise_level, dtype=float)
     except (TypeError, ValueError):
         raise LabError(f"noise level {noise_level!r} is not a number; pass a fraction such as 0.4")
     if not (np.all(np.isfinite(noise_level)) and np.all((noise_level >= 0) & (noise_level <= 1))):
         raise LabError(f"noise level {noise_level} is outside [0, 1]; pass a fraction such as 0.4")
-    noisy = aligned(np.asarray(x))
+    noisy = np.array(x)
     per_image = noise_level.ndim == noisy.ndim  # one level per image, to slice with the images
     # Set as bits (a noised pixel's ANDed with 0, then salt's ORed with those of a 1): the same
     # values as boolean-mask assignments, without their branch on every pixel (bench/README.md).

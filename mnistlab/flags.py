@@ -1,7 +1,5 @@
-"""A lab script's start in one straight line (``start``): its flags, each with the lab's value as
-its default, then what they name checked once each (backend, data file, output folder, the run to
-go on with), before Keras loads, which it then does. Light on purpose: it loads at a script's
-first line, the rest once stops are caught.
+"""A lab script's start in one straight line (``start``): its flags, the lab's values their
+defaults, then what they name checked once each before Keras loads. Light: it loads at a first line.
 """
 
 import argparse
@@ -187,8 +185,7 @@ def parse(script, argv=None, doc=""):
     return args
 
 def prepare(script, args):
-    """What ``args`` name, each checked once before Keras loads: the backend, the data file, the
-    output folder and the earlier runs; returns the run they go on with, or a new one."""
+    """The backend, data file, output folder and earlier runs checked once; the run to go on with, or a new one."""
     from mnistlab import backend, data, records, runs
 
     backend.choose(lab.SCRIPTS[script]["backend"])

@@ -44,12 +44,9 @@ def feed_untuned():
     ArrayDataAdapter.get_tf_dataset = get_tf_dataset
 
 def scan_steps(model, count):
-    """``model``'s train function runs ``count`` batches as one compiled call (a ``lax.scan`` of
-    Keras's own step), where Keras calls its compiled step once a batch; a group of batches of
-    unequal shapes (an epoch's last) goes step by step. While ``rows_fed`` has handed it arrays,
-    each batch is the numbers of its rows, gathered from them inside the call."""
+    """``count`` batches a compiled call (an epoch's last, of unequal shapes, step by step); while
+    ``rows_fed`` has handed it arrays, each batch is its rows' numbers, gathered inside the call."""
     import jax
-    from keras.src import tree
 
     def step(state, rows, batch):
         return model.train_step(state, batch if rows is None else tuple(part[batch] for part in rows))
@@ -64,7 +61,7 @@ def scan_steps(model, count):
         batches = list(itertools.islice(iterator, count))
         if not batches:
             raise StopIteration
-        if len(batches) == count and len({tuple(np.shape(x) for x in tree.flatten(b)) for b in batches}) == 1:
+        if len(batches) == count and len({tuple(np.shape(x) for x in jax.tree.leaves(b)) for b in batches}) == 1:
             return many(state, function.rows, batches)
         for batch in batches:
             logs, state = one(state, function.rows, batch)
@@ -74,10 +71,8 @@ def scan_steps(model, count):
 
 @contextlib.contextmanager
 def rows_fed(model, x, y, batch_size):
-    """What ``model.fit`` is handed for ``(x, y)``: with ``scan_steps`` on NumPy arrays, the
-    numbers of their rows, which Keras shuffles and slices as it would the rows, while the train
-    function gathers the rows from ``x`` and ``y``, handed to the backend once (without a copy
-    where ``data.aligned``). Otherwise ``(x, y)`` themselves."""
+    """What ``model.fit`` is handed: with ``scan_steps`` on arrays, their rows' numbers, which Keras
+    shuffles as it would the rows, and the arrays themselves go to the backend once, for the fit."""
     try:
         from keras.src.backend.jax.trainer import JAXEpochIterator
     except ImportError:
@@ -89,8 +84,7 @@ def rows_fed(model, x, y, batch_size):
         return
     import jax
 
-    # Keras's fit builds a new model's metrics from the first batch of an epoch it shuffles for
-    # that alone: built here from the rows themselves, by the same draw of NumPy's random state.
+    # Keras's fit builds the metrics from a batch it shuffles for that alone: here, by the same draw.
     model._symbolic_build(iterator=JAXEpochIterator(x, y, batch_size=batch_size, shuffle=True,
                                                      steps_per_execution=model.steps_per_execution))
     train.rows = (jax.device_put(x), jax.device_put(y))

@@ -1,9 +1,8 @@
-"""Question 2D's L2 study, as numbers and figures: its store of finished trials, each factor's
-replicates summarised, the table and figure of one run, and the figure of several runs'. The
-trials train in ``mlp_mnist.py``; this module needs no Keras (the runs command compares studies).
-"""
+"""Question 2D's L2 study as numbers and figures: its trials stored, summarised, tabled and drawn,
+for one run or several; no Keras here (the runs command compares studies)."""
 
 import functools
+import textwrap
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -163,7 +162,7 @@ def plot_study_runs(series, path, title, legend_title):
                             xytext=(0, -13), ha="center", fontsize=8.5, color=color)
     for (name, value), style in zip(REFERENCES.items(), ("--", ":")):
         pooled.axvline(100 * value, color="#444444", linestyle=style, linewidth=1.2)
-    pooled.set_yticks(range(len(series)), [plots.wrap(label, 28) for label, *_ in reversed(series)], fontsize=8.5)
+    pooled.set_yticks(range(len(series)), [textwrap.fill(label, 28) for label, *_ in reversed(series)], fontsize=8.5)
     pooled.set_ylim(-0.7, len(series) - 0.3)
     pooled.margins(x=0.1)
     pooled.set(title="all trials of each run: mean ± std (dots: each trial)", xlabel="final validation accuracy (%)")

@@ -77,8 +77,7 @@ def run_part(command):
         return part.wait(), cli.ended(stop.signum)
 
 def main(prog, lab_flags, quick, out):
-    """Every part not done yet, in order; a finished part whose code has changed since (or was not
-    recorded) runs again, with the parts after it, which may read what it makes."""
+    """Every part not done yet, in order; a done part whose code has changed runs again, and those after it."""
     path = os.path.join(out, "runs", "lab.json")
     progress = records.read(path, {"done": records.ListOf(str), "code": records.MapOf((dict, type(None)))})
     done, ran = progress.get("done", []), progress.get("code", {})

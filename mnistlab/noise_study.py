@@ -1,7 +1,5 @@
-"""Questions 4B and 4C's numbers and rules: the classifiers that score noisy and denoised digits,
-the per-level autoencoders trained side by side and kept as they finish, each classifier's
-accuracy over noise draws, the figure against the noise level, and the rules by which the report
-says where digits get hard to read and where denoising stops helping (as ``l2_study`` for 2D)."""
+"""Questions 4B and 4C's numbers and rules: the classifiers that score the digits, the per-level
+autoencoders, the accuracy over noise draws and its figure, and the rules the report states."""
 
 import itertools
 import math
@@ -106,8 +104,7 @@ def hard_to_read(scores):  # the first (level, accuracy) below READABLE
     return next(((level, a) for level, a in scores if a < READABLE), (None, None))
 
 def thresholds(levels):
-    """Where noisy digits first fall below READABLE, up to where denoised ones stay so, where denoising
-    stops helping (None for none), and whether it ever helped."""
+    """Where noisy digits fall below READABLE, denoised ones stay above, denoising stops helping; if it helped."""
     hard = hard_to_read((level, noisy) for level, noisy, *_ in levels)[0]
     readable = list(itertools.takewhile(lambda row: row[3] >= READABLE, levels))  # denoised, from level 0 on
     kept = readable[-1][0] if readable else None

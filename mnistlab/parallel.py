@@ -1,9 +1,7 @@
-"""Independent trainings side by side (the study's trials, the per-level autoencoders): in
-worker processes here, one single-threaded worker pinned to each core (two threads splitting
-these small products wait on each other: bench/README.md), or with ``--cluster`` as tasks of a
-Dask cluster (docs/cluster.md), which gets the lab's code (Dask's UploadDirectory, restarting
-the workers), the data file once and each task. A worker loads its data once, then trains job
-after job; the driver, the script the user runs, keeps the run's folder.
+"""Independent trainings side by side (the study's trials, the per-level autoencoders): here, one
+single-threaded worker pinned to each core (bench/README.md), or with ``--cluster`` as tasks of a
+Dask cluster (docs/cluster.md), sent the lab's code, the data file once and each task. A worker
+loads its data once, then trains job after job; the script the user runs keeps the run's folder.
 """
 
 import contextlib
@@ -321,8 +319,7 @@ def _from_bytes(shipped, load):
         return load(path)
 
 def work(script, backend_name, payload, shipped, job):
-    """One job on a Dask worker, one at a time, single-threaded as a pool's worker (threads would
-    sum in another order: other numbers 40 epochs later), on the data file's bytes ``shipped``."""
+    """One job on a Dask worker, one at a time, single-threaded as a pool's (the same sums), on ``shipped``."""
     # Keras's seeds for initial weights drawn from this task's own generator: the worker's event
     # loop draws from the shared one meanwhile (its timers' jitter).
     own = random.Random()

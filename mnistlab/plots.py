@@ -1,6 +1,5 @@
-"""Figures shared by the lab scripts: training curves, model diagrams, the confusion matrix, grids
-of images, runs compared. Each is a matplotlib Figure of its own (no pyplot: nothing global,
-files only, no display needed) written in one step."""
+"""Figures shared by the lab scripts: curves, model diagrams, the confusion matrix, image grids,
+runs compared; each a matplotlib Figure of its own (no pyplot, no display) written in one step."""
 
 import shutil
 import textwrap
@@ -24,9 +23,6 @@ def save_figure(fig, path):
     """Write a PNG in one step (never half-written)."""
     records.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png"))
     return path
-
-def wrap(text, width):
-    return "\n".join(textwrap.wrap(text, width)) or text
 
 def plural(n, word):
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
@@ -144,8 +140,7 @@ def plot_confusion_matrix(true, predicted, path, title):
     return counts
 
 def inch_axes(fig, width, height):
-    """A frameless axes over ``fig``'s bottom ``width`` x ``height`` inches, in inches from its top
-    left corner: many small images on one axes (an axes each is slow)."""
+    """A frameless axes over ``fig``'s bottom ``width`` x ``height`` inches, in inches from its top left."""
     fig_w, fig_h = fig.get_size_inches()
     ax = fig.add_axes((0, 0, width / fig_w, height / fig_h))
     ax.set_axis_off()
@@ -201,7 +196,7 @@ def plot_runs(curves, metric, path, title, legend_title):
         values = np.asarray(values, dtype=float) * (100 if accuracy else 1)
         final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
         labels = group["labels"]
-        label = labels[0] if len(labels) == 1 else wrap(f"{len(labels)} identical runs: " + "; ".join(labels), 70)
+        label = labels[0] if len(labels) == 1 else textwrap.fill(f"{len(labels)} identical runs: " + "; ".join(labels), 70)
         ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
                 label=f"{label}{' (this run)' if group['current'] and len(groups) > 1 else ''}: final {final}",
                 **run_style(group["current"]))

@@ -1,8 +1,6 @@
 """What runs write and read back: files written in one step and read strictly (JSON with null,
 never NaN), every field a record may hold and its kind, the runs found, the numbers every part
-states alike, a script's code fingerprinted. A run's folder holds ``run.json`` (``RUN_FIELDS``),
-``results/`` (records, ``RECORD_FIELDS``; the study's trials, ``TRIAL_FIELDS``), ``plots/`` and,
-until complete, ``state/`` (backups, ``BACKUP_FIELDS``); docs/runs.md tells the layout.
+states alike, a script's code fingerprinted; docs/runs.md tells a run folder's layout.
 """
 
 import ast
@@ -25,8 +23,7 @@ TEMPORARY = re.compile(r"\.tmp-(\d+)(\.|$)")  # in a file's name while it is wri
 # Files
 
 def write_atomic(path, write, what=None):
-    """``write(tmp_path)``, then the finished file on the disk and moved into place in one step: a
-    failed write, or a crash, leaves the earlier file and a LabError naming the file (or ``what``)."""
+    """``write(tmp_path)``, flushed and moved into place in one step: a failure leaves the earlier file."""
     folder, name = os.path.split(path)
     stem, dot, extensions = name.partition(".")
     tmp = os.path.join(folder, f"{stem}.tmp-{os.getpid()}{dot}{extensions}")  # the same extensions: Keras checks them
@@ -167,8 +164,7 @@ TRIAL_FIELDS = {"settings": dict, "l2": NUMBER, "replicate": int, "final_val_acc
 BACKUP_FIELDS = {"epoch": int, "weights": str, "shuffle": dict}
 
 def read(path, fields=RECORD_FIELDS, required=(), what="something"):
-    """The JSON dict at ``path`` ({} if there is none) whose fields hold what ``fields`` says; a
-    truncated or hand-edited file (it may hold hours of work), or a newer format's, is refused."""
+    """The JSON dict at ``path`` ({} if none) as ``fields`` says; a truncated, edited or newer one refused."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f, parse_constant=_not_json)
@@ -319,8 +315,7 @@ def edited(before, now):
     return [name for name in [*new, *(name for name in old if name not in new)] if old.get(name) != new.get(name)]
 
 def changed_since(stopped, now, file):
-    """Why work done with the code ``stopped`` cannot go on under ``now`` (an edit, or one that cannot
-    be ruled out), or None."""
+    """Why work done with the code ``stopped`` cannot go on under ``now`` (an edit, possibly), or None."""
     if not now:
         return f"the code of {file} cannot be read, so an edit since it stopped cannot be ruled out"
     unrecorded = [f"{name}.py" for name in sorted(modules_of(now) - modules_of(stopped))] if stopped else [file]

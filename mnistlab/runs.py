@@ -97,8 +97,7 @@ class Run:
         return self
 
     def part(self, name, work, *args):
-        """``work(*args)`` as the part ``name`` unless finished in an earlier session; run inside
-        another's work, it names that one (``within``)."""
+        """``work(*args)`` as the part ``name`` unless finished earlier; inside another's, it names it."""
         cli.raise_pending()
         earlier = self.meta["parts"].get(name, {})
         if earlier.get("status") == "complete":

@@ -35,32 +35,24 @@ def compile_model(model, optimizer, loss, metrics=("accuracy",)):
             internals.feed_untuned()
     return model
 
-class SaveProgress(keras.callbacks.Callback):
-    """``save`` the history so far (``history``: before this fit) after every epoch."""
-
-    def __init__(self, save, history):
-        super().__init__()
-        self.save, self.history = save, {key: list(values) for key, values in history.items()}
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history[key] = self.history.get(key, [])[:epoch] + [float(value)]
-        self.save({key: list(values) for key, values in self.history.items()})
-
 class BackupAndRestore(keras.callbacks.Callback):
-    """After every epoch, the weights and optimizer state in a file of that epoch's own, then the
-    metadata naming it with NumPy's random state (Keras on JAX shuffles from it); restored both at
-    its first fit's start, the fit goes on as the unstopped one would."""
+    """After every epoch, ``save`` the history so far (``history``: before this fit), the weights and
+    optimizer state in a file of that epoch's own, then the metadata naming it with NumPy's random
+    state (Keras on JAX shuffles from it): restored, the fit goes on as if unstopped."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, save, history):
         super().__init__()
         self.folder, self.restored = folder, False
+        self.save, self.history = save, {key: list(values) for key, values in history.items()}
 
     def on_train_begin(self, logs=None):
         if not self.restored:  # a fit of one epoch per call (fresh noise) starts many times
             self.restored = restore(self.model, self.folder)
 
     def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history[key] = self.history.get(key, [])[:epoch] + [float(value)]
+        self.save({key: list(values) for key, values in self.history.items()})
         # The weights and up to two optimizer slots per weight (Adam's), in float32, and the file's
         # own overhead, must fit: h5py cannot even close a file whose write failed half-way.
         probe = os.path.join(self.folder, f".room-check-{os.getpid()}")
@@ -124,7 +116,7 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
     initial_epoch, merged, callbacks = 0, {}, [StopOnDivergence(say=verbose != 0)]
     if checkpoint:
         initial_epoch, merged = checkpoint.done, {key: list(values) for key, values in checkpoint.history.items()}
-        callbacks = [SaveProgress(checkpoint.save, merged), BackupAndRestore(checkpoint.folder), *callbacks]
+        callbacks = [BackupAndRestore(checkpoint.folder, checkpoint.save, merged), *callbacks]
         if initial_epoch >= epochs:  # no epoch left to train, so no fit whose callback restores it
             restore(model, checkpoint.folder)
     if callable(x):

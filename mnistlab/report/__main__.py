@@ -1,8 +1,6 @@
 """The lab report, written from a folder's own records: one section per question of the
-handout, in its order, each answered with tables, figures and sentences computed from the
-records in ``results/`` (and the figures in ``plots/``). Nothing in it is copied from an earlier
-run: rerun with other flags, and the report describes that run, saying where it differs from
-the lab's settings.
+handout, in its order, each answered from ``results/`` and ``plots/``, saying where a run's
+settings differ from the lab's.
 
     python -m mnistlab.report [--out DIR]     # writes DIR/REPORT.md
 """

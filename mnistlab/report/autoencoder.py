@@ -2,8 +2,8 @@
 level, the classifiers' accuracy against the noise, and digits from the decoder alone."""
 
 from mnistlab import lab, noise_study
-from mnistlab.report import prose
-from mnistlab.report.common import Section, caveat, diverged, figure, figures, layers_table, levels_text, points, table
+from mnistlab.report.common import (BLOCKS, GENERATED_FIGURES, Section, caveat, diverged, figure, figures,
+                                    layers_table, levels_text, points, table)
 from mnistlab.records import percent
 
 NAME = "denoise_autoencoder"
@@ -25,7 +25,7 @@ def autoencoder(records, dae, out):
         "way to reproduce clean digits is to encode what digits look like and drop the rest: the "
         "network learns to denoise.",
         "",
-    ] + prose.BLOCKS["BINARY_CROSS_ENTROPY"] + (diverged(dae, NAME) or [
+    ] + BLOCKS["BINARY_CROSS_ENTROPY"] + (diverged(dae, NAME) or [
         f"**Trained** with the given settings: Adam at {config['lr']:g}, {config['epochs']} epochs, batch "
         f"{config['batch_size']}. The training loss ended at {dae['history']['loss'][-1]:.4f} and the loss "
         f"on noisy test digits at {dae['history']['val_loss'][-1]:.4f}.", ""])
@@ -146,7 +146,7 @@ def accuracy_against_noise(records, dae, out):
         lines.append(text + ".")
     if len(names) > 1:
         lines += two_classifiers(curves, names, len(dae["noise_levels"]))
-    return lines + prose.BLOCKS["DENOISING_DISCUSSION"]
+    return lines + BLOCKS["DENOISING_DISCUSSION"]
 
 def two_classifiers(curves, names, count):
     """How the first two classifiers compare, on noisy digits and after denoising."""
@@ -174,6 +174,6 @@ ACCURACY = Section("4C", "Does denoising help the classifiers?",
                    f"python denoise_autoencoder.py {' '.join(lab.LAB_FLAGS[NAME])}")
 GENERATING = Section("4D", "Generating digits with the decoder alone",
                      "Explain how you can use the decoder part of the denoising auto-encoder to generate synthetic "
-                     "'hand-written' digits?", lambda records, dae, out: prose.BLOCKS["GENERATING"]
-                     + figures(out, prose.GENERATED_FIGURES), NAME, "", "python denoise_autoencoder.py")
+                     "'hand-written' digits?", lambda records, dae, out: BLOCKS["GENERATING"]
+                     + figures(out, GENERATED_FIGURES), NAME, "", "python denoise_autoencoder.py")
 SECTIONS = (AUTOENCODER, NOISE_LEVELS, ACCURACY, GENERATING)

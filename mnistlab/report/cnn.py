@@ -4,8 +4,8 @@ images better than dense layers."""
 import math
 
 from mnistlab import lab
-from mnistlab.report import prose
-from mnistlab.report.common import Section, caveat, figure, figures, layers_table, shape, test_count
+from mnistlab.report.common import (BLOCKS, CNN_FIGURES, NEW_LAYERS, Section, caveat, figure, figures, layers_table,
+                                    shape, test_count)
 from mnistlab.records import percent
 
 def errors(record):
@@ -37,14 +37,14 @@ def cnn_model(records, cnn, out):
         lines += [f"Per digit, it is weakest on {worst}s ({percent(per_class[worst])} right) and strongest on "
                   f"{best}s ({percent(per_class[best])}); the confusion matrix shows which digits it takes for which."
                   + (f" The test set holds no {', no '.join(absent)}." if absent else ""), ""]
-    lines += ["**The layers not used before**:", "", *prose.BLOCKS["CONVOLUTION"],
+    lines += ["**The layers not used before**:", "", *BLOCKS["CONVOLUTION"],
               f"- `MaxPooling2D` 2×2: keeps the largest value of each 2×2 block, halving each map's height and "
               f"width. In this run the maps go {' → '.join(sizes)} pixels (each unpadded 5×5 convolution trims "
               "4, each pooling halves): a detector that fires anywhere in a block still counts, so a stroke "
               "shifted by a pixel changes little, and the next layer sees a wider part of the digit for the "
               "same filter size.",
               "- `Flatten`, `Dense` with softmax: as in the MLP, on the last maps instead of the pixels.", ""]
-    lines += figures(out, prose.CNN_FIGURES)
+    lines += figures(out, CNN_FIGURES)
     return lines + improved_cnn(records["cnn_improved"], cnn, out)
 
 def improved_cnn(improved, cnn, out):
@@ -57,16 +57,16 @@ def improved_cnn(improved, cnn, out):
         f"{errors(improved)} errors. The layers it adds:", ""]
     lab_kinds = {row["kind"] for row in cnn["layers"]}
     for row in improved.get("layers", []):
-        if row["kind"] in prose.NEW_LAYERS and row["kind"] not in lab_kinds:
+        if row["kind"] in NEW_LAYERS and row["kind"] not in lab_kinds:
             lab_kinds.add(row["kind"])
-            lines.append(f"- `{row['layer']}`: {prose.NEW_LAYERS[row['kind']]}")
+            lines.append(f"- `{row['layer']}`: {NEW_LAYERS[row['kind']]}")
     lines.append("")
     return lines + figure(out, "cnn_improved_feature_maps.png", "The improved CNN's feature maps, after each "
                                                                 "convolution's batch norm and ReLU.")
 
 def cnn_versus_dense(records, _, out):
     cnn, mlp = records["cnn_mnist"], records["mlp_mnist"]
-    lines = list(prose.BLOCKS["CONVOLUTIONS_SUIT_IMAGES"])
+    lines = list(BLOCKS["CONVOLUTIONS_SUIT_IMAGES"])
     first = next((row for row in cnn.get("layers", []) if row["kind"] == "Conv2D"), None)
     if first and mlp.get("test_accuracy") is not None:
         outputs = math.prod(first["output_shape"][1:])

@@ -7,6 +7,12 @@ from typing import Callable, NamedTuple, Optional, Union
 from mnistlab import data, l2_study, lab, records, runs
 from mnistlab.records import diverged_at
 
+# The fixed prose, true of any run: prose.md's blocks, line for line; the notes and captions as ``KEY: text``.
+with open(os.path.join(os.path.dirname(__file__), "prose.md"), encoding="utf-8") as f:
+    BLOCKS = {name: lines for name, *lines in (block.split("\n") for block in f.read()[:-1].split("\n## ")[1:])}
+NEW_LAYERS, CNN_FIGURES, GENERATED_FIGURES = (dict(line.split(": ", 1) for line in BLOCKS[name])
+                                              for name in ("NEW_LAYERS", "CNN_FIGURES", "GENERATED_FIGURES"))
+
 def read_records(out):
     """Each record in OUT/results ({} if missing), the runs' run.json ("runs"), the Hinton experiment's."""
     read = lambda name, fields=records.RECORD_FIELDS: records.read(os.path.join(out, "results", f"{name}.json"), fields)
@@ -84,12 +90,8 @@ def layers_table(record):
     rows = [(row["layer"], shape(row["output_shape"]), f"{row['parameters']:,}") for row in record["layers"]]
     return table(["layer", "output shape", "#parameters"], rows + [("**total**", "", f"**{record['parameters']:,}**")])
 
-def heading(number, words, quote):
-    return [f"## {number}. {words}", "", f"> The handout: \"{quote}\"", ""]
-
 class Section(NamedTuple):
-    """A section answered by ``body(records, record, out)`` once records[``name``] holds each path of
-    ``field``; until then a line names the ``command`` that makes it."""
+    """Answered by ``body(records, record, out)`` once records[``name``] holds ``field``, else ``command``."""
     number: str
     words: Union[str, Callable]
     quote: str
@@ -111,7 +113,7 @@ def write(section, records, out):
     record = records[section.name] if section.name else None
     ready = not section.name or (record and all(holds(record, path) for path in section.field.split()))
     words = section.words if isinstance(section.words, str) else section.words(record if ready else None)
-    lines = heading(section.number, words, section.quote)
+    lines = [f"## {section.number}. {words}", "", f"> The handout: \"{section.quote}\"", ""]
     if not ready:
         return lines + [f"*Not in this folder's records yet: `{section.command}` makes them.*", ""]
     return lines + section.body(records, record, out)
@@ -151,8 +153,7 @@ def machines(records):
     return ["Machines:", ""] + [f"- {text} (`{'`, `'.join(names)}`)" for text, names in made.items()] + [""]
 
 def wall_times(records):
-    """Each part's wall time and backend, from the run that made its record, with that run's flags
-    (one part within another counted once), their total, then the improved CNN's."""
+    """Each part's wall time and backend with its run's flags, the total (once each), the improved CNN's."""
     def rows(names):
         found = []
         for name in names:

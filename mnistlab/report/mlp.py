@@ -5,8 +5,8 @@ import math
 import os
 
 from mnistlab import l2_study, lab, plots, runs
-from mnistlab.report import prose
-from mnistlab.report.common import HINTON_EXPERIMENT, Section, caveat, diverged, figure, layers_table, test_count
+from mnistlab.report.common import (BLOCKS, HINTON_EXPERIMENT, Section, caveat, diverged, figure, layers_table,
+                                    test_count)
 from mnistlab.records import percent
 
 def preprocessing(records, _, out):
@@ -19,7 +19,7 @@ def preprocessing(records, _, out):
         "28×28 grey-level images as 8-bit integers from 0 (paper) to 255 (ink), and their labels 0-9. "
         "Each script then prepares them the same way (its `load_data`):",
         "",
-    ] + prose.BLOCKS["PREPROCESSING"]
+    ] + BLOCKS["PREPROCESSING"]
 
 def mlp_layers(records, mlp, out):
     dense = [row for row in mlp["layers"] if row["kind"] == "Dense"]
@@ -37,16 +37,16 @@ def mlp_layers(records, mlp, out):
         f"- **Input {sizes[0]}**: one number per pixel of a 28×28 image; a dense layer sees the "
         "image as a flat vector.",
         f"- **Output {sizes[-1]}**: one neuron per digit class, 0 to 9.",
-    ] + prose.BLOCKS["MLP_UNITS"]
+    ] + BLOCKS["MLP_UNITS"]
     return lines + figure(out, "mlp_mnist_model.png", "The lab MLP as this run built it: each layer's output shape "
                                                       "and parameter count.")
 
 def mlp_loss(records, mlp, out):
     figures = figure(out, "mlp_mnist_loss.png", "The lab MLP's cross-entropy per epoch, on the training and the test set.")
     if diverged(mlp, "mlp_mnist"):
-        return prose.BLOCKS["CROSS_ENTROPY"] + diverged(mlp, "mlp_mnist") + figures
+        return BLOCKS["CROSS_ENTROPY"] + diverged(mlp, "mlp_mnist") + figures
     loss, first = mlp["history"]["loss"][-1], mlp["history"]["loss"][0]
-    lines = prose.BLOCKS["CROSS_ENTROPY"] + [
+    lines = BLOCKS["CROSS_ENTROPY"] + [
         f"**In this run**{caveat(mlp, 'mlp_mnist')}: the training loss fell from {first:.3f} in the first "
         f"epoch to {loss:.4f} in the last; the test loss is {mlp['test_loss']:.4f}, so the network gives "
         f"the right digit a probability of {math.exp(-mlp['test_loss']):.1%} on average (geometric mean "
@@ -99,7 +99,7 @@ def mlp_study(records, study, out):
     typical_std = sum(r["std"] for r in rows if r["std"] is not None) / len(means)
     lines += best_and_gap(rows, best, note, tests, means, typical_std)
     lines += hinton_experiment(records["hinton"], out)
-    lines += [prose.BLOCKS["HINTON_GAP"][0].format(hinton=percent(lab.HINTON))
+    lines += [BLOCKS["HINTON_GAP"][0].format(hinton=percent(lab.HINTON))
               + f" Here the replicates of one factor differ by {100 * typical_std:.2f} points (standard deviation) "
               "by their initial weights alone, so a best of many runs sits above a typical one.", ""]
     return lines
