@@ -28,11 +28,8 @@ def learning_rate(lr, schedule, total_steps):
 
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), steps_per_execution=STEPS_PER_EXECUTION)
-    if backend.device().startswith("CPU"):  # where they were measured; on a GPU Keras's own ways stay
-        if keras.backend.backend() == "jax":
-            internals.scan_steps(model, STEPS_PER_EXECUTION)
-        elif keras.backend.backend() == "tensorflow":
-            internals.feed_untuned()
+    if keras.backend.backend() == "tensorflow" and backend.device().startswith("CPU"):  # where it was measured
+        internals.feed_untuned()
     return model
 
 class BackupAndRestore(keras.callbacks.Callback):
@@ -124,10 +121,9 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
     else:
         calls = [(initial_epoch, epochs, x)]
     for first, last, inputs in calls:
-        with internals.rows_fed(model, inputs, y, batch_size) as (fed, labels):
-            history = model.fit(fed, labels, initial_epoch=first, epochs=last, batch_size=batch_size,
-                                validation_data=validation_data, validation_freq=validation_freq,
-                                callbacks=callbacks, verbose=verbose)
+        history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
+                            validation_data=validation_data, validation_freq=validation_freq,
+                            callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
         if records.diverged_at(merged):

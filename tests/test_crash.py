@@ -12,6 +12,7 @@ crashes the quick scripts and the quick lab at every point in turn.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,23 +97,25 @@ def assert_whole(out):
     assert all("  complete  " in line for line in listing.stdout.splitlines()), listing.stdout
 
 
-def crash_then_go_on(command, site, out, **crash):
-    """Crash ``command`` as ``crash`` says, rerun it, and check that the rerun trained nothing the
-    crashed one had finished and left ``out`` whole. Returns the crashed run (None if it never got
-    to the crash point) and the rerun's CompletedProcess."""
+def crash_then_go_on(command, site, out, killed=(-signal.SIGKILL, ""), part=None, **crash):
+    """Crash ``command`` as ``crash`` says (its exit code and stderr then ``killed``), rerun it, and
+    check that the rerun trained nothing the crashed one had finished (in the lab: in its ``part``)
+    and left ``out`` whole. Returns the crashed run (None if it never got to the crash point) and
+    the rerun's CompletedProcess."""
     crashed = run(command, site, **crash)
     if crashed.returncode == 0:
         return None, crashed
-    assert crashed.returncode == -signal.SIGKILL and crashed.stderr == "", crashed.stderr
+    assert (crashed.returncode, crashed.stderr) == killed, crashed.stderr
     parts, statuses = finished_parts(out)
     again = run(command, site)
     assert again.returncode == 0 and again.stderr == "", again.stderr
+    said = again.stdout.partition(f"== {part}\n")[2].partition("\n== ")[0] if part else again.stdout
     if records.UNPUBLISHED in statuses:
-        assert "finished earlier; publishing it, nothing trained again\n" in again.stdout
-        assert "Epoch" not in again.stdout and "Resuming" not in again.stdout
+        assert "finished earlier; publishing it, nothing trained again\n" in said
+        assert "Epoch" not in said and "Resuming" not in said
     else:
         for name in (name for done in parts.values() for name in done):
-            assert f"{name}: finished in an earlier session of this run" in again.stdout, again.stdout
+            assert f"{name}: finished in an earlier session of this run" in said, said
     assert_whole(out)
     return crashed, again
 
@@ -174,34 +177,37 @@ def test_every_crash_point_of_a_quick_script(script, crash_site, tiny_npz, tmp_p
         assert crashed is not None, at
 
 
-LAB_POINTS = {"mnistlab/lab.py": None, "report/__main__.py": None,  # each of their flushes
-              **{f"{script}.py": 1 for script in lab.LAB_FLAGS}}  # a part killed at its first (the rest: above)
+@pytest.fixture(scope="module")
+def quick_lab(crash_site, tiny_npz, tmp_path_factory):
+    """A finished quick lab's folder."""
+    out = tmp_path_factory.mktemp("quick_lab")
+    assert run(["-m", "mnistlab.lab", "--quick", "--out", str(out)], {**crash_site, "MNIST_NPZ": tiny_npz}).returncode == 0
+    return out
 
 
 @EVERY_POINT
-@pytest.mark.parametrize("process", list(LAB_POINTS))
-def test_every_crash_point_of_the_quick_lab(process, crash_site, tiny_npz, tmp_path):
-    """The lab's own writes (its progress) and the report's, each in turn, and each script part
-    killed: the lab ends in one line, exit 128 + 9, and the same command goes on."""
+@pytest.mark.parametrize("process", ["mnistlab/lab.py", *(f"{script}.py" for script in lab.LAB_FLAGS), "report/__main__.py"])
+def test_every_crash_point_of_the_quick_lab(process, crash_site, tiny_npz, quick_lab, tmp_path):
+    """The lab's own writes (its progress), each script part's and the report's, each in turn: a
+    part killed ends the lab in one line, exit 128 + 9, and the same command goes on. A part's
+    points each start from a finished quick lab whose progress names every other part done, so
+    that only that part runs, as in a lab stopped in it."""
     env = {**crash_site, "MNIST_NPZ": tiny_npz}
-    for at in range(1, 100):
+    part = "report" if process.startswith("report") else os.path.basename(process)[:-3]
+    killed = ((-signal.SIGKILL, "") if part == "lab" else  # the lab itself: as a shell shows it
+              (128 + signal.SIGKILL, f"python -m mnistlab.lab: {part} was killed (SIGKILL; it may have run out of "
+                                     "memory); what had finished is saved, rerun the same command to go on\n"))
+    for at in range(1, 1000):
         out = tmp_path / f"crash-{at}"
-        command = ["-m", "mnistlab.lab", "--quick", "--out", str(out)]
-        crashed = run(command, env, crash_at=at, crash_in=process)
-        if crashed.returncode == 0:
-            assert at > 1 and LAB_POINTS[process] is None
-            return
-        if process == "mnistlab/lab.py":
-            assert crashed.returncode == -signal.SIGKILL and crashed.stderr == ""  # the lab itself: as a shell shows it
-        else:
-            assert crashed.returncode == 128 + signal.SIGKILL
-            part = "report" if process.startswith("report") else process[:-3]
-            assert crashed.stderr == (f"python -m mnistlab.lab: {part} was killed (SIGKILL; it may have run out of "
-                                      "memory); what had finished is saved, rerun the same command to go on\n")
-        again = run(command, env)
-        assert again.returncode == 0 and again.stderr == "", again.stderr
-        assert_whole(out)
-        if at == LAB_POINTS[process]:
+        if part != "lab":
+            shutil.copytree(quick_lab, out, symlinks=True)
+            records.write_json(str(out / "runs" / "lab.json"), {
+                "done": [name for name, _ in lab.commands(lab.LAB_FLAGS, True, str(out)) if name != part],
+                "code": {name: records.of_file(os.path.join(ROOT, f"{name}.py")) for name in lab.LAB_FLAGS}})
+        crashed, _ = crash_then_go_on(["-m", "mnistlab.lab", "--quick", "--out", str(out)], env, out, killed,
+                                      part if part != "lab" else None, crash_at=at, crash_in=process)
+        if crashed is None:
+            assert at > 1
             return
 
 
