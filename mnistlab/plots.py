@@ -196,7 +196,8 @@ def plot_runs(curves, metric, path, title, legend_title):
         values = np.asarray(values, dtype=float) * (100 if accuracy else 1)
         final = f"{values[-1]:.2f}%" if accuracy else f"{values[-1]:.4f}"
         labels = group["labels"]
-        label = labels[0] if len(labels) == 1 else textwrap.fill(f"{len(labels)} identical runs: " + "; ".join(labels), 70)
+        label = (labels[0] if len(labels) == 1
+                 else textwrap.fill(f"{len(labels)} identical runs: " + "; ".join(labels), 70))
         ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3.5, color=color,
                 label=f"{label}{' (this run)' if group['current'] and len(groups) > 1 else ''}: final {final}",
                 **run_style(group["current"]))

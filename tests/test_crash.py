@@ -181,12 +181,14 @@ def test_every_crash_point_of_a_quick_script(script, crash_site, tiny_npz, tmp_p
 def quick_lab(crash_site, tiny_npz, tmp_path_factory):
     """A finished quick lab's folder."""
     out = tmp_path_factory.mktemp("quick_lab")
-    assert run(["-m", "mnistlab.lab", "--quick", "--out", str(out)], {**crash_site, "MNIST_NPZ": tiny_npz}).returncode == 0
+    finished = run(["-m", "mnistlab.lab", "--quick", "--out", str(out)], {**crash_site, "MNIST_NPZ": tiny_npz})
+    assert finished.returncode == 0
     return out
 
 
 @EVERY_POINT
-@pytest.mark.parametrize("process", ["mnistlab/lab.py", *(f"{script}.py" for script in lab.LAB_FLAGS), "report/__main__.py"])
+@pytest.mark.parametrize("process", ["mnistlab/lab.py", *(f"{script}.py" for script in lab.LAB_FLAGS),
+                                     "report/__main__.py"])
 def test_every_crash_point_of_the_quick_lab(process, crash_site, tiny_npz, quick_lab, tmp_path):
     """The lab's own writes (its progress), each script part's and the report's, each in turn: a
     part killed ends the lab in one line, exit 128 + 9, and the same command goes on. A part's
