@@ -357,8 +357,9 @@ def test_a_run_killed_while_writing_its_backup_goes_on_from_the_last_whole_epoch
 
 
 def as_in_a_terminal():
-    """In the child: Ctrl-C acts, whatever the test runner's parent ignores (a shell's background job)."""
+    """In the child: Ctrl-C and a closed terminal act, whatever the test runner ignores (nohup, a background job)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @POSIX
