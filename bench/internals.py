@@ -16,9 +16,13 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from mnistlab.lab import LAB_FLAGS  # noqa: E402
+
 # Each use: the internals functions switched off together (one gain), and the commands it is measured on.
 USES = {
     "feed": (("feed_untuned",), [["cnn_mnist.py"]]),
+    "scan": (("scan_steps",), [[f"{script}.py", *LAB_FLAGS[script]] for script in ("denoise_autoencoder", "mlp_mnist")]),
     "tensorflow": (("keep_tensorflow_out",), [["mlp_mnist.py", "--quick"], ["mlp_mnist.py", "--quick", "--save-model"]]),
 }
 

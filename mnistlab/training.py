@@ -28,8 +28,11 @@ def learning_rate(lr, schedule, total_steps):
 
 def compile_model(model, optimizer, loss, metrics=("accuracy",)):
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), steps_per_execution=STEPS_PER_EXECUTION)
-    if keras.backend.backend() == "tensorflow" and backend.device().startswith("CPU"):  # where it was measured
-        internals.feed_untuned()
+    if backend.device().startswith("CPU"):  # where they were measured; on a GPU Keras's own ways stay
+        if keras.backend.backend() == "jax":
+            internals.scan_steps(model, STEPS_PER_EXECUTION)
+        elif keras.backend.backend() == "tensorflow":
+            internals.feed_untuned()
     return model
 
 class BackupAndRestore(keras.callbacks.Callback):
@@ -116,14 +119,13 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
         callbacks = [BackupAndRestore(checkpoint.folder, checkpoint.save, merged), *callbacks]
         if initial_epoch >= epochs:  # no epoch left to train, so no fit whose callback restores it
             restore(model, checkpoint.folder)
-    if callable(x):
-        calls = ((epoch, epoch + 1, inputs) for epoch, inputs in made_ahead(x, range(initial_epoch, epochs)))
-    else:
-        calls = [(initial_epoch, epochs, x)]
+    calls = ([(initial_epoch, epochs, x)] if not callable(x) else
+             ((epoch, epoch + 1, inputs) for epoch, inputs in made_ahead(x, range(initial_epoch, epochs))))
     for first, last, inputs in calls:
-        history = model.fit(inputs, y, initial_epoch=first, epochs=last, batch_size=batch_size,
-                            validation_data=validation_data, validation_freq=validation_freq,
-                            callbacks=callbacks, verbose=verbose)
+        with internals.rows_fed(model, inputs, y, batch_size) as (fed, labels):
+            history = model.fit(fed, labels, initial_epoch=first, epochs=last, batch_size=batch_size,
+                                validation_data=validation_data, validation_freq=validation_freq,
+                                callbacks=callbacks, verbose=verbose)
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
         if records.diverged_at(merged):

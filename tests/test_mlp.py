@@ -1,13 +1,15 @@
 """The lab MLP (questions 1-2): structure, training, figures, results, the resumable study."""
 
 import json
+import sys
 
 import keras
+import numpy as np
 import pytest
 
 import mlp_mnist
 from conftest import assert_png, histories_of_two_runs, prepared_digits, run_main, strict_json
-from mnistlab import flags, training
+from mnistlab import flags, internals, training
 
 
 def test_lab_mlp_structure_and_parameter_count():
@@ -93,6 +95,59 @@ def test_training_lowers_the_loss():
     history = training.fit(model, x, y, epochs=4, batch_size=32, verbose=0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] > 0.9
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
+def test_on_jax_the_scanned_steps_train_as_kerass_own_one_step_a_call():
+    """training.compile_model runs STEPS_PER_EXECUTION batches as one scanned call on JAX: the
+    same weights and history, to the bit, as Keras's own train function, an epoch's shorter
+    last batches (a group of unequal shapes) included."""
+    x, y = prepared_digits(training.STEPS_PER_EXECUTION * 8 + 5)  # 32 batches of 8, then one of 5
+
+    def trained(scanned):
+        training.set_seed(0)
+        model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
+        assert model.train_function is not None  # compile_model's: Keras's own comes at fit
+        if not scanned:
+            model.train_function = None
+        history = training.fit(model, x, y, epochs=2, batch_size=8, verbose=0)
+        return history, model.get_weights()
+
+    (history, weights), (own_history, own_weights) = trained(True), trained(False)
+    assert history == own_history
+    assert all(np.array_equal(a, b) for a, b in zip(weights, own_weights))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
+def test_on_jax_a_fit_is_fed_the_rows_numbers_and_the_scanned_steps_the_arrays():
+    """training.fit hands Keras the rows' numbers, and the scanned steps the arrays themselves, for
+    that fit only. The test above checks that the batches are the same."""
+    x, y = prepared_digits(64)
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
+    with internals.rows_fed(model, x, y, batch_size=8) as (fed, labels):
+        assert labels is None and np.array_equal(fed, np.arange(len(x)))
+        images, targets = model.train_function.rows
+        assert np.array_equal(images, x) and np.array_equal(targets, y)
+    assert model.train_function.rows is None
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
+def test_a_keras_without_its_jax_epoch_iterator_is_fed_the_rows_themselves(monkeypatch):
+    """Colab brings its own Keras: one without the class ``rows_fed`` builds with hands
+    ``model.fit`` the rows themselves, which the scanned steps take as they did before."""
+    x, y = prepared_digits(64)
+    model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
+    monkeypatch.setitem(sys.modules, "keras.src.backend.jax.trainer", None)  # its import fails
+    with internals.rows_fed(model, x, y, batch_size=8) as (fed, labels):
+        assert fed is x and labels is y and model.train_function.rows is None
+
+
+def test_on_a_gpu_keras_keeps_its_own_train_function(monkeypatch):
+    """The scanned steps were measured on a CPU only: on a GPU, Keras's own function trains."""
+    from mnistlab import backend
+
+    monkeypatch.setattr(backend, "device", lambda: "GPU: a test's")
+    assert mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1).train_function is None
 
 
 @pytest.mark.slow
