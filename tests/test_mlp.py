@@ -9,7 +9,7 @@ import pytest
 
 import mlp_mnist
 from conftest import assert_png, histories_of_two_runs, prepared_digits, run_main, strict_json
-from mnistlab import flags, internals, training
+from mnistlab import backend, flags, internals, training
 
 
 def test_lab_mlp_structure_and_parameter_count():
@@ -99,9 +99,8 @@ def test_training_lowers_the_loss():
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
 def test_on_jax_the_scanned_steps_train_as_kerass_own_one_step_a_call():
-    """training.compile_model runs STEPS_PER_EXECUTION batches as one scanned call on JAX: the
-    same weights and history, to the bit, as Keras's own train function, an epoch's shorter
-    last batches (a group of unequal shapes) included."""
+    """training.compile_model runs STEPS_PER_EXECUTION batches as one scanned call on JAX: the same weights and
+    history, to the bit, as Keras's own train function, an epoch's shorter last batches included."""
     x, y = prepared_digits(training.STEPS_PER_EXECUTION * 8 + 5)  # 32 batches of 8, then one of 5
 
     def trained(scanned):
@@ -114,14 +113,12 @@ def test_on_jax_the_scanned_steps_train_as_kerass_own_one_step_a_call():
         return history, model.get_weights()
 
     (history, weights), (own_history, own_weights) = trained(True), trained(False)
-    assert history == own_history
-    assert all(np.array_equal(a, b) for a, b in zip(weights, own_weights))
+    assert history == own_history and all(np.array_equal(a, b) for a, b in zip(weights, own_weights))
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
 def test_on_jax_a_fit_is_fed_the_rows_numbers_and_the_scanned_steps_the_arrays():
-    """training.fit hands Keras the rows' numbers, and the scanned steps the arrays themselves, for
-    that fit only. The test above checks that the batches are the same."""
+    """training.fit hands Keras the rows' numbers, the scanned steps the arrays, for that fit only."""
     x, y = prepared_digits(64)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
     with internals.rows_fed(model, x, y, batch_size=8) as (fed, labels):
@@ -133,8 +130,7 @@ def test_on_jax_a_fit_is_fed_the_rows_numbers_and_the_scanned_steps_the_arrays()
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned steps are JAX's")
 def test_a_keras_without_its_jax_epoch_iterator_is_fed_the_rows_themselves(monkeypatch):
-    """Colab brings its own Keras: one without the class ``rows_fed`` builds with hands
-    ``model.fit`` the rows themselves, which the scanned steps take as they did before."""
+    """Colab's own Keras, without the class ``rows_fed`` builds with: ``model.fit`` gets the rows themselves."""
     x, y = prepared_digits(64)
     model = mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1)
     monkeypatch.setitem(sys.modules, "keras.src.backend.jax.trainer", None)  # its import fails
@@ -144,8 +140,6 @@ def test_a_keras_without_its_jax_epoch_iterator_is_fed_the_rows_themselves(monke
 
 def test_on_a_gpu_keras_keeps_its_own_train_function(monkeypatch):
     """The scanned steps were measured on a CPU only: on a GPU, Keras's own function trains."""
-    from mnistlab import backend
-
     monkeypatch.setattr(backend, "device", lambda: "GPU: a test's")
     assert mlp_mnist.compile_mlp(mlp_mnist.build_mlp(), lr=0.1).train_function is None
 
