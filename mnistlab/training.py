@@ -119,8 +119,8 @@ def fit(model, x, y, *, epochs, batch_size, validation_data=None, validation_fre
         callbacks = [BackupAndRestore(checkpoint.folder, checkpoint.save, merged), *callbacks]
         if initial_epoch >= epochs:  # no epoch left to train, so no fit whose callback restores it
             restore(model, checkpoint.folder)
-    calls = ([(initial_epoch, epochs, x)] if not callable(x) else
-             ((epoch, epoch + 1, inputs) for epoch, inputs in made_ahead(x, range(initial_epoch, epochs))))
+    calls = (((epoch, epoch + 1, inputs) for epoch, inputs in made_ahead(x, range(initial_epoch, epochs)))
+             if callable(x) else [(initial_epoch, epochs, x)])
     for first, last, inputs in calls:
         with internals.rows_fed(model, inputs, y, batch_size) as (fed, labels):
             history = model.fit(fed, labels, initial_epoch=first, epochs=last, batch_size=batch_size,
