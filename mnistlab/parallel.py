@@ -136,12 +136,13 @@ def run(task, jobs, setup, workers):
     context = multiprocessing.get_context("spawn")  # on every OS (Windows' only one): a fork would copy threads
     with contextlib.ExitStack() as leaving:  # normally or on a stop, it terminates the workers
         with cli.deferred(), started_deaf():  # a stop waits until the pool is whole: none left orphaned
+            others = set(multiprocessing.active_children())  # the caller's own (a notebook's Dask workers): left alone
             cores = context.Queue()
             for core in core_ids(workers):
                 cores.put(core)
             pool = ProcessPoolExecutor(workers, context, initializer=_start, initargs=(cores,))
             leaving.callback(pool.shutdown, cancel_futures=True)  # its workers ended first, not once they finish
-            leaving.callback(lambda: [process.terminate() for process in multiprocessing.active_children()])
+            leaving.callback(lambda: [child.terminate() for child in multiprocessing.active_children() if child not in others])
             futures = [pool.submit(_call, task, setup, job) for job in jobs]
         try:
             yield from (future.result() for future in as_completed(futures))

@@ -3,6 +3,7 @@ trainings side by side in worker processes."""
 
 import functools
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -83,7 +84,13 @@ def describe_worker(offset, job):
 @pytest.mark.skipif(parallel.usable_cores() < 2, reason="needs 2 CPU cores")
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="this OS cannot pin a process to a core")
 def test_workers_each_pinned_to_its_own_core_do_every_job():
-    done = dict(parallel.run(describe_worker, range(6), functools.partial(int, "100"), workers=2))
+    other = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))  # the caller's own
+    other.start()
+    try:
+        done = dict(parallel.run(describe_worker, range(6), functools.partial(int, "100"), workers=2))
+        assert other.is_alive()  # the pool ends its own workers, and no other process
+    finally:
+        other.terminate()
     assert sorted(done) == list(range(6))
     assert all(result == 100 + job * job for job, (result, _, _) in done.items())
     processes = {pid: tuple(cores) for _, pid, cores in done.values()}
